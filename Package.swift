@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "sluice",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "sluice", targets: ["sluice"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries (Debian: liblua5.4-dev, libyaml-dev, librdkafka-dev).
+        .systemLibrary(name: "CLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
+        .systemLibrary(name: "CYaml", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+
+        // Hot-path C: JSON scanning without Lua, and the JSON <-> Lua bridge with sandbox and limits.
+        .target(name: "CSluiceJSON", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "CSluiceLua", dependencies: ["CLua", "CSluiceJSON"], cSettings: [.unsafeFlags(["-O3"])]),
+
+        .target(name: "SluiceCore", dependencies: ["CSluiceJSON"]),
+        .target(name: "SluiceSpec", dependencies: ["CYaml", "SluiceCore"]),
+        .target(name: "SluiceLua", dependencies: ["CSluiceLua", "SluiceCore"]),
+        .target(name: "SluiceRuntime", dependencies: ["SluiceCore", "SluiceSpec", "SluiceLua"]),
+        .executableTarget(name: "sluice", dependencies: [
+            "SluiceRuntime", "SluiceSpec", "SluiceCore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore"]),
+        .testTarget(name: "SluiceSpecTests", dependencies: ["SluiceSpec"]),
+        .testTarget(name: "SluiceLuaTests", dependencies: ["SluiceLua"]),
+        .testTarget(name: "SluiceRuntimeTests", dependencies: ["SluiceRuntime"]),
+        .testTarget(name: "EndToEndTests", dependencies: []),
+    ],
+    swiftLanguageModes: [.v6]
+)

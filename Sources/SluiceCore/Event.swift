@@ -1,0 +1,59 @@
+/// Kafka-style metadata carried beside an event's payload.
+public struct EventMeta: Sendable, Equatable {
+    public var key: [UInt8]?
+    public var timestamp: Int64?
+    public var headers: [Header]
+    public var topic: String?
+    public var partition: Int32?
+    public var offset: Int64?
+
+    public struct Header: Sendable, Equatable {
+        public var name: String
+        public var value: [UInt8]
+        public init(name: String, value: [UInt8]) { self.name = name; self.value = value }
+    }
+
+    public init(key: [UInt8]? = nil, timestamp: Int64? = nil, headers: [Header] = [],
+                topic: String? = nil, partition: Int32? = nil, offset: Int64? = nil) {
+        self.key = key; self.timestamp = timestamp; self.headers = headers
+        self.topic = topic; self.partition = partition; self.offset = offset
+    }
+}
+
+/// One event: its encoded payload (a JSON object or a text line) plus metadata.
+/// The payload stays as bytes until a stage needs to look inside, so an event that
+/// passes through unchanged is written out exactly as it came in.
+public struct Event: Sendable {
+    public var bytes: [UInt8]
+    public var meta: EventMeta?
+    /// Where it came from inside its source (line number for files and stdin, 0 if unknown).
+    public var position: Int64
+
+    public init(bytes: [UInt8], meta: EventMeta? = nil, position: Int64 = 0) {
+        self.bytes = bytes; self.meta = meta; self.position = position
+    }
+
+    public init(_ text: String, position: Int64 = 0) {
+        self.init(bytes: Array(text.utf8), position: position)
+    }
+
+    public var text: String { String(decoding: bytes, as: UTF8.self) }
+}
+
+/// Events cross threads and queues in batches, never one at a time.
+public struct Batch: Sendable {
+    /// Index of the source that produced it (in spec order).
+    public var source: Int
+    /// Per-source sequence number, used to publish results in input order.
+    public var sequence: UInt64
+    public var events: [Event]
+
+    public init(source: Int, sequence: UInt64, events: [Event]) {
+        self.source = source; self.sequence = sequence; self.events = events
+    }
+}
+
+/// The payload format of a source or sink.
+public enum DataFormat: String, Sendable, Equatable {
+    case json, text
+}

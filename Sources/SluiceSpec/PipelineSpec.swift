@@ -1,0 +1,163 @@
+import SluiceCore
+
+/// A position in a spec file, printed as `file:line:col`.
+public struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public var column: Int
+    public init(file: String, line: Int, column: Int) { self.file = file; self.line = line; self.column = column }
+    public var description: String { "\(file):\(line):\(column)" }
+}
+
+/// A validated pipeline: what `sluice run` executes. Built by `SpecLoader`.
+public struct PipelineSpec: Sendable {
+    public var name: String
+    /// Path of the spec file as given by the user.
+    public var file: String
+    /// Absolute directory of the spec file; relative paths in the spec resolve against it.
+    public var directory: String
+    public var udfs: UDFSettings
+    /// Components in the order they appear in the file.
+    public var sources: [SourceSpec]
+    public var transforms: [TransformSpec]
+    public var sinks: [SinkSpec]
+    /// Where rejected events go; nil means stderr as JSON lines.
+    public var deadLetter: SinkSpec?
+    public var settings: Settings
+    public var tests: [TestCase]
+
+    public init(name: String, file: String, directory: String, udfs: UDFSettings, sources: [SourceSpec],
+                transforms: [TransformSpec], sinks: [SinkSpec], deadLetter: SinkSpec?, settings: Settings, tests: [TestCase]) {
+        self.name = name; self.file = file; self.directory = directory; self.udfs = udfs; self.sources = sources
+        self.transforms = transforms; self.sinks = sinks; self.deadLetter = deadLetter; self.settings = settings; self.tests = tests
+    }
+}
+
+public enum ReloadMode: String, Sendable { case watch, signal, off }
+
+public struct UDFSettings: Sendable {
+    /// Absolute path of the UDF directory (default: `../udfs` relative to the spec).
+    public var dir: String
+    public var reload: ReloadMode
+    /// Per call instruction budget (default 1,000,000).
+    public var instructionLimit: Int
+    /// Per Lua state memory budget in bytes (default 64 MiB).
+    public var memoryLimit: Int
+    public init(dir: String, reload: ReloadMode = .off, instructionLimit: Int = 1_000_000, memoryLimit: Int = 64 << 20) {
+        self.dir = dir; self.reload = reload; self.instructionLimit = instructionLimit; self.memoryLimit = memoryLimit
+    }
+}
+
+/// `module.function`, resolved against the UDF directory (`udfs/module.lua`).
+public struct UDFRef: Sendable, Hashable, CustomStringConvertible {
+    public var module: String
+    public var function: String
+    public var location: SourceLocation
+    public init(module: String, function: String, location: SourceLocation) {
+        self.module = module; self.function = function; self.location = location
+    }
+    public var description: String { "\(module).\(function)" }
+}
+
+public struct SourceSpec: Sendable {
+    public var name: String
+    public var location: SourceLocation
+    public var format: DataFormat
+    public var kind: Kind
+
+    public enum Kind: Sendable {
+        /// `path` is absolute (resolved against the spec directory).
+        case file(path: String, follow: Bool)
+        case stdin
+        /// `count` nil = unbounded; `ratePerSecond` nil = as fast as possible.
+        case generate(count: Int?, ratePerSecond: Double?, udf: UDFRef)
+    }
+    public init(name: String, location: SourceLocation, format: DataFormat = .json, kind: Kind) {
+        self.name = name; self.location = location; self.format = format; self.kind = kind
+    }
+}
+
+/// A boolean test on an event: inline Lua, a Lua UDF, or a declarative field match that never enters Lua.
+public enum Predicate: Sendable {
+    case lua(expression: String, location: SourceLocation)
+    case udf(UDFRef)
+    case match(MatchSpec)
+}
+
+public struct TransformSpec: Sendable {
+    public var name: String
+    public var location: SourceLocation
+    /// Names of upstream sources or transforms.
+    public var from: [String]
+    public var kind: Kind
+
+    public enum Kind: Sendable {
+        case filter(Predicate)
+        case map(UDFRef)
+        case flatMap(UDFRef)
+        case project([ProjectField])
+    }
+    public init(name: String, location: SourceLocation, from: [String], kind: Kind) {
+        self.name = name; self.location = location; self.from = from; self.kind = kind
+    }
+}
+
+public enum WhenFull: String, Sendable {
+    case block
+    case dropNewest = "drop_newest"
+    case deadLetter = "dead_letter"
+}
+
+public struct QueueSpec: Sendable {
+    /// Capacity in batches.
+    public var capacity: Int
+    public var whenFull: WhenFull
+    public init(capacity: Int, whenFull: WhenFull = .block) { self.capacity = capacity; self.whenFull = whenFull }
+}
+
+public struct SinkSpec: Sendable {
+    public var name: String
+    public var location: SourceLocation
+    public var from: [String]
+    public var when: Predicate?
+    public var format: DataFormat
+    public var queue: QueueSpec
+    public var kind: Kind
+
+    public enum Kind: Sendable {
+        /// `path` is absolute (resolved against the spec directory). Parent directories are created.
+        case file(path: String)
+        case stdout
+        case stderr
+    }
+    public init(name: String, location: SourceLocation, from: [String], when: Predicate? = nil, format: DataFormat = .json,
+                queue: QueueSpec, kind: Kind) {
+        self.name = name; self.location = location; self.from = from; self.when = when
+        self.format = format; self.queue = queue; self.kind = kind
+    }
+}
+
+public struct Settings: Sendable {
+    /// Default sink queue capacity, in batches.
+    public var queueCapacity: Int
+    /// Events per batch read from a source.
+    public var batchSize: Int
+    /// Worker threads for stateless transforms; nil = one per core.
+    public var workers: Int?
+    public init(queueCapacity: Int = 1024, batchSize: Int = 256, workers: Int? = nil) {
+        self.queueCapacity = queueCapacity; self.batchSize = batchSize; self.workers = workers
+    }
+}
+
+/// One entry of the `tests:` block: events fed to sources, events expected at sinks (exact, in order).
+public struct TestCase: Sendable {
+    public var name: String
+    public var location: SourceLocation
+    /// Source name -> events (JSON objects, or strings for `format: text`).
+    public var input: [(String, [JSONValue])]
+    /// Sink name -> expected events. The special name `dead_letter` checks the dead letter count.
+    public var expect: [(String, [JSONValue])]
+    public init(name: String, location: SourceLocation, input: [(String, [JSONValue])], expect: [(String, [JSONValue])]) {
+        self.name = name; self.location = location; self.input = input; self.expect = expect
+    }
+}

@@ -1,0 +1,2 @@
+import SluiceRuntime
+print("sluice")
