@@ -1,0 +1,77 @@
+import Foundation
+
+/// A blocking multi-producer multi-consumer queue with a capacity measured in *weight*
+/// (events, for queues of batches). Used between sources, workers and sinks so memory stays bounded.
+/// Threads block on it; it is safe to share because every field is guarded by `condition`.
+public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
+    public let capacity: Int
+    private let condition = NSCondition()
+    private var items: [(Element, Int)] = []
+    private var head = 0
+    private var weight = 0
+    private var closed = false
+
+    public init(capacity: Int) {
+        self.capacity = max(1, capacity)
+    }
+
+    /// Blocks while the queue is full. Returns false if the queue was closed.
+    /// An item heavier than the capacity is accepted when the queue is empty, so it cannot block forever.
+    @discardableResult
+    public func push(_ item: Element, weight w: Int = 1) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while !closed && weight > 0 && weight + w > capacity {
+            condition.wait()
+        }
+        if closed { return false }
+        append(item, w)
+        return true
+    }
+
+    /// Adds the item only if it fits now. Returns false when full or closed.
+    public func offer(_ item: Element, weight w: Int = 1) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        if closed || (weight > 0 && weight + w > capacity) { return false }
+        append(item, w)
+        return true
+    }
+
+    /// Blocks until an item is available. Returns nil once the queue is closed and empty.
+    public func pop() -> Element? {
+        condition.lock()
+        defer { condition.unlock() }
+        while head == items.count && !closed {
+            condition.wait()
+        }
+        guard head < items.count else { return nil }
+        let (item, w) = items[head]
+        head += 1
+        weight -= w
+        if head == items.count { items.removeAll(keepingCapacity: true); head = 0 }
+        else if head > 1024 && head * 2 > items.count { items.removeFirst(head); head = 0 }
+        condition.broadcast()
+        return item
+    }
+
+    /// No more pushes; consumers drain what is left, then get nil.
+    public func close() {
+        condition.lock()
+        closed = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Current total weight (events) waiting.
+    public var currentWeight: Int {
+        condition.lock(); defer { condition.unlock() }
+        return weight
+    }
+
+    private func append(_ item: Element, _ w: Int) {
+        items.append((item, w))
+        weight += w
+        condition.broadcast()
+    }
+}
