@@ -1,0 +1,63 @@
+import CSluiceJSON
+
+/// A compiled set of object paths found together in one pass over an event's bytes.
+/// Immutable after init, so it is safe to share between threads.
+public final class JSONPathSet: @unchecked Sendable {
+    let trie: OpaquePointer?
+    /// Slot of each path given to init (identical paths share a slot).
+    public let slots: [Int]
+    /// Number of distinct slots.
+    public let slotCount: Int
+
+    public init(_ paths: [[String]]) {
+        let trie = sj_paths_new()
+        var slots: [Int] = []
+        slots.reserveCapacity(paths.count)
+        for path in paths {
+            slots.append(JSONPathSet.add(trie, path))
+        }
+        self.trie = trie
+        self.slots = slots
+        self.slotCount = Int(sj_paths_count(trie))
+    }
+
+    deinit { sj_paths_free(trie) }
+
+    private static func add(_ trie: OpaquePointer?, _ path: [String]) -> Int {
+        guard trie != nil, !path.isEmpty else { return -1 }
+        let segs = path.map { Array($0.utf8) }
+        // Keep each segment's storage alive while C reads it.
+        var pointers: [UnsafePointer<UInt8>?] = []
+        var lengths: [Int] = []
+        let storage = segs.map { seg -> UnsafeMutablePointer<UInt8> in
+            let p = UnsafeMutablePointer<UInt8>.allocate(capacity: max(seg.count, 1))
+            p.initialize(from: seg, count: seg.count)
+            return p
+        }
+        defer { storage.forEach { $0.deallocate() } }
+        for (i, seg) in segs.enumerated() {
+            pointers.append(UnsafePointer(storage[i]))
+            lengths.append(seg.count)
+        }
+        return Int(sj_paths_add(trie, pointers, lengths, segs.count))
+    }
+
+    /// Finds every path in `event` (a JSON object) and calls body with the value of each slot.
+    @inline(__always)
+    public func find<R>(in event: UnsafeRawBufferPointer, _ body: (UnsafeBufferPointer<sj_value>) -> R) -> R {
+        let n = max(slotCount, 1)
+        return withUnsafeTemporaryAllocation(of: sj_value.self, capacity: n) { buf in
+            sj_find_many(trie, event.baseAddress?.assumingMemoryBound(to: UInt8.self), event.count, buf.baseAddress)
+            return body(UnsafeBufferPointer(buf))
+        }
+    }
+}
+
+/// The kind of a value found by a path lookup.
+public enum JSONKind: Int32, Sendable {
+    case missing = 0, null, bool, number, string, array, object
+}
+
+extension sj_value {
+    @inline(__always) var kind: Int32 { type }
+}
