@@ -1,0 +1,43 @@
+import SluiceSpec
+import SluiceLua
+
+/// Compiles every piece of Lua a spec references, so `sluice validate` reports bad UDFs
+/// at the spec line that names them, next to the Lua file and line of the problem.
+public enum LuaCheck {
+    public static func problems(in spec: PipelineSpec) -> [String] {
+        let engine: LuaEngine
+        do {
+            engine = try LuaEngine(udfDir: spec.udfs.dir,
+                                   limits: LuaLimits(instructions: spec.udfs.instructionLimit, memoryBytes: spec.udfs.memoryLimit),
+                                   log: { _, _ in })
+        } catch {
+            return ["\(spec.file): \(error)"]
+        }
+        var problems: [String] = []
+        func check(_ ref: UDFRef) {
+            do { _ = try engine.function(module: ref.module, name: ref.function) }
+            catch { problems.append("\(ref.location): cannot load UDF '\(ref)': \(error)") }
+        }
+        func check(_ predicate: Predicate?, label: String) {
+            switch predicate {
+            case .udf(let ref)?: check(ref)
+            case .lua(let expression, let location)?:
+                do { _ = try engine.expression(expression, label: label) }
+                catch { problems.append("\(location): invalid Lua expression: \(error)") }
+            default: break
+            }
+        }
+        for source in spec.sources {
+            if case .generate(_, _, let udf) = source.kind { check(udf) }
+        }
+        for t in spec.transforms {
+            switch t.kind {
+            case .filter(let p): check(p, label: t.name)
+            case .map(let ref), .flatMap(let ref): check(ref)
+            case .project: break
+            }
+        }
+        for s in spec.sinks { check(s.when, label: "\(s.name).when") }
+        return problems
+    }
+}

@@ -1,0 +1,264 @@
+import Foundation
+import Synchronization
+import SluiceCore
+import SluiceSpec
+import SluiceLua
+
+/// How a pipeline run is wired to the outside world.
+public struct RunOptions: Sendable {
+    /// Replace every source by these in-memory events (`sluice test`); sources not named get none.
+    public var sourceOverrides: [String: [Event]]?
+    /// Keep sink and dead letter output in memory instead of writing it (`sluice test`).
+    public var captureSinks: Bool
+    /// Where the engine and UDFs log: (level, message).
+    public var log: @Sendable (String, String) -> Void
+
+    public init(sourceOverrides: [String: [Event]]? = nil, captureSinks: Bool = false,
+                log: @escaping @Sendable (String, String) -> Void = RunOptions.stderrLog) {
+        self.sourceOverrides = sourceOverrides; self.captureSinks = captureSinks; self.log = log
+    }
+
+    public static let stderrLog: @Sendable (String, String) -> Void = { level, message in
+        FileHandle.standardError.write(Data("sluice: \(level): \(message)\n".utf8))
+    }
+}
+
+/// The result of a finished run.
+public struct RunReport: Sendable {
+    public var counts: [String: ComponentCounts]
+    public var udfCounters: [String: Int64]
+    /// With `captureSinks`: every sink's events, in order. The dead letter records are under `dead_letter`.
+    public var captured: [String: [[UInt8]]]
+    /// Problems that stopped a source or a sink early.
+    public var errors: [String]
+}
+
+/// A pipeline could not be built.
+public struct PipelineError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var description: String { message }
+}
+
+/// A running pipeline: source threads feed a bounded work queue, N workers run the fused stateless
+/// transforms, and every sink drains its own bounded queue on its own thread.
+/// `stop()` (SIGINT/SIGTERM) stops the sources; everything already read is processed and written.
+public final class Pipeline: Sendable {
+    public static let deadLetterName = "dead_letter"
+
+    let spec: PipelineSpec
+    let plan: Plan
+    let options: RunOptions
+    let stopFlag = StopFlag()
+    public let stats = PipelineStats()
+    let sources: [any EventSource]
+    let sinkRunners: [SinkRunner]
+    let deadLetterRunner: SinkRunner
+    let workerCount: Int
+    let lua: LuaSettings
+
+    public init(spec: PipelineSpec, options: RunOptions = RunOptions()) throws(PipelineError) {
+        self.spec = spec
+        self.options = options
+        self.plan = Plan(spec)
+        self.workerCount = max(1, spec.settings.workers ?? ProcessInfo.processInfo.activeProcessorCount)
+        self.lua = LuaSettings(udfDir: spec.udfs.dir,
+                               limits: LuaLimits(instructions: spec.udfs.instructionLimit, memoryBytes: spec.udfs.memoryLimit),
+                               version: 1, log: options.log)
+
+        var sources: [any EventSource] = []
+        for source in spec.sources {
+            if let overrides = options.sourceOverrides {
+                sources.append(MemorySource(events: overrides[source.name] ?? []))
+                continue
+            }
+            switch source.kind {
+            case .file(let path, let follow):
+                guard FileManager.default.isReadableFile(atPath: path) else {
+                    throw PipelineError(message: "\(source.location): source '\(source.name)': cannot read \(path)")
+                }
+                sources.append(FileSource(name: source.name, path: path, follow: follow))
+            case .stdin:
+                sources.append(StdinSource(name: source.name))
+            case .generate(let count, let rate, let udf):
+                sources.append(GenerateSource(name: source.name, count: count, ratePerSecond: rate,
+                                              module: udf.module, function: udf.function, lua: lua))
+            }
+        }
+        self.sources = sources
+
+        func writer(_ sink: SinkSpec) throws(PipelineError) -> any SinkWriter {
+            if options.captureSinks { return MemoryWriter() }
+            switch sink.kind {
+            case .stdout: return DescriptorWriter(sink: sink.name, fd: 1)
+            case .stderr: return DescriptorWriter(sink: sink.name, fd: 2)
+            case .file(let path):
+                do { return try DescriptorWriter(sink: sink.name, path: path) }
+                catch { throw PipelineError(message: "\(sink.location): \(error)") }
+            }
+        }
+        var runners: [SinkRunner] = []
+        for sink in spec.sinks {
+            runners.append(SinkRunner(name: sink.name, queue: sink.queue, writer: try writer(sink)))
+        }
+        self.sinkRunners = runners
+        let dlqQueue = QueueSpec(capacity: spec.settings.queueCapacity * 4, whenFull: .block)
+        if let dl = spec.deadLetter {
+            deadLetterRunner = SinkRunner(name: Self.deadLetterName, queue: dlqQueue, writer: try writer(dl))
+        } else {
+            deadLetterRunner = SinkRunner(name: Self.deadLetterName, queue: dlqQueue,
+                                          writer: options.captureSinks ? MemoryWriter() : DescriptorWriter(sink: Self.deadLetterName, fd: 2))
+        }
+
+        // Fail before starting if any Lua cannot load, with its file:line.
+        do { _ = try Worker(plan: plan, lua: lua) }
+        catch { throw PipelineError(message: error.description) }
+    }
+
+    /// Asks the sources to stop; the run then drains and returns. Safe to call from any thread, more than once.
+    public func stop() { stopFlag.set() }
+
+    /// Runs until every source has ended (or `stop()`), then drains all queues and flushes all sinks.
+    public func run() -> RunReport {
+        let errors = ErrorList()
+        let work = BoundedQueue<Batch>(capacity: workerCount * 4)
+        let sequencers = spec.sources.map { _ in Sequencer() }
+
+        let sinkGroup = DispatchGroup()
+        let dlq = deadLetterRunner
+        let stats = stats
+        let log = options.log
+        startThread("sluice-dead-letter", sinkGroup) {
+            dlq.drain(stats: stats, log: log) { _, _ in }
+        }
+        let sinksDone = DispatchGroup()
+        for runner in sinkRunners {
+            startThread("sluice-sink-\(runner.name)", sinksDone) {
+                runner.drain(stats: stats, log: log) { batch, reason in
+                    Self.deadLetter(batch, component: runner.name, reason: reason, to: dlq, stats: stats)
+                }
+            }
+        }
+
+        let workersDone = DispatchGroup()
+        for i in 0..<workerCount {
+            startThread("sluice-worker-\(i)", workersDone) { [self] in
+                self.workerLoop(work: work, sequencers: sequencers, errors: errors)
+            }
+        }
+
+        let sourcesDone = DispatchGroup()
+        for (index, source) in sources.enumerated() {
+            let name = spec.sources[index].name
+            let batchSize = spec.settings.batchSize
+            let stopFlag = stopFlag
+            startThread("sluice-source-\(name)", sourcesDone) {
+                var sequence: UInt64 = 0
+                do {
+                    try source.run(batchSize: batchSize, stop: stopFlag) { events in
+                        work.push(Batch(source: index, sequence: sequence, events: events))
+                        sequence += 1
+                    }
+                } catch {
+                    log("error", error.description)
+                    errors.append(error.description)
+                }
+            }
+        }
+
+        sourcesDone.wait()
+        work.close()
+        workersDone.wait()
+        for runner in sinkRunners { runner.queue.close() }
+        sinksDone.wait()
+        deadLetterRunner.queue.close()
+        sinkGroup.wait()
+
+        var captured: [String: [[UInt8]]] = [:]
+        for runner in sinkRunners + [deadLetterRunner] {
+            if let memory = runner.writer as? MemoryWriter { captured[runner.name] = memory.events }
+        }
+        return RunReport(counts: stats.snapshot, udfCounters: stats.udfCounters, captured: captured, errors: errors.all)
+    }
+
+    private func workerLoop(work: BoundedQueue<Batch>, sequencers: [Sequencer], errors: ErrorList) {
+        let worker: Worker
+        do {
+            worker = try Worker(plan: plan, lua: lua)
+        } catch {
+            // The code loaded when the pipeline was built; if it cannot load now, fail loudly and lose nothing.
+            options.log("error", "worker could not load its Lua code: \(error)")
+            errors.append(error.description)
+            stop()
+            while let batch = work.pop() {
+                let dead = batch.events.map {
+                    DeadLetter(component: spec.sources[batch.source].name, reason: "worker could not load Lua code: \(error)",
+                               source: spec.sources[batch.source].name, event: $0)
+                }
+                sequencers[batch.source].inTurn(batch.sequence) { publishDeadLetters(dead) }
+            }
+            return
+        }
+        while let batch = work.pop() {
+            let output = worker.process(batch)
+            let sinkCounts = worker.lastSinkCounts
+            sequencers[batch.source].inTurn(batch.sequence) {
+                publish(output, sinkCounts: sinkCounts)
+            }
+            stats.mergeLuaCounters(worker.batchLuaCounters)
+        }
+    }
+
+    private func publish(_ output: WorkerOutput, sinkCounts: [Int]) {
+        stats.merge(output.counts)
+        for (i, batch) in output.sinks.enumerated() where !batch.isEmpty {
+            let runner = sinkRunners[i]
+            switch runner.enqueue(batch) {
+            case .accepted:
+                stats.add(runner.name) { $0.received += batch.count }
+            case .dropped:
+                stats.add(runner.name) { $0.dropped += batch.count }
+            case .rejected:
+                Self.deadLetter(batch, component: runner.name, reason: "sink '\(runner.name)' queue full",
+                                to: deadLetterRunner, stats: stats)
+            }
+        }
+        publishDeadLetters(output.deadLetters)
+    }
+
+    private func publishDeadLetters(_ dead: [DeadLetter]) {
+        guard !dead.isEmpty else { return }
+        var batch = SinkBatch()
+        for d in dead { batch.append(d.encoded()) }
+        _ = deadLetterRunner.enqueue(batch)
+        stats.add(Self.deadLetterName) { $0.received += dead.count }
+    }
+
+    static func deadLetter(_ batch: SinkBatch, component: String, reason: String, to dlq: SinkRunner, stats: PipelineStats) {
+        var out = SinkBatch()
+        for payload in batch.payloads {
+            out.append(DeadLetter(component: component, reason: reason, event: Event(bytes: payload)).encoded())
+        }
+        stats.add(component) { $0.deadLettered += batch.count }
+        _ = dlq.enqueue(out)
+        stats.add(deadLetterName) { $0.received += out.count }
+    }
+}
+
+/// Errors collected from threads during a run.
+final class ErrorList: Sendable {
+    private let items = Mutex<[String]>([])
+    func append(_ s: String) { items.withLock { $0.append(s) } }
+    var all: [String] { items.withLock { $0 } }
+}
+
+/// Starts a named thread with a stack large enough for deep Lua and JSON work.
+func startThread(_ name: String, _ group: DispatchGroup, _ body: @escaping @Sendable () -> Void) {
+    group.enter()
+    let thread = Thread {
+        body()
+        group.leave()
+    }
+    thread.name = name
+    thread.stackSize = 16 << 20
+    thread.start()
+}

@@ -1,0 +1,107 @@
+import SluiceCore
+import SluiceSpec
+
+/// Lua code a stage runs: a UDF from the UDF directory or an inline expression from the spec.
+enum LuaCode: Sendable, Hashable {
+    case udf(module: String, function: String)
+    case expression(source: String, label: String)
+}
+
+/// A test on an event, compiled: declarative ones never enter Lua.
+enum Condition: Sendable {
+    case match(CompiledMatch)
+    case lua(LuaCode)
+
+    init(_ predicate: Predicate, label: String) {
+        switch predicate {
+        case .match(let spec): self = .match(CompiledMatch(spec))
+        case .udf(let ref): self = .lua(.udf(module: ref.module, function: ref.function))
+        case .lua(let expression, _): self = .lua(.expression(source: expression, label: label))
+        }
+    }
+}
+
+/// The executable form of a pipeline: every source and transform is a node with its downstream edges.
+/// Workers walk it depth-first per event, so stateless transforms are fused and never cross a queue.
+struct Plan: Sendable {
+    enum Operation: Sendable {
+        case source(DataFormat)
+        case filter(Condition)
+        case map(LuaCode)
+        case flatMap(LuaCode)
+        case project(CompiledProjection)
+    }
+
+    enum Edge: Sendable {
+        case node(Int)
+        case sink(Int, when: Condition?)
+    }
+
+    struct Node: Sendable {
+        var name: String
+        var operation: Operation
+        var downstream: [Edge] = []
+        /// True for operations that may change a Lua table they are given.
+        var mutates: Bool {
+            switch operation {
+            case .map, .flatMap: return true
+            default: return false
+            }
+        }
+    }
+
+    struct Sink: Sendable {
+        var name: String
+        var format: DataFormat
+        var queue: QueueSpec
+    }
+
+    var nodes: [Node] = []
+    var sinks: [Sink] = []
+    /// Node index of each source, in spec order.
+    var sourceNodes: [Int] = []
+
+    init(_ spec: PipelineSpec) {
+        var index: [String: Int] = [:]
+        for source in spec.sources {
+            index[source.name] = nodes.count
+            sourceNodes.append(nodes.count)
+            nodes.append(Node(name: source.name, operation: .source(source.format)))
+        }
+        for t in spec.transforms {
+            index[t.name] = nodes.count
+            let op: Operation
+            switch t.kind {
+            case .filter(let p): op = .filter(Condition(p, label: t.name))
+            case .map(let ref): op = .map(.udf(module: ref.module, function: ref.function))
+            case .flatMap(let ref): op = .flatMap(.udf(module: ref.module, function: ref.function))
+            case .project(let fields): op = .project(CompiledProjection(fields))
+            }
+            nodes.append(Node(name: t.name, operation: op))
+        }
+        for t in spec.transforms {
+            for upstream in t.from { if let u = index[upstream], let me = index[t.name] { nodes[u].downstream.append(.node(me)) } }
+        }
+        for (i, s) in spec.sinks.enumerated() {
+            sinks.append(Sink(name: s.name, format: s.format, queue: s.queue))
+            let when = s.when.map { Condition($0, label: "\(s.name).when") }
+            for upstream in s.from { if let u = index[upstream] { nodes[u].downstream.append(.sink(i, when: when)) } }
+        }
+    }
+
+    /// Every piece of Lua the plan needs, for resolving in a fresh engine.
+    var luaCode: [LuaCode] {
+        var all: [LuaCode] = []
+        func add(_ c: Condition?) { if case .lua(let code)? = c { all.append(code) } }
+        for n in nodes {
+            switch n.operation {
+            case .filter(let c): add(c)
+            case .map(let code), .flatMap(let code): all.append(code)
+            default: break
+            }
+            for e in n.downstream { if case .sink(_, let when) = e { add(when) } }
+        }
+        var seen = Set<LuaCode>()
+        return all.filter { seen.insert($0).inserted }
+    }
+}

@@ -1,0 +1,297 @@
+import SluiceCore
+import SluiceLua
+
+/// What one worker produced for one batch.
+struct WorkerOutput: Sendable {
+    /// Encoded events per sink, indexed like `Plan.sinks`.
+    var sinks: [SinkBatch]
+    var deadLetters: [DeadLetter]
+    var counts: [String: ComponentCounts]
+}
+
+/// Settings a worker needs to build its Lua engine.
+struct LuaSettings: Sendable {
+    var udfDir: String
+    var limits: LuaLimits
+    var version: Int
+    var log: @Sendable (String, String) -> Void
+}
+
+/// Runs batches through the fused stateless part of the plan, depth-first per event.
+/// Owns one Lua engine, so a worker is confined to the thread that created it.
+final class Worker {
+    /// An event on its way through the plan: raw bytes, or a Lua value plus the bytes it was decoded from
+    /// (kept while the value is known to be unchanged, so it is written out exactly as it came in).
+    private enum Payload {
+        case bytes([UInt8])
+        case lua(LuaEventHandle, original: [UInt8]?)
+    }
+
+    private enum Verdict { case pass, reject, failed, poisoned }
+
+    private let plan: Plan
+    private let lua: LuaSettings
+    private let needsLua: Bool
+    private var engine: LuaEngine?
+    private var functions: [LuaCode: LuaFunctionID] = [:]
+
+    // Per-batch state.
+    private var live: [LuaEventHandle] = []
+    private var sinkOut: [SinkBatch] = []
+    private var dead: [DeadLetter] = []
+    private var received: [Int] = []
+    private var emitted: [Int] = []
+    private var rejected: [Int] = []
+    private var sinkReceived: [Int] = []
+    private var current = Event(bytes: [])
+    private var currentSource = 0
+    private var currentFormat = DataFormat.json
+
+    init(plan: Plan, lua: LuaSettings) throws(LuaLoadError) {
+        self.plan = plan
+        self.lua = lua
+        self.needsLua = !plan.luaCode.isEmpty
+        if needsLua { try buildEngine() }
+    }
+
+    private func buildEngine() throws(LuaLoadError) {
+        engine = nil
+        functions = [:]
+        let e = try LuaEngine(udfDir: lua.udfDir, limits: lua.limits, version: lua.version, log: lua.log)
+        for code in plan.luaCode {
+            switch code {
+            case .udf(let module, let function): functions[code] = try e.function(module: module, name: function)
+            case .expression(let source, let label): functions[code] = try e.expression(source, label: label)
+            }
+        }
+        engine = e
+    }
+
+    func process(_ batch: Batch) -> WorkerOutput {
+        let nodeCount = plan.nodes.count
+        received = Array(repeating: 0, count: nodeCount)
+        emitted = received
+        rejected = received
+        sinkReceived = Array(repeating: 0, count: plan.sinks.count)
+        sinkOut = Array(repeating: SinkBatch(), count: plan.sinks.count)
+        dead = []
+        currentSource = plan.sourceNodes[batch.source]
+        if case .source(let format) = plan.nodes[currentSource].operation { currentFormat = format }
+
+        for event in batch.events {
+            received[currentSource] += 1
+            if currentFormat == .json, let problem = Self.jsonProblem(event.bytes) {
+                deadLetter(component: plan.nodes[currentSource].name, reason: problem, detail: nil, event: event)
+                continue
+            }
+            current = event
+            var value = Payload.bytes(event.bytes)
+            let healthy = walk(currentSource, &value)
+            if let engine {
+                for h in live { engine.release(h) }
+            }
+            live.removeAll(keepingCapacity: true)
+            if !healthy { rebuildAfterPoison() }
+        }
+        if let engine { batchLuaCounters = engine.takeCounters() }
+        return WorkerOutput(sinks: sinkOut, deadLetters: dead, counts: countsByName())
+    }
+
+    /// `ctx.count` totals taken at the end of the last batch.
+    private(set) var batchLuaCounters: [(String, Int64)] = []
+
+    private static func jsonProblem(_ bytes: [UInt8]) -> String? {
+        bytes.withUnsafeBytes { raw -> String? in
+            if let error = JSONValidator.validate(raw) { return "invalid JSON: \(error)" }
+            var i = 0
+            while i < raw.count, raw[i] == 0x20 || raw[i] == 0x09 || raw[i] == 0x0D { i += 1 }
+            return i < raw.count && raw[i] == UInt8(ascii: "{") ? nil : "invalid event: expected a JSON object"
+        }
+    }
+
+    private func rebuildAfterPoison() {
+        do {
+            try buildEngine()
+        } catch {
+            engine = nil
+            lua.log("error", "could not rebuild the Lua state after it went over its memory limit: \(error)")
+        }
+    }
+
+    private func countsByName() -> [String: ComponentCounts] {
+        var result: [String: ComponentCounts] = [:]
+        for (i, node) in plan.nodes.enumerated() where received[i] + emitted[i] + rejected[i] > 0 {
+            var c = ComponentCounts()
+            c.received = received[i]; c.emitted = emitted[i]; c.deadLettered = rejected[i]
+            result[node.name] = c
+        }
+        return result
+    }
+
+    // MARK: - Walking the plan
+
+    /// Sends `value` (the output of `node`) to everything downstream. Returns false if the Lua state was poisoned.
+    private func walk(_ node: Int, _ value: inout Payload) -> Bool {
+        emitted[node] += 1
+        let edges = plan.nodes[node].downstream
+        for (i, edge) in edges.enumerated() {
+            switch edge {
+            case .sink(let sink, let when):
+                if let when {
+                    switch check(when, &value, component: plan.sinks[sink].name) {
+                    case .pass: break
+                    case .reject, .failed: continue
+                    case .poisoned: return false
+                    }
+                }
+                deliver(&value, to: sink)
+            case .node(let child):
+                var childValue = value
+                if case .lua(let h, let original) = value, plan.nodes[child].mutates, i < edges.count - 1, let engine {
+                    let copy = engine.copy(h)
+                    live.append(copy)
+                    childValue = .lua(copy, original: original)
+                }
+                if !apply(child, &childValue) { return false }
+            }
+        }
+        return true
+    }
+
+    private func apply(_ node: Int, _ value: inout Payload) -> Bool {
+        received[node] += 1
+        let name = plan.nodes[node].name
+        switch plan.nodes[node].operation {
+        case .source:
+            return walk(node, &value)
+        case .filter(let condition):
+            switch check(condition, &value, component: name) {
+            case .pass: return walk(node, &value)
+            case .reject, .failed: return true
+            case .poisoned: return false
+            }
+        case .map(let code), .flatMap(let code):
+            guard let engine, let fn = functions[code] else { return true }
+            guard let h = handle(&value, component: name) else { return true }
+            var outputs: [LuaEventHandle] = []
+            let result: Result<Void, LuaFailure>
+            if case .map = plan.nodes[node].operation {
+                result = engine.map(fn, h, meta: current.meta, into: &outputs)
+            } else {
+                result = engine.flatMap(fn, h, meta: current.meta, into: &outputs)
+            }
+            live.append(contentsOf: outputs)
+            if case .failure(let failure) = result {
+                return luaFailed(failure, component: name, node: node)
+            }
+            for o in outputs {
+                var v = Payload.lua(o, original: nil)
+                if !walk(node, &v) { return false }
+            }
+            return true
+        case .project(let projection):
+            guard let bytes = bytes(&value, component: name) else { return true }
+            var out: [UInt8] = []
+            out.reserveCapacity(bytes.count)
+            bytes.withUnsafeBytes { projection.apply($0, into: &out) }
+            var v = Payload.bytes(out)
+            return walk(node, &v)
+        }
+    }
+
+    private func check(_ condition: Condition, _ value: inout Payload, component: String) -> Verdict {
+        switch condition {
+        case .match(let match):
+            guard let bytes = bytes(&value, component: component) else { return .failed }
+            return bytes.withUnsafeBytes { match.matches($0) } ? .pass : .reject
+        case .lua(let code):
+            guard let engine, let fn = functions[code] else { return .reject }
+            guard let h = handle(&value, component: component) else { return .failed }
+            switch engine.test(fn, h, meta: current.meta) {
+            case .success(let keep): return keep ? .pass : .reject
+            case .failure(let failure):
+                return luaFailed(failure, component: component, node: nil) ? .failed : .poisoned
+            }
+        }
+    }
+
+    /// Dead-letters the current event for a Lua failure. Returns false if the state is poisoned.
+    private func luaFailed(_ failure: LuaFailure, component: String, node: Int?) -> Bool {
+        if let node { rejected[node] += 1 }
+        deadLetter(component: component, reason: failure.message, detail: failure.traceback, event: current)
+        return !(engine?.isPoisoned ?? false)
+    }
+
+    private func deliver(_ value: inout Payload, to sink: Int) {
+        sinkReceived[sink] += 1
+        let format = plan.sinks[sink].format
+        switch value {
+        case .bytes(let b):
+            sinkOut[sink].append(b)
+        case .lua(_, let original?):
+            sinkOut[sink].append(original)
+        case .lua(let h, nil):
+            guard let engine else { return }
+            var out: [UInt8] = []
+            let result = format == .text ? engine.encodeText(h, into: &out) : engine.encodeJSON(h, into: &out)
+            switch result {
+            case .success:
+                sinkOut[sink].append(out)
+                if format == .json { value = .lua(h, original: out) }
+            case .failure(let failure):
+                deadLetter(component: plan.sinks[sink].name, reason: failure.message, detail: failure.traceback, event: current)
+            }
+        }
+    }
+
+    /// The value as JSON bytes (encoding a Lua table once and remembering the result).
+    private func bytes(_ value: inout Payload, component: String) -> [UInt8]? {
+        switch value {
+        case .bytes(let b): return b
+        case .lua(_, let original?): return original
+        case .lua(let h, nil):
+            guard let engine else { return nil }
+            var out: [UInt8] = []
+            switch engine.encodeJSON(h, into: &out) {
+            case .success:
+                value = .lua(h, original: out)
+                return out
+            case .failure(let failure):
+                deadLetter(component: component, reason: failure.message, detail: failure.traceback, event: current)
+                return nil
+            }
+        }
+    }
+
+    /// The value as a Lua handle (decoding bytes once and remembering the handle).
+    private func handle(_ value: inout Payload, component: String) -> LuaEventHandle? {
+        switch value {
+        case .lua(let h, _): return h
+        case .bytes(let b):
+            guard let engine else { return nil }
+            if currentFormat == .text {
+                let h = b.withUnsafeBytes { engine.decodeText($0) }
+                live.append(h)
+                value = .lua(h, original: b)
+                return h
+            }
+            switch b.withUnsafeBytes({ engine.decodeJSON($0) }) {
+            case .success(let h):
+                live.append(h)
+                value = .lua(h, original: b)
+                return h
+            case .failure(let failure):
+                deadLetter(component: component, reason: failure.message, detail: failure.traceback, event: current)
+                return nil
+            }
+        }
+    }
+
+    private func deadLetter(component: String, reason: String, detail: String?, event: Event) {
+        dead.append(DeadLetter(component: component, reason: reason, detail: detail,
+                               source: plan.nodes[currentSource].name, event: event))
+    }
+
+    /// Sink receive counts for the last batch, indexed like `Plan.sinks`.
+    var lastSinkCounts: [Int] { sinkReceived }
+}

@@ -1,0 +1,16 @@
+import SluiceRuntime
+import SluiceSpec
+
+/// The one-line report printed to stderr when a run ends.
+enum RunSummary {
+    static func line(pipeline spec: PipelineSpec, report: RunReport) -> String {
+        let c = report.counts
+        let read = spec.sources.reduce(0) { $0 + (c[$1.name]?.received ?? 0) }
+        let sinks = spec.sinks.map { s -> String in
+            let k = c[s.name] ?? ComponentCounts()
+            return "\(s.name)=\(k.emitted)" + (k.dropped > 0 ? " (dropped \(k.dropped))" : "")
+        }.joined(separator: " ")
+        let dead = c[Pipeline.deadLetterName]?.received ?? 0
+        return "sluice: \(spec.name): read \(read) events; wrote \(sinks); dead-lettered \(dead)"
+    }
+}

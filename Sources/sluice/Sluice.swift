@@ -1,0 +1,115 @@
+import ArgumentParser
+import Foundation
+import SluiceRuntime
+import SluiceSpec
+
+@main
+struct Sluice: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sluice",
+        abstract: "Run YAML stream pipelines with Lua UDFs, declarative filters and isolated sinks.",
+        subcommands: [Run.self, Validate.self, Test.self, Graph.self]
+    )
+}
+
+/// Loads and fully validates a spec (YAML, graph, Lua), printing every problem as `file:line:col: message`.
+/// Exit code 2 for an invalid spec.
+func loadValidSpec(_ path: String) throws -> PipelineSpec {
+    guard FileManager.default.fileExists(atPath: path) else {
+        printError("\(path): no such file")
+        throw ExitCode(2)
+    }
+    let spec: PipelineSpec
+    do {
+        spec = try SpecLoader.load(path: path, environment: ProcessInfo.processInfo.environment)
+    } catch {
+        for d in error.diagnostics { printError(d.description) }
+        printError("\(path): \(error.diagnostics.count) problem(s) found")
+        throw ExitCode(2)
+    }
+    let lua = LuaCheck.problems(in: spec)
+    if !lua.isEmpty {
+        for p in lua { printError(p) }
+        printError("\(path): \(lua.count) problem(s) found")
+        throw ExitCode(2)
+    }
+    return spec
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a pipeline until its sources end or SIGINT/SIGTERM.")
+
+    @Argument(help: "Pipeline spec (YAML).") var spec: String
+    @Flag(name: .shortAndLong, help: "Do not print the summary at exit.") var quiet = false
+
+    func run() throws {
+        let spec = try loadValidSpec(spec)
+        let pipeline: Pipeline
+        do { pipeline = try Pipeline(spec: spec) }
+        catch {
+            printError(error.description)
+            throw ExitCode(2)
+        }
+        let signals = SignalHandlers { pipeline.stop() }
+        let report = pipeline.run()
+        withExtendedLifetime(signals) {}
+        if !quiet { printError(RunSummary.line(pipeline: spec, report: report)) }
+        if !report.errors.isEmpty { throw ExitCode(1) }
+    }
+}
+
+struct Validate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check a spec: YAML, keys, graph, and every referenced Lua function. Exit 2 if invalid.")
+
+    @Argument(help: "Pipeline spec (YAML).") var specs: [String]
+
+    func run() throws {
+        var failed = false
+        for path in specs {
+            do {
+                _ = try loadValidSpec(path)
+                print("\(path): ok")
+            } catch {
+                failed = true
+            }
+        }
+        if failed { throw ExitCode(2) }
+    }
+}
+
+struct Test: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the spec's tests: block. Exit 1 if any test fails.")
+
+    @Argument(help: "Pipeline spec (YAML).") var spec: String
+
+    func run() throws {
+        let spec = try loadValidSpec(spec)
+        if spec.tests.isEmpty {
+            print("\(spec.file): no tests")
+            return
+        }
+        let outcomes = SpecTestRunner.run(spec)
+        for o in outcomes {
+            print("\(o.passed ? "PASS" : "FAIL")  \(o.name)")
+            for f in o.failures { print("      \(o.location): \(f)") }
+        }
+        let failed = outcomes.filter { !$0.passed }.count
+        print("\(outcomes.count - failed) passed, \(failed) failed")
+        if failed > 0 { throw ExitCode(1) }
+    }
+}
+
+struct Graph: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the pipeline's DAG as a Mermaid flowchart.")
+
+    @Argument(help: "Pipeline spec (YAML).") var spec: String
+
+    func run() throws {
+        print(MermaidGraph.render(try loadValidSpec(spec)), terminator: "")
+    }
+}

@@ -1,2 +1,0 @@
-import SluiceRuntime
-print("sluice")

@@ -1,0 +1,104 @@
+import Foundation
+import Testing
+
+/// User errors get a clear message and the documented exit code, never a stack dump.
+@Suite struct CLITests {
+    @Test func validateReportsEveryProblemWithLineAndColumnAndExits2() throws {
+        let dir = try SluiceBinary.scratch()
+        try dir.write("""
+        pipeline: broken
+        sources:
+          plays:
+            file: { path: ../data/x.jsonl }
+        transforms:
+          clean:
+            from: plays
+            fliter: 'event.x'
+        sinks:
+          out:
+            from: missing
+            stdout: {}
+        """, to: "pipelines/broken.yaml")
+        let r = try SluiceBinary.run(["validate", "pipelines/broken.yaml"], cwd: dir)
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("pipelines/broken.yaml:8:5: unknown key 'fliter' in transform 'clean' (did you mean 'filter'?)"), "\(r.stderr)")
+        #expect(r.stderr.contains("pipelines/broken.yaml:11:11:"), "\(r.stderr)")
+        #expect(!r.stderr.contains("Fatal error"))
+    }
+
+    @Test func missingSpecFileIsAClearError() throws {
+        let r = try SluiceBinary.run(["run", "/nonexistent/spec.yaml"])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("/nonexistent/spec.yaml: no such file"))
+    }
+
+    @Test func badYAMLNamesLineAndColumn() throws {
+        let dir = try SluiceBinary.scratch()
+        try dir.write("pipeline: x\nsources:\n  a: [\n", to: "pipelines/bad.yaml")
+        let r = try SluiceBinary.run(["validate", "pipelines/bad.yaml"], cwd: dir)
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("pipelines/bad.yaml:"), "\(r.stderr)")
+    }
+
+    @Test func unknownUDFFunctionIsReportedAtItsSpecLine() throws {
+        let dir = try SluiceBinary.scratch()
+        try dir.write("local M = {}\nfunction M.ok(e) return e end\nreturn M\n", to: "udfs/m.lua")
+        try dir.write("""
+        pipeline: x
+        sources:
+          s: { stdin: {} }
+        transforms:
+          t:
+            from: s
+            map: { udf: m.nope }
+        sinks:
+          o: { from: t, stdout: {} }
+        """, to: "pipelines/x.yaml")
+        let r = try SluiceBinary.run(["validate", "pipelines/x.yaml"], cwd: dir)
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("pipelines/x.yaml:7:"), "\(r.stderr)")
+        #expect(r.stderr.contains("nope"), "\(r.stderr)")
+    }
+
+    @Test func luaSyntaxErrorIsReportedWithTheLuaFileAndLine() throws {
+        let dir = try SluiceBinary.scratch()
+        try dir.write("local M = {}\nfunction M.f(e)\n  return e +\nend\nreturn M\n", to: "udfs/m.lua")
+        try dir.write("""
+        pipeline: x
+        sources:
+          s: { stdin: {} }
+        transforms:
+          t: { from: s, map: { udf: m.f } }
+        sinks:
+          o: { from: t, stdout: {} }
+        """, to: "pipelines/x.yaml")
+        let r = try SluiceBinary.run(["run", "pipelines/x.yaml"], cwd: dir)
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("m.lua:4:"), "\(r.stderr)")
+    }
+
+    @Test func sluiceTestFailsWhenAnExpectationIsWrong() throws {
+        let dir = try SluiceBinary.scratch()
+        try dir.write("""
+        pipeline: t
+        sources:
+          s: { stdin: {} }
+        transforms:
+          keep: { from: s, filter: { match: { n: { gt: 1 } } } }
+        sinks:
+          o: { from: keep, stdout: {} }
+        tests:
+          - name: right
+            input: { s: [ { n: 1 }, { n: 2 } ] }
+            expect: { o: [ { n: 2 } ] }
+          - name: wrong
+            input: { s: [ { n: 1 }, { n: 2 } ] }
+            expect: { o: [ { n: 1 } ] }
+        """, to: "pipelines/t.yaml")
+        let r = try SluiceBinary.run(["test", "pipelines/t.yaml"], cwd: dir)
+        #expect(r.status == 1)
+        #expect(r.stdout.contains("PASS  right"))
+        #expect(r.stdout.contains("FAIL  wrong"))
+        #expect(r.stdout.contains("1 passed, 1 failed"))
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import Testing
+
+/// Every shipped example runs through the built binary and its output is compared exactly.
+@Suite struct ExamplePipelineTests {
+    /// Copies pipelines/, udfs/ and data/ into a scratch dir so runs never touch the repo's out/.
+    func exampleTree() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-examples-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for sub in ["pipelines", "udfs", "data"] {
+            try FileManager.default.copyItem(at: SluiceBinary.root.appendingPathComponent(sub), to: dir.appendingPathComponent(sub))
+        }
+        return dir
+    }
+
+    func golden(_ name: String) throws -> [String] {
+        let url = SluiceBinary.root.appendingPathComponent("Tests/EndToEndTests/golden/\(name)")
+        return String(decoding: try Data(contentsOf: url), as: UTF8.self).split(separator: "\n").map(String.init)
+    }
+
+    @Test func quickstartWritesExactlyTheGoldenOutputs() throws {
+        let dir = try exampleTree()
+        let r = try SluiceBinary.run(["run", "pipelines/quickstart.yaml"], cwd: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(dir.lines("out/quickstart/us_plays.jsonl") == (try golden("quickstart/us_plays.jsonl")))
+        #expect(dir.lines("out/quickstart/mobile_plays.jsonl") == (try golden("quickstart/mobile_plays.jsonl")))
+        #expect(r.stdoutLines == (try golden("quickstart/stdout.jsonl")))
+        #expect(dir.lines("out/quickstart/dead_letter.jsonl").isEmpty)
+        #expect(r.stderr.contains("read 3000 events"), "\(r.stderr)")
+    }
+
+    @Test func everyExamplePipelineValidates() throws {
+        let dir = try exampleTree()
+        let specs = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("pipelines").path)
+            .filter { $0.hasSuffix(".yaml") }.sorted()
+        #expect(!specs.isEmpty)
+        for spec in specs {
+            let r = try SluiceBinary.run(["validate", "pipelines/\(spec)"], cwd: dir)
+            #expect(r.status == 0, "\(spec): \(r.stderr)")
+        }
+    }
+
+    @Test func everyExamplePipelinesTestsBlockPasses() throws {
+        let dir = try exampleTree()
+        let specs = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("pipelines").path)
+            .filter { $0.hasSuffix(".yaml") }.sorted()
+        for spec in specs {
+            let r = try SluiceBinary.run(["test", "pipelines/\(spec)"], cwd: dir)
+            #expect(r.status == 0, "\(spec): \(r.stdout) \(r.stderr)")
+            #expect(!r.stdout.contains("FAIL"), "\(spec): \(r.stdout)")
+        }
+    }
+
+    @Test func quickstartGraphIsMermaid() throws {
+        let dir = try exampleTree()
+        let r = try SluiceBinary.run(["graph", "pipelines/quickstart.yaml"], cwd: dir)
+        #expect(r.status == 0)
+        #expect(r.stdoutLines.first == "flowchart LR")
+        #expect(r.stdout.contains("n_plays --> n_long_plays"))
+        #expect(r.stdout.contains("n_enriched -->|when| n_us_plays"))
+    }
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Sluice needs (build, tests and benchmark peers) if any are missing.
+set -euo pipefail
+packages=(pkg-config liblua5.4-dev libyaml-dev librdkafka-dev lua5.4 lua-cjson jq kcat python3)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "sluice: installing missing packages: ${missing[*]}"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+command -v swift >/dev/null || { echo "sluice: Swift 6 is required (https://swift.org/install), then re-run." >&2; exit 1; }
