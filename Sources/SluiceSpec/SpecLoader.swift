@@ -82,6 +82,8 @@ struct Loader {
     let directory: String
     var graph: [GraphNode] = []
     var declared: [String: (role: GraphNode.Role, location: SourceLocation)] = [:]
+    /// Suggestions made for unknown keys by the last `fields` call (so "no type key" is not reported on top of a typo).
+    var lastSuggestions: [String] = []
 
     init(file: String, directory: String) { self.file = file; self.directory = directory }
 
@@ -151,15 +153,22 @@ struct Loader {
             return nil
         }
         var out = Fields(location: node.location)
+        lastSuggestions = []
         for pair in pairs {
             guard let key = pair.key.scalarText else { continue }  // reported by the reader
+            if what.isEmpty && key.hasPrefix("x-") { continue }  // extension keys, e.g. for YAML anchors
             if allowed.contains(key) {
                 out.pairs.append(pair)
             } else if notSupported.contains(key) {
                 diags.error(pair.key.location, "'\(key)' is not supported yet" + (what.isEmpty ? "" : " (in \(what))"))
             } else {
                 let place = what.isEmpty ? "unknown top-level key '\(key)'" : "unknown key '\(key)' in \(what)"
-                diags.error(pair.key.location, place + Suggest.hint(for: key, among: allowed))
+                if let s = Suggest.closest(to: key, among: allowed) {
+                    lastSuggestions.append(s)
+                    diags.error(pair.key.location, place + " (did you mean '\(s)'?)")
+                } else {
+                    diags.error(pair.key.location, place)
+                }
             }
         }
         return out
@@ -206,8 +215,8 @@ struct Loader {
     mutating func choice(_ node: YAMLNode, _ what: String, _ options: [String]) -> String? {
         guard let text = node.scalarText, !node.isNull, options.contains(text) else {
             let found = node.scalarText.map { "'\($0)'" } ?? node.kindDescription
-            let hint = node.scalarText.map { Suggest.hint(for: $0, among: options) } ?? ""
-            diags.error(node.location, "invalid value \(found) for \(what) (expected \(Suggest.list(options)))" + hint)
+            let hint = node.scalarText.flatMap { Suggest.closest(to: $0, among: options) }.map { "; did you mean '\($0)'?" } ?? ""
+            diags.error(node.location, "invalid value \(found) for \(what) (expected \(Suggest.list(options))\(hint))")
             return nil
         }
         return text
@@ -322,6 +331,7 @@ struct Loader {
         }
         guard f != nil else { return nil }
         if present.isEmpty {
+            if lastSuggestions.contains(where: types.contains) { return nil }  // a misspelt type key, already reported
             diags.error(key.location, "\(kind) '\(name)' has no type key (expected one of: \(types.joined(separator: ", ")))")
             return nil
         }
@@ -608,6 +618,7 @@ struct Loader {
         let unsupportedTypes = ["kafka", "http", "memcached"]
         let f = fields(value, what, allowed: Self.sinkTypes + ["from", "when", "format", "queue"],
                        notSupported: unsupportedTypes + ["retry"])
+        let topSuggestions = lastSuggestions
         var from: [String] = []
         if deadLetter {
             for k in ["from", "when"] {
@@ -631,6 +642,7 @@ struct Loader {
                 queue.whenFull = WhenFull(rawValue: v) ?? .block
             }
         }
+        lastSuggestions = topSuggestions
         guard let (type, _, body) = typeKey(deadLetter ? "'dead_letter'" : "sink", name, key, f, value,
                                              types: Self.sinkTypes, unsupported: unsupportedTypes)
         else { return nil }
@@ -836,8 +848,9 @@ struct Loader {
             }
             var input: [(String, [JSONValue])] = []
             if let n = f["input"] {
-                guard let e = testEvents(n, "'input' of \(what)", names: sourceNames, role: "source") else { continue }
-                for (component, events, nodes) in e {
+                let e = testEvents(n, "'input' of \(what)", names: sourceNames, role: "source")
+                if e == nil { ok = false }
+                for (component, events, nodes) in e ?? [] {
                     let format = sources.first { $0.name == component }?.format ?? .json
                     var converted: [JSONValue] = []
                     for (event, node) in zip(events, nodes) {
@@ -861,8 +874,9 @@ struct Loader {
             }
             var expect: [(String, [JSONValue])] = []
             if let n = f["expect"] {
-                guard let e = testEvents(n, "'expect' of \(what)", names: sinkNames, role: "sink") else { continue }
-                for (component, events, nodes) in e {
+                let e = testEvents(n, "'expect' of \(what)", names: sinkNames, role: "sink")
+                if e == nil { ok = false }
+                for (component, events, nodes) in e ?? [] {
                     let format = sinks.first { $0.name == component }?.format ?? .json
                     if format == .text {
                         expect.append((component, zip(events, nodes).map { ev, node in node.scalarText.map(JSONValue.string) ?? ev }))
