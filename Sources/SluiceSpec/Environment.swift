@@ -32,12 +32,14 @@ public enum EnvSubstitution {
             }
             if !isValidName(name) {
                 onError(i, "invalid environment variable reference '${\(inner)}'")
+                out += "${\(inner)}"
             } else if let v = environment[name], !(v.isEmpty && fallback != nil) {
                 out += v
             } else if let fallback {
                 out += fallback
             } else {
                 onError(i, "environment variable '\(name)' is not set and has no default")
+                out += "${\(inner)}"  // kept as written so later checks do not report a second problem
             }
             i = close + 1
         }
