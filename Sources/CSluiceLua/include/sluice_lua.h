@@ -1,2 +1,91 @@
 #pragma once
-#include <lua5.4/lua.h>
+/*
+ * Sluice Lua bridge: one sandboxed Lua 5.4 state per engine, JSON <-> Lua tables,
+ * per-state memory accounting and a per-call instruction budget.
+ *
+ * Every function here is called from the owning thread only. No function raises a
+ * Lua error into its caller: all Lua errors are caught in C frames and reported as
+ * a status code plus a message (sl_error) and, for UDF errors, a traceback.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sl_engine sl_engine;
+
+/* Status codes returned by the functions below. */
+enum {
+    SL_OK = 0,
+    SL_RUNTIME = 1,       /* a Lua error; sl_error has the message, sl_traceback the stack */
+    SL_INSTRUCTIONS = 2,  /* the per-call instruction budget was spent */
+    SL_MEMORY = 3,        /* the state went over its memory limit (engine is now poisoned) */
+    SL_BAD_RETURN = 4,    /* a UDF returned something of the wrong type */
+    SL_ENCODE = 5,        /* a value cannot be written as JSON */
+    SL_DECODE = 6,        /* input bytes are not valid JSON / UTF-8 */
+    SL_LOAD = 7,          /* a module or expression failed to load */
+    SL_BAD_HANDLE = 8     /* an event handle or function id that is not live */
+};
+
+/* What sl_call does with the UDF's return value. */
+enum { SL_MODE_TEST = 0, SL_MODE_MAP = 1, SL_MODE_FLATMAP = 2 };
+
+typedef void (*sl_log_fn)(void *ctx, const char *level, size_t level_len, const char *msg, size_t msg_len);
+typedef void (*sl_counter_fn)(void *ctx, const char *name, size_t name_len, int64_t value);
+
+/* Event metadata for one call. Byte fields are (offset, length) into `blob`.
+ * `headers` holds 4 numbers per header: name_off, name_len, value_off, value_len. */
+typedef struct sl_meta {
+    const uint8_t *blob;
+    const size_t *headers;
+    size_t n_headers;
+    size_t key_off, key_len, topic_off, topic_len;
+    int64_t timestamp, partition, offset;
+    int has_key, has_timestamp, has_topic, has_partition, has_offset;
+} sl_meta;
+
+/* Creates an engine. `*out` is always set (unless allocation of the engine itself fails):
+ * on error read sl_error(*out) and then sl_engine_free(*out). `display_dir` prefixes
+ * chunk names ("udfs" -> "udfs/enrich.lua:12: ..."). */
+int sl_engine_new(const char *udf_dir, const char *display_dir, int64_t memory_limit,
+                  int64_t instruction_limit, int64_t version, sl_log_fn log, void *log_ctx,
+                  sl_engine **out);
+void sl_engine_free(sl_engine *e);
+
+/* Last error message / traceback (not NUL-terminated; traceback may be NULL). */
+const char *sl_error(const sl_engine *e, size_t *len);
+const char *sl_traceback(const sl_engine *e, size_t *len);
+
+/* Sandboxed require of udf_dir/<module>.lua, then its field `name`, which must be a function. */
+int sl_function(sl_engine *e, const char *module, const char *name, int32_t *out_id);
+/* Compiles `return function(event, ctx) return (<src>) end`, chunk name `label`. */
+int sl_expression(sl_engine *e, const char *src, size_t len, const char *label, int32_t *out_id);
+
+/* Decodes bytes into a new handle: JSON (text == 0) or a Lua string (text != 0). */
+int sl_decode(sl_engine *e, const uint8_t *bytes, size_t len, int text, int32_t *out_handle);
+/* Encodes a handle; the bytes stay valid until the next call on this engine.
+ * text != 0: a string value is written raw, anything else as JSON. */
+int sl_encode(sl_engine *e, int32_t handle, int text, const uint8_t **out, size_t *out_len);
+/* Deep copy into a new handle. */
+int sl_copy(sl_engine *e, int32_t handle, int32_t *out_handle);
+/* Frees a handle's slot (no-op for a handle that is not live). */
+void sl_release(sl_engine *e, int32_t handle);
+/* Number of live handles. */
+int64_t sl_live_handles(const sl_engine *e);
+
+/* Calls function `fn` with (event, ctx). TEST sets *truthy; MAP and FLATMAP set outs and n_outs
+ * to the new handles (valid until the next call). `meta` may be NULL and need only live
+ * for the duration of the call. */
+int sl_call(sl_engine *e, int32_t fn, int32_t handle, const sl_meta *meta, int mode,
+            int *truthy, const int32_t **outs, size_t *n_outs);
+
+int sl_poisoned(const sl_engine *e);
+size_t sl_memory(const sl_engine *e);
+/* Reports and clears the counters accumulated by ctx.count. */
+void sl_take_counters(sl_engine *e, sl_counter_fn fn, void *ctx);
+
+#ifdef __cplusplus
+}
+#endif

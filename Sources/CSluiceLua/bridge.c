@@ -1,1 +1,0 @@
-#include "sluice_lua.h"

@@ -1,0 +1,110 @@
+#pragma once
+/* Private to CSluiceLua: the engine struct and helpers shared by engine.c and json.c. */
+#include <lua5.4/lua.h>
+#include <lua5.4/lauxlib.h>
+#include <lua5.4/lualib.h>
+#include "sluice_lua.h"
+
+#define SL_MAX_DEPTH 128
+#define SL_HINT_CAP 64
+
+/* Fixed slots at the bottom of the main thread's stack. Only valid in top-level C code
+ * (not inside C functions called from Lua, whose indices are frame-relative). */
+enum {
+    S_HANDLES = 1,  /* handle slot -> event table/string */
+    S_FUNCS,        /* function id -> function */
+    S_MSGH,         /* message handler (records traceback) */
+    S_CTX,          /* the ctx table passed to every UDF */
+    S_ARRAY_MT,     /* shared metatable marking JSON arrays */
+    S_NULLS,        /* weak-keyed: decoded table -> set of keys that were null in the input */
+    S_DECODE,       /* decode closure */
+    S_COPY,         /* deep-copy closure */
+    S_EMITS,        /* list of events passed to ctx.emit during the current call */
+    S_COUNTERS,     /* metric -> integer */
+    S_LOADER,       /* (funcs, module, name) -> id */
+    S_EXPR,         /* (funcs, source, label) -> id */
+    S_GROW,         /* (old handles, newcap) -> new handles table */
+    S_NSLOTS = S_GROW
+};
+
+/* One key/value entry while encoding an object (keys are sorted before writing). */
+typedef struct {
+    const char *k;
+    size_t klen;
+    int vidx;        /* stack index of the value; 0 = write null (null kept from the input) */
+    int is_int;
+    char ibuf[24];   /* decimal text of an integer key */
+} sl_ent;
+
+/* One step of the path to the value being encoded, for error messages. */
+typedef struct {
+    const char *k;
+    size_t klen;
+    int64_t i;
+    int kind;        /* 0 string key, 1 integer key, 2 array index */
+} sl_path;
+
+struct sl_engine {
+    lua_State *L;
+    /* memory */
+    size_t mem_used, mem_limit;
+    int poisoned;
+    int pend_set;
+    void *pend_ptr;
+    size_t pend_osize, pend_nsize;
+    /* instructions */
+    int64_t instr_limit, instr_used;
+    int instr_gran, sticky, instr_hit;
+    /* context */
+    int64_t version;
+    sl_log_fn log_fn;
+    void *log_ctx;
+    char *udf_dir, *display_dir;
+    int mode;                 /* SL_MODE_* during a call, -1 otherwise */
+    int n_emit;
+    const sl_meta *meta;
+    uint64_t call_gen, meta_gen;
+    /* handles */
+    int32_t *free_slots;
+    size_t n_free, cap_free;
+    int32_t hcount, hcap;
+    int32_t nfuncs;
+    /* outputs of the last call */
+    int32_t *outs;
+    size_t n_outs, cap_outs;
+    /* encode */
+    uint8_t *out;
+    size_t out_len, out_cap;
+    sl_ent *ents;
+    size_t ents_top, ents_cap;
+    sl_path path[SL_MAX_DEPTH + 2];
+    /* decode */
+    const uint8_t *dbytes;
+    size_t dlen;
+    int dtext, dfailed;
+    uint8_t *sbuf;
+    size_t sbuf_cap;
+    int ohint[SL_MAX_DEPTH + 2], ahint[SL_MAX_DEPTH + 2];
+    /* arguments of the loader running under pcall */
+    const char *load_a, *load_b;
+    size_t load_alen;
+    /* messages */
+    char *err;
+    size_t err_len, err_cap;
+    char *trace;
+    size_t trace_len, trace_cap;
+};
+
+static inline sl_engine *sl_E(lua_State *L) { return *(sl_engine **)lua_getextraspace(L); }
+
+/* The `null` sentinel (a light userdata). */
+extern char sl_null_tag;
+#define SL_NULL ((void *)&sl_null_tag)
+
+void sl_set_error(sl_engine *e, const char *msg, size_t len);
+void sl_set_errorf(sl_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* json.c */
+int sl_decode_fn(lua_State *L);  /* upvalues: array_mt, nulls */
+int sl_copy_fn(lua_State *L);    /* upvalues: array_mt, nulls; arg: value */
+int sl_encode_value(sl_engine *e, int idx); /* top-level only; result in e->out */
