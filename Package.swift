@@ -24,8 +24,9 @@ let package = Package(
         .target(name: "SluiceSpec", dependencies: ["CYaml", "SluiceCore"]),
         .target(name: "SluiceLua", dependencies: ["CSluiceLua", "SluiceCore"]),
         .target(name: "SluiceRuntime", dependencies: ["SluiceCore", "SluiceSpec", "SluiceLua"]),
+        .target(name: "SluiceKafka", dependencies: ["CRdKafka", "SluiceCore", "CSluiceJSON"]),
         .executableTarget(name: "sluice", dependencies: [
-            "SluiceRuntime", "SluiceSpec", "SluiceCore",
+            "SluiceRuntime", "SluiceSpec", "SluiceCore", "SluiceKafka",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -34,6 +35,7 @@ let package = Package(
         .testTarget(name: "SluiceLuaTests", dependencies: ["SluiceLua"]),
         .testTarget(name: "SluiceRuntimeTests", dependencies: ["SluiceRuntime"]),
         .testTarget(name: "EndToEndTests", dependencies: []),
+        .testTarget(name: "SluiceKafkaTests", dependencies: ["SluiceKafka", "SluiceCore"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -8,7 +8,7 @@ struct Sluice: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sluice",
         abstract: "Run YAML stream pipelines with Lua UDFs, declarative filters and isolated sinks.",
-        subcommands: [Run.self, Validate.self, Test.self, Graph.self]
+        subcommands: [Run.self, Validate.self, Test.self, Graph.self, Dev.self]
     )
 }
 

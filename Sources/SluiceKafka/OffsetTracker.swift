@@ -1,0 +1,62 @@
+/// One partition's delivered-but-unacknowledged offsets, in delivery order (offsets increase, with
+/// possible gaps from compaction or transaction markers).
+///
+/// `committable` is the offset to commit (last offset of the *contiguous* acknowledged prefix + 1),
+/// so a committed offset is never past an unacknowledged record, whatever order acks arrive in.
+/// Not thread-safe: the consumer keeps its trackers behind a lock.
+struct OffsetTracker: Sendable {
+    private var offsets: [Int64] = []
+    private var acked: [Bool] = []
+    private var head = 0
+    /// Next offset to commit, once some prefix has been acknowledged.
+    private(set) var committable: Int64?
+
+    /// Delivered records not yet covered by `committable`.
+    var outstanding: Int { offsets.count - head }
+
+    /// The last offset registered, if any is outstanding.
+    var lastDelivered: Int64? { head < offsets.count ? offsets[offsets.count - 1] : nil }
+
+    /// Registers a delivered record. Offsets must increase; returns false (and ignores the offset)
+    /// if it does not, so the caller can start a fresh tracker.
+    mutating func delivered(_ offset: Int64) -> Bool {
+        if let last = offsets.last, head < offsets.count, offset <= last { return false }
+        if let c = committable, head == offsets.count, offset < c { return false }
+        offsets.append(offset)
+        acked.append(false)
+        return true
+    }
+
+    /// Marks one offset acknowledged. Returns true when `committable` moved forward.
+    /// Unknown offsets (never delivered, already committed, or duplicate acks) are ignored.
+    mutating func acknowledge(_ offset: Int64) -> Bool {
+        guard head < offsets.count, offset >= offsets[head], offset <= offsets[offsets.count - 1] else { return false }
+        // Binary search in the outstanding range.
+        var lo = head, hi = offsets.count - 1
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if offsets[mid] < offset { lo = mid + 1 } else { hi = mid }
+        }
+        guard offsets[lo] == offset, !acked[lo] else { return false }
+        acked[lo] = true
+        guard lo == head else { return false }
+        while head < offsets.count && acked[head] {
+            committable = offsets[head] + 1
+            head += 1
+        }
+        if head == offsets.count {
+            offsets.removeAll(keepingCapacity: true); acked.removeAll(keepingCapacity: true); head = 0
+        } else if head > 4096 && head * 2 > offsets.count {
+            offsets.removeFirst(head); acked.removeFirst(head); head = 0
+        }
+        return true
+    }
+}
+
+/// A partition of a topic.
+public struct TopicPartition: Hashable, Sendable, CustomStringConvertible {
+    public var topic: String
+    public var partition: Int32
+    public init(topic: String, partition: Int32) { self.topic = topic; self.partition = partition }
+    public var description: String { "\(topic)[\(partition)]" }
+}
