@@ -37,8 +37,11 @@ public extension PipelineSpec {
     func topologicalOrder() -> [String] {
         let names = componentNames
         let known = Set(names)
+        var upstream: [String: [String]] = [:]
+        for t in transforms { upstream[t.name] = t.from }
+        for s in sinks { upstream[s.name] = s.from }
         var pending: [String: Int] = [:]
-        for n in names { pending[n] = Set(upstreams(of: n)).filter { known.contains($0) }.count }
+        for n in names { pending[n] = Set(upstream[n] ?? []).filter { known.contains($0) }.count }
         let readers = downstreamMap
         let position = Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
         // A small binary heap on file position keeps this O(n log n).

@@ -302,10 +302,13 @@ struct Loader {
 
     /// The entries of a component section; records names for the graph and reports duplicates.
     mutating func section(_ top: Fields, _ key: String, role: GraphNode.Role) -> [(YAMLNode, YAMLNode)] {
-        guard let node = top[key], let f = fields(node, "'\(key)'", allowed: node.mappingPairs?.compactMap { $0.key.scalarText } ?? [])
-        else { return [] }
+        guard let node = top[key], !node.isNull else { return [] }
+        guard let pairs = node.mappingPairs else {
+            diags.error(node.location, "expected a mapping for '\(key)', found \(node.kindDescription)")
+            return []
+        }
         var out: [(YAMLNode, YAMLNode)] = []
-        for pair in f.pairs {
+        for pair in pairs {
             let name = pair.key.scalarText ?? ""
             if !isValidName(name) {
                 diags.error(pair.key.location, "invalid component name '\(name)' (use letters, digits, '_' and '-')")
@@ -348,6 +351,7 @@ struct Loader {
     /// Reads `from` (a name or a list of names) and records the component in the graph.
     mutating func readFrom(_ kind: String, _ name: String, _ key: YAMLNode, _ f: Fields?, role: GraphNode.Role) -> [String] {
         var from: [(String, SourceLocation)] = []
+        var listed = Set<String>()
         var known = f != nil
         if let f {
             if let node = f["from"] {
@@ -359,7 +363,7 @@ struct Loader {
                 }
                 for item in items {
                     guard let n = string(item, what) else { known = false; continue }
-                    if from.contains(where: { $0.0 == n }) {
+                    if !listed.insert(n).inserted {
                         diags.error(item.location, "'\(n)' is listed twice in \(what)")
                         continue
                     }
@@ -766,6 +770,7 @@ struct Loader {
         }
         var inCycle = Set<String>()
         var reported = Set<String>()
+        let order = Dictionary(transforms.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
         for t in transforms where !done.contains(t.name) && !reported.contains(t.name) {
             // Walk upstream inside the remaining set until a node repeats.
             var path: [String] = [t.name]
@@ -788,7 +793,6 @@ struct Loader {
             if hitReported { continue }
             // `path` lists the cycle against the data flow; report it along the flow, starting at the first in file order.
             var cycle = Array(path.reversed())
-            let order = Dictionary(transforms.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
             if let start = cycle.indices.min(by: { order[cycle[$0]]! < order[cycle[$1]]! }) {
                 cycle = Array(cycle[start...] + cycle[..<start])
             }
@@ -829,6 +833,8 @@ struct Loader {
         let sinkNames = graph.filter { $0.role == .sink }.map(\.name) + ["dead_letter"]
         var out: [TestCase] = []
         var names: [String: SourceLocation] = [:]
+        let sourceFormats = Dictionary(sources.map { ($0.name, $0.format) }, uniquingKeysWith: { a, _ in a })
+        let sinkFormats = Dictionary(sinks.map { ($0.name, $0.format) }, uniquingKeysWith: { a, _ in a })
         for (i, item) in items.enumerated() {
             var what = "test #\(i + 1)"
             if let n = item.mappingPairs?.first(where: { $0.key.scalarText == "name" })?.value.scalarText { what = "test '\(n)'" }
@@ -851,7 +857,7 @@ struct Loader {
                 let e = testEvents(n, "'input' of \(what)", names: sourceNames, role: "source")
                 if e == nil { ok = false }
                 for (component, events, nodes) in e ?? [] {
-                    let format = sources.first { $0.name == component }?.format ?? .json
+                    let format = sourceFormats[component] ?? .json
                     var converted: [JSONValue] = []
                     for (event, node) in zip(events, nodes) {
                         switch (format, event) {
@@ -877,7 +883,7 @@ struct Loader {
                 let e = testEvents(n, "'expect' of \(what)", names: sinkNames, role: "sink")
                 if e == nil { ok = false }
                 for (component, events, nodes) in e ?? [] {
-                    let format = sinks.first { $0.name == component }?.format ?? .json
+                    let format = sinkFormats[component] ?? .json
                     if format == .text {
                         expect.append((component, zip(events, nodes).map { ev, node in node.scalarText.map(JSONValue.string) ?? ev }))
                     } else {
@@ -901,9 +907,10 @@ struct Loader {
         }
         var out: [(String, [JSONValue], [YAMLNode])] = []
         var ok = true
+        let known = Set(names)
         for pair in pairs {
             let component = pair.key.scalarText ?? ""
-            if !names.contains(component) {
+            if !known.contains(component) {
                 diags.error(pair.key.location, "unknown \(role) '\(component)' in \(what)" + Suggest.hint(for: component, among: names))
                 ok = false
                 continue

@@ -1,0 +1,50 @@
+import Testing
+@testable import SluiceSpec
+import SluiceCore
+
+private func seconds(_ body: () -> Void) -> Double {
+    let elapsed = ContinuousClock().measure(body)
+    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+}
+
+@Test func aLargeValidSpecLoadsQuickly() throws {
+    // ~1 MiB: a chain of 8,000 transforms, all fed into one sink.
+    var text = "sources:\n  s: { stdin: {} }\ntransforms:\n"
+    let n = 8_000
+    for i in 0..<n {
+        text += "  t\(i): { from: \(i == 0 ? "s" : "t\(i - 1)"), filter: { match: { field_\(i): { gt: \(i) }, a.b: [x] } } }\n"
+            .replacingOccurrences(of: ", a.b: [x]", with: "")
+    }
+    text += "sinks:\n  out:\n    from: [" + (0..<n).map { "t\($0)" }.joined(separator: ", ") + "]\n    stdout: {}\n"
+    #expect(text.utf8.count < YAMLReader.maxBytes)
+    var spec: PipelineSpec?
+    let t = seconds { spec = try? load(text) }
+    #expect(spec?.transforms.count == n)
+    #expect(spec?.topologicalOrder().count == n + 2)
+    print("large spec: \(text.utf8.count) bytes loaded in \(t) s")
+    #expect(t < 5.0)  // well under a second in release builds; debug builds are slower
+}
+
+@Test func mutatedSpecsNeverCrashAndFailFast() {
+    var rng = SystemRandomNumberGenerator()
+    let base = Array(routerSpec.utf8)
+    let pieces = Array("[]{}:,-&*<>!|'\"#$%~ \n\t\u{0}xyz0123.".utf8)
+    var slowest = 0.0
+    for _ in 0..<500 {
+        var bytes = base
+        for _ in 0..<Int.random(in: 1...8, using: &rng) where !bytes.isEmpty {
+            let i = Int.random(in: 0..<bytes.count, using: &rng)
+            switch Int.random(in: 0..<4, using: &rng) {
+            case 0: bytes.remove(at: i)
+            case 1: bytes.insert(pieces.randomElement(using: &rng)!, at: i)
+            case 2: bytes[i] = pieces.randomElement(using: &rng)!
+            default:
+                let j = min(bytes.count, i + Int.random(in: 1...40, using: &rng))
+                bytes.insert(contentsOf: bytes[i..<j], at: i)
+            }
+        }
+        let t = seconds { _ = try? SpecLoader.load(bytes: bytes, file: "m", directory: "/", environment: [:]) }
+        slowest = max(slowest, t)
+    }
+    #expect(slowest < 1.0)
+}
