@@ -48,7 +48,16 @@ static inline uint64_t has_less(uint64_t w, uint8_t n) {
     return (w - ONES * n) & ~w & HIGHS;
 }
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* The lowest flagged byte of a has_byte/has_less mask is exact (borrows only move upward),
+ * so on little-endian machines its index is the first matching byte. */
+#define SJ_FIRST_BYTE(mask) ((size_t)(__builtin_ctzll(mask) >> 3))
+#define SJ_LITTLE_ENDIAN 1
+#endif
+
 static inline const uint8_t *skip_ws(const uint8_t *p, const uint8_t *end) {
+    /* Compact JSON has no whitespace between tokens: test the first byte before looping. */
+    if (LIKELY(p < end && *p > ' ')) return p;
     while (p < end && k_ws[*p]) p++;
     return p;
 }
@@ -131,12 +140,18 @@ static inline int utf8_seq(const uint8_t *p, const uint8_t *end) {
 
 /* p points just past the opening quote. Returns pointer past the closing quote, or NULL
  * after filling res. */
-static const uint8_t *validate_string(const uint8_t *p, const uint8_t *end, const uint8_t *base,
-                                      const uint8_t *open, sj_result *res) {
+static inline const uint8_t *validate_string(const uint8_t *p, const uint8_t *end, const uint8_t *base,
+                                             const uint8_t *open, sj_result *res, int *esc) {
     for (;;) {
         while (end - p >= 8) {
             uint64_t w = load64(p);
-            if ((w & HIGHS) | has_less(w, 0x20) | has_byte(w, '"') | has_byte(w, '\\')) break;
+            uint64_t m = (w & HIGHS) | has_less(w, 0x20) | has_byte(w, '"') | has_byte(w, '\\');
+            if (m) {
+#ifdef SJ_LITTLE_ENDIAN
+                p += SJ_FIRST_BYTE(m);
+#endif
+                break;
+            }
             p += 8;
         }
         while (p < end && k_str_class[*p] == 0) p++;
@@ -148,6 +163,7 @@ static const uint8_t *validate_string(const uint8_t *p, const uint8_t *end, cons
         case 1:
             return p + 1;
         case 2: {
+            *esc = 1;
             if (end - p < 2) {
                 fail(res, SJ_ERR_UNTERMINATED, base, open, "unterminated string");
                 return NULL;
@@ -252,123 +268,6 @@ static const uint8_t *validate_literal(const uint8_t *p, const uint8_t *end, con
     return p + len;
 }
 
-int sj_validate(const uint8_t *base, size_t n, int max_depth, unsigned flags, sj_result *res) {
-    const uint8_t *p = base, *end = base + n;
-    /* One bit per open container: 1 = object, 0 = array. */
-    uint64_t stack[SJ_MAX_DEPTH_LIMIT / 64];
-    int depth = 0;
-    if (max_depth <= 0) max_depth = SJ_DEFAULT_DEPTH;
-    if (max_depth > SJ_MAX_DEPTH_LIMIT) max_depth = SJ_MAX_DEPTH_LIMIT;
-    if (res) {
-        res->code = SJ_OK;
-        res->offset = 0;
-        res->message[0] = 0;
-    }
-    if (UNLIKELY(base == NULL && n > 0)) return fail(res, SJ_ERR_EOF, base, base, "unexpected end of input");
-
-    p = skip_ws(p, end);
-    if (p >= end) return fail(res, SJ_ERR_EOF, base, p, "unexpected end of input");
-    if ((flags & SJ_REQUIRE_OBJECT) && *p != '{')
-        return fail(res, SJ_ERR_NOT_OBJECT, base, p, "expected a JSON object");
-
-#define TOP_IS_OBJECT() ((stack[(depth - 1) >> 6] >> ((depth - 1) & 63)) & 1)
-#define PUSH(isobj)                                                                     \
-    do {                                                                                \
-        if (UNLIKELY(depth >= max_depth)) {                                             \
-            char m_[64];                                                                \
-            snprintf(m_, sizeof m_, "nesting deeper than %d", max_depth);               \
-            return fail(res, SJ_ERR_DEPTH, base, p, m_);                                \
-        }                                                                               \
-        uint64_t bit_ = 1ULL << (depth & 63);                                           \
-        if (isobj) stack[depth >> 6] |= bit_; else stack[depth >> 6] &= ~bit_;          \
-        depth++;                                                                        \
-    } while (0)
-
-value:
-    if (UNLIKELY(p >= end)) return fail_char(res, base, p, end);
-    switch (*p) {
-    case '{':
-        PUSH(1);
-        p = skip_ws(p + 1, end);
-        if (p < end && *p == '}') {
-            p++;
-            depth--;
-            goto after;
-        }
-        goto key;
-    case '[':
-        PUSH(0);
-        p = skip_ws(p + 1, end);
-        if (p < end && *p == ']') {
-            p++;
-            depth--;
-            goto after;
-        }
-        goto value;
-    case '"':
-        p = validate_string(p + 1, end, base, p, res);
-        if (!p) return res ? res->code : SJ_ERR_UNTERMINATED;
-        goto after;
-    case '-': case '0': case '1': case '2': case '3': case '4':
-    case '5': case '6': case '7': case '8': case '9':
-        p = validate_number(p, end, base, res);
-        if (!p) return res ? res->code : SJ_ERR_NUMBER;
-        goto after;
-    case 't':
-        p = validate_literal(p, end, base, "true", 4, res);
-        if (!p) return res ? res->code : SJ_ERR_CHAR;
-        goto after;
-    case 'f':
-        p = validate_literal(p, end, base, "false", 5, res);
-        if (!p) return res ? res->code : SJ_ERR_CHAR;
-        goto after;
-    case 'n':
-        p = validate_literal(p, end, base, "null", 4, res);
-        if (!p) return res ? res->code : SJ_ERR_CHAR;
-        goto after;
-    default:
-        return fail_char(res, base, p, end);
-    }
-
-key:
-    if (UNLIKELY(p >= end || *p != '"')) return fail_char(res, base, p, end);
-    {
-        const uint8_t *open = p;
-        p = validate_string(p + 1, end, base, open, res);
-        if (!p) return res ? res->code : SJ_ERR_UNTERMINATED;
-    }
-    p = skip_ws(p, end);
-    if (UNLIKELY(p >= end || *p != ':')) return fail_char(res, base, p, end);
-    p = skip_ws(p + 1, end);
-    goto value;
-
-after:
-    if (depth == 0) {
-        p = skip_ws(p, end);
-        if (p != end) return fail(res, SJ_ERR_TRAILING, base, p, "trailing characters");
-        return SJ_OK;
-    }
-    p = skip_ws(p, end);
-    if (UNLIKELY(p >= end)) return fail_char(res, base, p, end);
-    {
-        uint8_t c = *p;
-        int obj = (int)TOP_IS_OBJECT();
-        if (c == ',') {
-            p = skip_ws(p + 1, end);
-            if (obj) goto key;
-            goto value;
-        }
-        if ((obj && c == '}') || (!obj && c == ']')) {
-            p++;
-            depth--;
-            goto after;
-        }
-        return fail_char(res, base, p, end);
-    }
-#undef PUSH
-#undef TOP_IS_OBJECT
-}
-
 /* ================================================================ skipping (for valid input) */
 
 /* p just past an opening quote. Returns pointer past the closing quote (or end). Sets
@@ -377,7 +276,13 @@ static inline const uint8_t *skip_string(const uint8_t *p, const uint8_t *end, i
     for (;;) {
         while (end - p >= 8) {
             uint64_t w = load64(p);
-            if (has_byte(w, '"') | has_byte(w, '\\')) break;
+            uint64_t m = has_byte(w, '"') | has_byte(w, '\\');
+            if (m) {
+#ifdef SJ_LITTLE_ENDIAN
+                p += SJ_FIRST_BYTE(m);
+#endif
+                break;
+            }
             p += 8;
         }
         while (p < end && *p != '"' && *p != '\\') p++;
@@ -397,7 +302,13 @@ static const uint8_t *skip_container(const uint8_t *p, const uint8_t *end) {
         while (end - p >= 8) {
             uint64_t w = load64(p);
             uint64_t f = w | (ONES * 0x20); /* [ -> {, ] -> } */
-            if (has_byte(f, '{') | has_byte(f, '}') | has_byte(w, '"')) break;
+            uint64_t m = has_byte(f, '{') | has_byte(f, '}') | has_byte(w, '"');
+            if (m) {
+#ifdef SJ_LITTLE_ENDIAN
+                p += SJ_FIRST_BYTE(m);
+#endif
+                break;
+            }
             p += 8;
         }
         if (p >= end) return end;
@@ -688,7 +599,47 @@ struct sj_paths {
     uint8_t *keys;
     size_t nkeys, cap_keys;
     int nslots;
+    /* Flat child index (rebuilt after each add): the children of node i are
+     * cid[cstart[i] .. cstart[i] + ccount[i]), with signatures csig. Valid when
+     * indexed == nnodes; otherwise the sibling lists are used. */
+    uint32_t *csig;
+    int32_t *cid;
+    uint32_t *cstart, *ccount;
+    size_t indexed;
 };
+
+static inline uint32_t key_sig(const uint8_t *k, size_t klen) {
+    uint32_t len = klen > 0xFFFF ? 0xFFFF : (uint32_t)klen;
+    return (len << 16) | (klen ? ((uint32_t)k[0] << 8) | k[klen - 1] : 0);
+}
+
+static void rebuild_index(sj_paths *t) {
+    free(t->csig); free(t->cid); free(t->cstart); free(t->ccount);
+    t->csig = NULL; t->cid = NULL; t->cstart = NULL; t->ccount = NULL;
+    t->indexed = 0;
+    size_t n = t->nnodes;
+    uint32_t *csig = malloc(n * sizeof *csig);
+    int32_t *cid = malloc(n * sizeof *cid);
+    uint32_t *cstart = malloc(n * sizeof *cstart);
+    uint32_t *ccount = malloc(n * sizeof *ccount);
+    if (!csig || !cid || !cstart || !ccount) {
+        free(csig); free(cid); free(cstart); free(ccount);
+        return;
+    }
+    uint32_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        cstart[i] = k;
+        ccount[i] = 0;
+        for (int32_t c = t->nodes[i].first_child; c >= 0; c = t->nodes[c].next_sibling) {
+            csig[k] = key_sig(t->keys + t->nodes[c].key_off, t->nodes[c].key_len);
+            cid[k] = c;
+            k++;
+            ccount[i]++;
+        }
+    }
+    t->csig = csig; t->cid = cid; t->cstart = cstart; t->ccount = ccount;
+    t->indexed = n;
+}
 
 sj_paths *sj_paths_new(void) {
     sj_paths *t = calloc(1, sizeof *t);
@@ -703,6 +654,7 @@ sj_paths *sj_paths_new(void) {
 
 void sj_paths_free(sj_paths *t) {
     if (!t) return;
+    free(t->csig); free(t->cid); free(t->cstart); free(t->ccount);
     free(t->nodes);
     free(t->keys);
     free(t);
@@ -743,13 +695,14 @@ static int32_t add_child(sj_paths *t, int32_t parent, const uint8_t *k, size_t k
 }
 
 int sj_paths_add(sj_paths *t, const uint8_t *const *segs, const size_t *seg_lens, size_t nseg) {
-    if (!t || nseg == 0) return -1;
+    if (!t || nseg == 0 || nseg > SJ_MAX_PATH_SEGMENTS) return -1;
     int32_t node = 0;
     for (size_t i = 0; i < nseg; i++) {
         node = add_child(t, node, segs[i], seg_lens[i]);
         if (node < 0) return -1;
     }
     if (t->nodes[node].slot < 0) t->nodes[node].slot = t->nslots++;
+    rebuild_index(t);
     return t->nodes[node].slot;
 }
 
@@ -760,11 +713,33 @@ static void clear_subtree(const sj_paths *t, int32_t node, sj_value *out) {
     }
 }
 
-static int32_t match_child(const sj_paths *t, int32_t node, const uint8_t *k, size_t klen, int esc) {
+static inline int same_bytes(const uint8_t *a, const uint8_t *b, size_t n) {
+    while (n >= 8) {
+        if (load64(a) != load64(b)) return 0;
+        a += 8; b += 8; n -= 8;
+    }
+    while (n--) if (*a++ != *b++) return 0;
+    return 1;
+}
+
+static inline int32_t match_child(const sj_paths *t, int32_t node, const uint8_t *k, size_t klen, int esc) {
+    if (LIKELY(!esc && t->indexed == t->nnodes)) {
+        uint32_t sig = key_sig(k, klen);
+        const uint32_t *cs = t->csig + t->cstart[node];
+        uint32_t cnt = t->ccount[node];
+        for (uint32_t i = 0; i < cnt; i++) {
+            if (cs[i] == sig) {
+                int32_t c = t->cid[t->cstart[node] + i];
+                const sj_node *nd = &t->nodes[c];
+                if (nd->key_len == klen && same_bytes(t->keys + nd->key_off, k, klen)) return c;
+            }
+        }
+        return -1;
+    }
     for (int32_t c = t->nodes[node].first_child; c >= 0; c = t->nodes[c].next_sibling) {
         const sj_node *nd = &t->nodes[c];
-        if (!esc) {
-            if (nd->key_len == klen && (klen == 0 || memcmp(t->keys + nd->key_off, k, klen) == 0)) return c;
+        if (LIKELY(!esc)) {
+            if (nd->key_len == klen && same_bytes(t->keys + nd->key_off, k, klen)) return c;
         } else {
             /* k..k+klen is the contents; include the quotes for the span helper. */
             if (nd->key_len <= klen && sj_string_eq(k - 1, klen + 2, t->keys + nd->key_off, nd->key_len))
@@ -886,4 +861,228 @@ int sj_find(const uint8_t *p, size_t n, const char *path, size_t path_len, sj_va
     }
     *out = v;
     return v.type;
+}
+
+/* ================================================================ validation (+ fused lookup) */
+
+/* The validator, optionally finding the paths of t while it runs (t != NULL).
+ * Tracking: `tracked` objects, one per trie level, are open along the current path; keys are
+ * only compared in the innermost tracked object. A matched container that is not descended
+ * into is "captured" until it closes, to record its end. */
+static inline __attribute__((always_inline)) int validate_core(const uint8_t *base, size_t n, int max_depth,
+                                                               unsigned flags, sj_result *res,
+                                                               const sj_paths *t, sj_value *out) {
+    const uint8_t *p = base, *end = base + n;
+    /* One bit per open container: 1 = object, 0 = array. */
+    uint64_t stack[SJ_MAX_DEPTH_LIMIT / 64];
+    int depth = 0;
+    /* Fused lookup state (used only when t != NULL). */
+    int32_t tnode[SJ_MAX_PATH_SEGMENTS + 1];   /* trie node of each tracked object */
+    int32_t tslot[SJ_MAX_PATH_SEGMENTS + 1];   /* its slot (or -1) */
+    size_t tstart[SJ_MAX_PATH_SEGMENTS + 1];   /* its start offset */
+    int tracked = 0;                           /* tracked objects are at depths 1..tracked */
+    int32_t pend = -1;                         /* trie node matched by the last key */
+    int cap_depth = 0;                         /* depth of a captured container, 0 = none */
+    int32_t cap_slot = -1;
+    size_t cap_start = 0;
+
+    if (max_depth <= 0) max_depth = SJ_DEFAULT_DEPTH;
+    if (max_depth > SJ_MAX_DEPTH_LIMIT) max_depth = SJ_MAX_DEPTH_LIMIT;
+    if (res) {
+        res->code = SJ_OK;
+        res->offset = 0;
+        res->message[0] = 0;
+    }
+    if (t) for (int i = 0; i < t->nslots; i++) out[i] = (sj_value){SJ_MISSING, 0, 0, 0};
+    if (UNLIKELY(base == NULL && n > 0)) return fail(res, SJ_ERR_EOF, base, base, "unexpected end of input");
+
+    p = skip_ws(p, end);
+    if (p >= end) return fail(res, SJ_ERR_EOF, base, p, "unexpected end of input");
+    if ((flags & SJ_REQUIRE_OBJECT) && *p != '{')
+        return fail(res, SJ_ERR_NOT_OBJECT, base, p, "expected a JSON object");
+    if (t && *p == '{') pend = 0; /* the top-level object is the trie root */
+
+#define TOP_IS_OBJECT() ((stack[(depth - 1) >> 6] >> ((depth - 1) & 63)) & 1)
+#define PUSH(isobj)                                                                     \
+    do {                                                                                \
+        if (UNLIKELY(depth >= max_depth)) {                                             \
+            char m_[64];                                                                \
+            snprintf(m_, sizeof m_, "nesting deeper than %d", max_depth);               \
+            return fail(res, SJ_ERR_DEPTH, base, p, m_);                                \
+        }                                                                               \
+        uint64_t bit_ = 1ULL << (depth & 63);                                           \
+        if (isobj) stack[depth >> 6] |= bit_; else stack[depth >> 6] &= ~bit_;          \
+        depth++;                                                                        \
+    } while (0)
+/* Called right after a scalar value [v, p) ends. */
+#define SCALAR_DONE(v)                                                                  \
+    do {                                                                                \
+        if (t && pend > 0) {                                                            \
+            int32_t s_ = t->nodes[pend].slot;                                           \
+            if (t->nodes[pend].first_child >= 0) clear_subtree(t, pend, out);           \
+            if (s_ >= 0) out[s_] = (sj_value){type_of(*(v)), 0, (size_t)((v) - base),   \
+                                              (size_t)(p - (v))};                       \
+        }                                                                               \
+        pend = -1;                                                                      \
+    } while (0)
+/* Called right after the opening bracket at v was pushed (depth already incremented). */
+#define CONTAINER_OPENED(v, isobj)                                                      \
+    do {                                                                                \
+        if (t && pend >= 0) {                                                           \
+            const sj_node *nd_ = &t->nodes[pend];                                       \
+            if (pend > 0 && nd_->first_child >= 0) clear_subtree(t, pend, out);         \
+            if ((isobj) && nd_->first_child >= 0 && depth == tracked + 1) {             \
+                tnode[tracked] = pend;                                                  \
+                tslot[tracked] = pend > 0 ? nd_->slot : -1;                             \
+                tstart[tracked] = (size_t)((v) - base);                                 \
+                tracked++;                                                              \
+            } else if (pend > 0 && nd_->slot >= 0) {                                    \
+                cap_depth = depth;                                                      \
+                cap_slot = nd_->slot;                                                   \
+                cap_start = (size_t)((v) - base);                                       \
+            }                                                                           \
+        }                                                                               \
+        pend = -1;                                                                      \
+    } while (0)
+/* Called right after the closing bracket (p past it), before depth is decremented. */
+#define CONTAINER_CLOSED(isobj)                                                         \
+    do {                                                                                \
+        if (t) {                                                                        \
+            if (depth == cap_depth) {                                                   \
+                out[cap_slot] = (sj_value){(isobj) ? SJ_OBJECT : SJ_ARRAY, 0, cap_start,    \
+                                           (size_t)(p - base) - cap_start};             \
+                cap_depth = 0;                                                          \
+            } else if (depth == tracked && (isobj)) {                                   \
+                tracked--;                                                              \
+                if (tslot[tracked] >= 0)                                                \
+                    out[tslot[tracked]] = (sj_value){SJ_OBJECT, 0, tstart[tracked],     \
+                                                     (size_t)(p - base) - tstart[tracked]}; \
+            }                                                                           \
+        }                                                                               \
+    } while (0)
+
+value:
+    if (UNLIKELY(p >= end)) return fail_char(res, base, p, end);
+    switch (*p) {
+    case '{': {
+        const uint8_t *v = p;
+        PUSH(1);
+        CONTAINER_OPENED(v, 1);
+        p = skip_ws(p + 1, end);
+        if (p < end && *p == '}') {
+            p++;
+            CONTAINER_CLOSED(1);
+            depth--;
+            goto after;
+        }
+        goto key;
+    }
+    case '[': {
+        const uint8_t *v = p;
+        PUSH(0);
+        CONTAINER_OPENED(v, 0);
+        p = skip_ws(p + 1, end);
+        if (p < end && *p == ']') {
+            p++;
+            CONTAINER_CLOSED(0);
+            depth--;
+            goto after;
+        }
+        goto value;
+    }
+    case '"': {
+        const uint8_t *v = p;
+        int esc = 0;
+        p = validate_string(p + 1, end, base, p, res, &esc);
+        if (!p) return res ? res->code : SJ_ERR_UNTERMINATED;
+        SCALAR_DONE(v);
+        goto after;
+    }
+    case '-': case '0': case '1': case '2': case '3': case '4':
+    case '5': case '6': case '7': case '8': case '9': {
+        const uint8_t *v = p;
+        p = validate_number(p, end, base, res);
+        if (!p) return res ? res->code : SJ_ERR_NUMBER;
+        SCALAR_DONE(v);
+        goto after;
+    }
+    case 't': {
+        const uint8_t *v = p;
+        p = validate_literal(p, end, base, "true", 4, res);
+        if (!p) return res ? res->code : SJ_ERR_CHAR;
+        SCALAR_DONE(v);
+        goto after;
+    }
+    case 'f': {
+        const uint8_t *v = p;
+        p = validate_literal(p, end, base, "false", 5, res);
+        if (!p) return res ? res->code : SJ_ERR_CHAR;
+        SCALAR_DONE(v);
+        goto after;
+    }
+    case 'n': {
+        const uint8_t *v = p;
+        p = validate_literal(p, end, base, "null", 4, res);
+        if (!p) return res ? res->code : SJ_ERR_CHAR;
+        SCALAR_DONE(v);
+        goto after;
+    }
+    default:
+        return fail_char(res, base, p, end);
+    }
+
+key:
+    if (UNLIKELY(p >= end || *p != '"')) return fail_char(res, base, p, end);
+    {
+        const uint8_t *open = p;
+        int esc = 0;
+        p = validate_string(p + 1, end, base, open, res, &esc);
+        if (!p) return res ? res->code : SJ_ERR_UNTERMINATED;
+        if (t && depth == tracked && cap_depth == 0)
+            pend = match_child(t, tnode[tracked - 1], open + 1, (size_t)(p - 1 - (open + 1)), esc);
+    }
+    p = skip_ws(p, end);
+    if (UNLIKELY(p >= end || *p != ':')) return fail_char(res, base, p, end);
+    p = skip_ws(p + 1, end);
+    goto value;
+
+after:
+    if (depth == 0) {
+        p = skip_ws(p, end);
+        if (p != end) return fail(res, SJ_ERR_TRAILING, base, p, "trailing characters");
+        return SJ_OK;
+    }
+    p = skip_ws(p, end);
+    if (UNLIKELY(p >= end)) return fail_char(res, base, p, end);
+    {
+        uint8_t c = *p;
+        int obj = (int)TOP_IS_OBJECT();
+        if (c == ',') {
+            p = skip_ws(p + 1, end);
+            if (obj) goto key;
+            goto value;
+        }
+        if ((obj && c == '}') || (!obj && c == ']')) {
+            p++;
+            CONTAINER_CLOSED(obj);
+            depth--;
+            goto after;
+        }
+        return fail_char(res, base, p, end);
+    }
+#undef PUSH
+#undef TOP_IS_OBJECT
+#undef SCALAR_DONE
+#undef CONTAINER_OPENED
+#undef CONTAINER_CLOSED
+}
+
+int sj_validate(const uint8_t *base, size_t n, int max_depth, unsigned flags, sj_result *res) {
+    return validate_core(base, n, max_depth, flags, res, NULL, NULL);
+}
+
+int sj_validate_find(const sj_paths *t, const uint8_t *base, size_t n, int max_depth, unsigned flags,
+                     sj_result *res, sj_value *out) {
+    if (!t) return validate_core(base, n, max_depth, flags, res, NULL, NULL);
+    return validate_core(base, n, max_depth, flags, res, t, out);
 }

@@ -7,7 +7,8 @@ import CSluiceJSON
 /// objects are preserved exactly). A missing field is omitted (as is one whose parent is not
 /// an object); a null stays null. With no field found the output is `{}`.
 public struct CompiledProjection: Sendable {
-    let paths: JSONPathSet
+    /// The path set this projection looks up by itself (nil when part of a larger plan).
+    let paths: JSONPathSet?
     /// Per output field: its slot and the range of its key prefix in `keyBytes`.
     let fields: [Field]
     /// `,"name":` for every field, concatenated.
@@ -20,15 +21,22 @@ public struct CompiledProjection: Sendable {
     }
 
     public init(_ fields: [ProjectField]) {
-        paths = JSONPathSet(fields.map(\.path))
+        let set = JSONPathSet(fields.map(\.path))
+        var i = 0
+        self.init(fields, paths: set) { _ in defer { i += 1 }; return set.slots[i] }
+    }
+
+    /// `slot(path)` gives each field's slot (called once per field, in order; -1 = never present).
+    init(_ fields: [ProjectField], paths: JSONPathSet?, slot: ([String]) -> Int) {
+        self.paths = paths
         var keys: [UInt8] = []
         var compiled: [Field] = []
-        for (i, f) in fields.enumerated() {
+        for f in fields {
             let start = keys.count
             keys.append(UInt8(ascii: ","))
             JSONWriter.appendString(f.output, to: &keys)
             keys.append(UInt8(ascii: ":"))
-            compiled.append(Field(slot: paths.slots[i], keyStart: start, keyCount: keys.count - start))
+            compiled.append(Field(slot: slot(f.path), keyStart: start, keyCount: keys.count - start))
         }
         self.fields = compiled
         self.keyBytes = keys
@@ -36,28 +44,8 @@ public struct CompiledProjection: Sendable {
 
     /// Appends the projection of `event` (a JSON object the validator accepted) to `out`.
     public func apply(_ event: UnsafeRawBufferPointer, into out: inout [UInt8]) {
-        paths.find(in: event) { values in
-            // Exact output size first, so `out` grows at most once.
-            var total = 2
-            for f in fields where f.slot >= 0 {
-                let v = values[f.slot]
-                if v.type != Int32(SJ_MISSING) { total += f.keyCount + v.len }
-            }
-            out.reserveCapacity(out.count + total)
-            out.append(UInt8(ascii: "{"))
-            var first = true
-            keyBytes.withUnsafeBytes { keys in
-                for f in fields where f.slot >= 0 {
-                    let v = values[f.slot]
-                    if v.type == Int32(SJ_MISSING) { continue }
-                    let skip = first ? 1 : 0
-                    first = false
-                    out.append(contentsOf: UnsafeRawBufferPointer(rebasing: keys[(f.keyStart + skip)..<(f.keyStart + f.keyCount)]))
-                    out.append(contentsOf: UnsafeRawBufferPointer(rebasing: event[v.off..<(v.off + v.len)]))
-                }
-            }
-            out.append(UInt8(ascii: "}"))
-        }
+        guard let paths else { return }
+        paths.find(in: event) { values in write(values, event, into: &out) }
     }
 
     public func apply(_ event: [UInt8], into out: inout [UInt8]) {
@@ -69,5 +57,40 @@ public struct CompiledProjection: Sendable {
         var out: [UInt8] = []
         apply(event, into: &out)
         return out
+    }
+
+    /// Writes the output object from values already found (slots as given at init).
+    func write(_ values: UnsafeBufferPointer<sj_value>, _ event: UnsafeRawBufferPointer, into out: inout [UInt8]) {
+        fields.withUnsafeBufferPointer { fs in
+            keyBytes.withUnsafeBytes { keys in
+                // Exact output size first; then one copy into `out`.
+                var total = 2
+                for f in fs where f.slot >= 0 {
+                    let v = values[f.slot]
+                    if v.type != Int32(SJ_MISSING) { total += f.keyCount + v.len }
+                }
+                var first = true
+                withUnsafeTemporaryAllocation(byteCount: total, alignment: 1) { buf in
+                    guard let dst = buf.baseAddress else { return }
+                    var n = 0
+                    dst.storeBytes(of: UInt8(ascii: "{"), toByteOffset: 0, as: UInt8.self)
+                    n = 1
+                    for f in fs where f.slot >= 0 {
+                        let v = values[f.slot]
+                        if v.type == Int32(SJ_MISSING) { continue }
+                        let skip = first ? 1 : 0
+                        first = false
+                        let klen = f.keyCount - skip
+                        (dst + n).copyMemory(from: keys.baseAddress! + f.keyStart + skip, byteCount: klen)
+                        n += klen
+                        (dst + n).copyMemory(from: event.baseAddress! + v.off, byteCount: v.len)
+                        n += v.len
+                    }
+                    dst.storeBytes(of: UInt8(ascii: "}"), toByteOffset: n, as: UInt8.self)
+                    n += 1
+                    out.append(contentsOf: UnsafeRawBufferPointer(start: dst, count: n))
+                }
+            }
+        }
     }
 }

@@ -53,6 +53,27 @@ public final class JSONPathSet: @unchecked Sendable {
     }
 }
 
+extension JSONPathSet {
+    /// Validates `event` and finds every path in the same pass. `body` gets the values only
+    /// when the event is valid; otherwise the syntax error is returned.
+    @inline(__always)
+    public func validateAndFind<R>(_ event: UnsafeRawBufferPointer, requireObject: Bool = true,
+                                   maxDepth: Int = JSONValidator.defaultMaxDepth,
+                                   _ body: (UnsafeBufferPointer<sj_value>) -> R) -> Result<R, JSONSyntaxError> {
+        let n = max(slotCount, 1)
+        let flags = requireObject ? UInt32(SJ_REQUIRE_OBJECT) : 0
+        return withUnsafeTemporaryAllocation(of: sj_value.self, capacity: n) { buf in
+            let code = sj_validate_find(trie, event.baseAddress?.assumingMemoryBound(to: UInt8.self), event.count,
+                                        Int32(clamping: maxDepth), flags, nil, buf.baseAddress)
+            if code != SJ_OK {
+                return .failure(JSONValidator.run(event, maxDepth: maxDepth, flags: flags)
+                                ?? JSONSyntaxError(message: "invalid JSON", offset: 0))
+            }
+            return .success(body(UnsafeBufferPointer(buf)))
+        }
+    }
+}
+
 /// The kind of a value found by a path lookup.
 public enum JSONKind: Int32, Sendable {
     case missing = 0, null, bool, number, string, array, object

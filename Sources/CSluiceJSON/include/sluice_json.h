@@ -83,14 +83,24 @@ typedef struct sj_paths sj_paths;
 
 sj_paths *sj_paths_new(void);
 void sj_paths_free(sj_paths *t);
+/* Longest path accepted by sj_paths_add. */
+#define SJ_MAX_PATH_SEGMENTS 64
+
 /* Adds a path given as nseg segments (raw UTF-8, not escaped). Returns its slot
- * (an identical path returns the same slot), or -1 on allocation failure / nseg == 0. */
+ * (an identical path returns the same slot), or -1 on allocation failure, nseg == 0 or
+ * nseg > SJ_MAX_PATH_SEGMENTS. */
 int sj_paths_add(sj_paths *t, const uint8_t *const *segs, const size_t *seg_lens, size_t nseg);
 /* Number of distinct slots (size of the `out` array for sj_find_many). */
 size_t sj_paths_count(const sj_paths *t);
 /* Finds every path of t in the top-level object p[0..n) in one pass. out[slot] gets
  * each value (SJ_MISSING if absent or if a parent is not an object). */
 void sj_find_many(const sj_paths *t, const uint8_t *p, size_t n, sj_value *out);
+
+/* sj_validate and sj_find_many in one pass: validates p[0..n) like sj_validate and, while
+ * doing so, finds every path of t (out as for sj_find_many). out is meaningful only when the
+ * result is SJ_OK. t == NULL behaves as sj_validate. */
+int sj_validate_find(const sj_paths *t, const uint8_t *p, size_t n, int max_depth, unsigned flags,
+                     sj_result *res, sj_value *out);
 
 /* ---------- strings ---------- */
 
