@@ -1,0 +1,392 @@
+import CRdKafka
+import Foundation
+import Synchronization
+import SluiceCore
+
+/// Settings of a Kafka sink's producer.
+public struct KafkaProducerConfig: Sendable {
+    /// `bootstrap.servers`.
+    public var brokers: String
+    /// librdkafka properties, applied verbatim after Sluice's defaults (so they win).
+    public var options: [String: String]
+    /// In-flight bound in messages (`queue.buffering.max.messages`). When reached, `produce` waits for
+    /// delivery reports: that is the sink's backpressure.
+    public var maxInFlight: Int
+    /// In-flight bound in KiB (`queue.buffering.max.kbytes`, librdkafka's own default is 1 GiB).
+    public var maxInFlightKBytes: Int
+    /// `message.timeout.ms` (= `delivery.timeout.ms`): how long librdkafka retries a message before its
+    /// completion reports a failure. nil keeps librdkafka's default (300000 ms).
+    public var deliveryTimeoutMs: Int?
+
+    public init(brokers: String, options: [String: String] = [:], maxInFlight: Int = 10_000,
+                maxInFlightKBytes: Int = 64 * 1024, deliveryTimeoutMs: Int? = nil) {
+        self.brokers = brokers; self.options = options; self.maxInFlight = maxInFlight
+        self.maxInFlightKBytes = maxInFlightKBytes; self.deliveryTimeoutMs = deliveryTimeoutMs
+    }
+}
+
+/// One record to produce.
+public struct KafkaMessage: Sendable, Equatable {
+    public var value: [UInt8]
+    public var key: [UInt8]?
+    public var headers: [EventMeta.Header]
+    /// Milliseconds since the epoch; nil = now (set by librdkafka).
+    public var timestamp: Int64?
+    /// Explicit partition; nil = chosen by the partitioner (from the key; `partitioner`, default consistent_random).
+    public var partition: Int32?
+
+    public init(value: [UInt8], key: [UInt8]? = nil, headers: [EventMeta.Header] = [],
+                timestamp: Int64? = nil, partition: Int32? = nil) {
+        self.value = value; self.key = key; self.headers = headers; self.timestamp = timestamp; self.partition = partition
+    }
+}
+
+/// Where a record was written.
+public struct KafkaDelivery: Sendable, Equatable {
+    public var topic: String
+    public var partition: Int32
+    public var offset: Int64
+}
+
+/// Counters of a producer.
+public struct KafkaProducerStats: Sendable, Equatable {
+    /// Messages accepted by librdkafka and not yet reported.
+    public var inFlight = 0
+    public var delivered = 0
+    public var failed = 0
+    /// Times `produce` had to wait because `maxInFlight` was reached.
+    public var queueFullWaits = 0
+    /// Times the handle was recreated after a fatal error.
+    public var recreated = 0
+}
+
+/// An idempotent Kafka producer for a Sluice sink (`enable.idempotence=true`, `acks=all`).
+///
+/// **Completions.** `produce` calls `completion(index, result)` exactly once per message: `.success` with
+/// the partition and offset once the broker acknowledged it, or `.failure` with a permanent error —
+/// librdkafka itself retries retriable errors until `message.timeout.ms` runs out, so a failure means
+/// "give up or dead-letter" (after a timeout the message is *possibly* persisted: a resend may duplicate).
+/// Completions run on the producer's poll thread, except for messages rejected at once (too large,
+/// producer closed), whose completion runs on the calling thread before `produce` returns. A completion
+/// must be quick and must not call `produce`, `flush` or `close`.
+///
+/// **Backpressure.** At most `maxInFlight` messages are queued; when full (`_QUEUE_FULL`), `produce`
+/// blocks until delivery reports free room. Call it from a thread that may block (the sink's).
+///
+/// **Threads.** A dedicated thread serves `rd_kafka_poll` (delivery reports, errors). `produce` may be called
+/// from any thread. After a fatal error (`rd_kafka_fatal_error`, e.g. an idempotence sequence failure) the
+/// poll thread creates a new handle, fails what the old one still held (their completions get the error),
+/// and logs it; later `produce` calls use the new handle.
+public final class KafkaProducerClient: @unchecked Sendable {
+    // `condition` guards `handle`, `closed`, `stats`: produceva runs while holding it, so the handle cannot
+    // be swapped (only by the poll thread) or destroyed (only by close, after the poll thread ended) meanwhile.
+    // rd_kafka_poll runs on the poll thread without the lock (librdkafka allows it concurrently with produce).
+    private let condition = NSCondition()
+    private var handle: OpaquePointer?
+    private var closed = false
+    private var stopping = false
+    private var statsValue = KafkaProducerStats()
+    private let pollDone = DispatchSemaphore(value: 0)
+    private let core: ProducerCore
+    private let settings: [(String, String)]
+    public let config: KafkaProducerConfig
+
+    /// Creates the producer and starts its poll thread. Throws on invalid configuration.
+    public init(config: KafkaProducerConfig, log: @escaping KafkaLog) throws(KafkaError) {
+        self.config = config
+        var settings: [(String, String)] = [
+            ("bootstrap.servers", config.brokers),
+            ("client.id", "sluice"),
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("queue.buffering.max.messages", String(max(1, config.maxInFlight))),
+            ("queue.buffering.max.kbytes", String(max(1, config.maxInFlightKBytes))),
+        ]
+        if let t = config.deliveryTimeoutMs { settings.append(("message.timeout.ms", String(t))) }
+        for (key, value) in config.options.sorted(by: { $0.key < $1.key }) { settings.append((key, value)) }
+        self.settings = settings
+        let core = ProducerCore(log: log)
+        self.core = core
+        let rk = try Self.makeProducer(settings, core: core)
+        self.handle = rk
+        core.owner = self
+        log("info", "kafka producer: librdkafka \(librdkafkaVersion), brokers \(config.brokers), idempotent")
+        let thread = Thread { [self] in self.pollLoop() }
+        thread.name = "sluice-kafka-producer"
+        thread.start()
+    }
+
+    deinit {
+        // close() normally ran already; the poll thread holds `self` while running, so we get here only after it ended.
+        if let handle {
+            rd_kafka_purge(handle, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
+            rd_kafka_destroy(handle)
+        }
+    }
+
+    private static func makeProducer(_ settings: [(String, String)], core: ProducerCore) throws(KafkaError) -> OpaquePointer {
+        let conf = try makeConf(settings, component: "kafka producer")
+        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(core).toOpaque())
+        rd_kafka_conf_set_dr_msg_cb(conf, producerDeliveryCallback)
+        rd_kafka_conf_set_error_cb(conf, producerErrorCallback)
+        rd_kafka_conf_set_log_cb(conf, producerLogCallback)
+        return try makeHandle(RD_KAFKA_PRODUCER, conf, component: "kafka producer")
+    }
+
+    /// Counters.
+    public var stats: KafkaProducerStats {
+        condition.lock(); defer { condition.unlock() }
+        return statsValue
+    }
+
+    /// Queues `messages` for `topic`; blocks while `maxInFlight` messages are in flight.
+    /// `completion(index, result)` is called exactly once per message (index into `messages`).
+    public func produce(_ messages: [KafkaMessage], topic: String,
+                        completion: @escaping @Sendable (_ index: Int, _ result: Result<KafkaDelivery, KafkaError>) -> Void) {
+        topic.withCString { ctopic in
+            for (index, message) in messages.enumerated() {
+                let box = DeliveryBox(index: index, topic: topic, completion: completion)
+                let opaque = Unmanaged.passRetained(box).toOpaque()
+                var failure: KafkaError?
+                condition.lock()
+                while true {
+                    guard !closed, let rk = handle else {
+                        failure = KafkaError(code: RD_KAFKA_RESP_ERR__DESTROY.rawValue, message: "kafka producer: closed")
+                        break
+                    }
+                    let err = Self.enqueue(rk, ctopic, message, opaque)
+                    if err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                        statsValue.inFlight += 1
+                        break
+                    }
+                    if err == RD_KAFKA_RESP_ERR__QUEUE_FULL || err == RD_KAFKA_RESP_ERR__FATAL {
+                        // Full: wait for delivery reports. Fatal: wait for the poll thread to recreate the handle.
+                        if err == RD_KAFKA_RESP_ERR__QUEUE_FULL { statsValue.queueFullWaits += 1 }
+                        _ = condition.wait(until: Date(timeIntervalSinceNow: 0.05))
+                        continue
+                    }
+                    failure = KafkaError(err, "kafka producer: cannot produce to \(topic)")
+                    break
+                }
+                if failure != nil { statsValue.failed += 1 }
+                condition.unlock()
+                if let failure {
+                    Unmanaged<DeliveryBox>.fromOpaque(opaque).release()
+                    completion(index, .failure(failure))
+                }
+            }
+        }
+    }
+
+    /// One `rd_kafka_produceva` call (payload and key copied by librdkafka).
+    private static func enqueue(_ rk: OpaquePointer, _ topic: UnsafePointer<CChar>, _ m: KafkaMessage,
+                                _ opaque: UnsafeMutableRawPointer) -> rd_kafka_resp_err_t {
+        var hdrs: OpaquePointer?
+        if !m.headers.isEmpty {
+            hdrs = rd_kafka_headers_new(m.headers.count)
+            for h in m.headers {
+                h.value.withUnsafeBytes { v in _ = rd_kafka_header_add(hdrs, h.name, -1, v.baseAddress, v.count) }
+            }
+        }
+        let err: rd_kafka_resp_err_t = m.value.withUnsafeBytes { value in
+            withOptionalBytes(m.key) { key in
+                var vus = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 8)
+                var n = 0
+                func add(_ type: rd_kafka_vtype_t, _ fill: (inout rd_kafka_vu_t) -> Void) {
+                    vus[n].vtype = type
+                    fill(&vus[n])
+                    n += 1
+                }
+                add(RD_KAFKA_VTYPE_TOPIC) { $0.u.cstr = topic }
+                add(RD_KAFKA_VTYPE_VALUE) {
+                    $0.u.mem.ptr = value.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) }
+                    $0.u.mem.size = value.count
+                }
+                if let key {
+                    add(RD_KAFKA_VTYPE_KEY) {
+                        $0.u.mem.ptr = key.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) }
+                        $0.u.mem.size = key.count
+                    }
+                }
+                add(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = opaque }
+                add(RD_KAFKA_VTYPE_MSGFLAGS) { $0.u.i = RD_KAFKA_MSG_F_COPY }
+                if let ts = m.timestamp { add(RD_KAFKA_VTYPE_TIMESTAMP) { $0.u.i64 = ts } }
+                if let p = m.partition { add(RD_KAFKA_VTYPE_PARTITION) { $0.u.i32 = p } }
+                if let hdrs { add(RD_KAFKA_VTYPE_HEADERS) { $0.u.headers = hdrs } }
+                guard let error = rd_kafka_produceva(rk, vus, n) else { return RD_KAFKA_RESP_ERR_NO_ERROR }
+                let code = rd_kafka_error_code(error)
+                rd_kafka_error_destroy(error)
+                return code
+            }
+        }
+        // On failure the headers were not taken over by the message.
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs { rd_kafka_headers_destroy(hdrs) }
+        return err
+    }
+
+    /// Waits until every queued message has been reported (completions have run), or `timeout` seconds.
+    /// Returns true if nothing is left in flight.
+    @discardableResult
+    public func flush(timeout: Double) -> Bool {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        condition.lock(); defer { condition.unlock() }
+        while statsValue.inFlight > 0 {
+            if !condition.wait(until: deadline) { return statsValue.inFlight == 0 }
+        }
+        return true
+    }
+
+    /// Flushes for up to `timeout` seconds, then fails whatever is still queued (those completions get
+    /// `_PURGE_QUEUE`/`_PURGE_INFLIGHT` errors), stops the poll thread and destroys the handle.
+    /// Later `produce` calls fail at once. Idempotent; do not call from a completion.
+    public func close(timeout: Double = 30) {
+        condition.lock()
+        if closed { condition.unlock(); return }
+        condition.unlock()
+        flush(timeout: timeout)
+        condition.lock()
+        closed = true
+        stopping = true
+        condition.broadcast()
+        condition.unlock()
+        pollDone.wait()
+        condition.lock()
+        let rk = handle
+        handle = nil
+        condition.unlock()
+        if let rk { Self.drain(rk, core: core) }
+        core.log("info", "kafka producer: closed")
+    }
+
+    /// Fails every message the handle still holds, serves their delivery reports, and destroys it.
+    private static func drain(_ rk: OpaquePointer, core: ProducerCore) {
+        rd_kafka_purge(rk, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
+        var rounds = 0
+        while rd_kafka_outq_len(rk) > 0 && rounds < 100 {
+            rd_kafka_poll(rk, 50)
+            rounds += 1
+        }
+        rd_kafka_poll(rk, 0)
+        rd_kafka_destroy(rk)
+    }
+
+    // MARK: poll thread
+
+    private func pollLoop() {
+        defer { pollDone.signal() }
+        while true {
+            condition.lock()
+            let rk = handle
+            let stop = stopping
+            condition.unlock()
+            guard let rk, !stop else { return }
+            rd_kafka_poll(rk, 100)
+            if core.takeFatal() { recreate(rk) }
+        }
+    }
+
+    /// Replaces a handle that raised a fatal error (poll thread only).
+    private func recreate(_ old: OpaquePointer) {
+        var buf = [CChar](repeating: 0, count: 512)
+        let err = rd_kafka_fatal_error(old, &buf, buf.count)
+        let reason = "\(KafkaError.describe(err)): \(cString(buf))"
+        while true {
+            do {
+                let fresh = try Self.makeProducer(settings, core: core)
+                condition.lock()
+                handle = fresh
+                statsValue.recreated += 1
+                condition.broadcast()
+                condition.unlock()
+                core.log("error", "kafka producer: fatal error \(reason); created a new producer (messages still queued in the old one fail)")
+                break
+            } catch {
+                core.log("error", "kafka producer: fatal error \(reason); cannot create a new producer: \(error); retrying in 1 s")
+                condition.lock()
+                let stop = stopping
+                condition.unlock()
+                if stop { return }
+                Thread.sleep(forTimeInterval: 1)
+            }
+        }
+        Self.drain(old, core: core)
+    }
+
+    /// Called on the poll thread after each delivery report (completion already ran).
+    fileprivate func reported(success: Bool) {
+        condition.lock()
+        statsValue.inFlight -= 1
+        if success { statsValue.delivered += 1 } else { statsValue.failed += 1 }
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Testing hook: makes librdkafka raise a fatal error on the current handle (`rd_kafka_test_fatal_error`).
+    func injectFatalErrorForTesting() {
+        condition.lock(); defer { condition.unlock() }
+        if let handle { _ = rd_kafka_test_fatal_error(handle, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "injected by a test") }
+    }
+}
+
+private func withOptionalBytes<R>(_ bytes: [UInt8]?, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
+    guard let bytes else { return body(nil) }
+    return bytes.withUnsafeBytes { body($0) }
+}
+
+/// Per-message completion, retained by librdkafka's message (`msg_opaque`) until its delivery report.
+private final class DeliveryBox {
+    let index: Int
+    let topic: String
+    let completion: @Sendable (Int, Result<KafkaDelivery, KafkaError>) -> Void
+    init(index: Int, topic: String, completion: @escaping @Sendable (Int, Result<KafkaDelivery, KafkaError>) -> Void) {
+        self.index = index; self.topic = topic; self.completion = completion
+    }
+}
+
+/// What librdkafka callbacks see (conf opaque). `owner` is set once right after init, before the poll
+/// thread starts, and is weak so the producer can be released; `fatal` is atomic.
+final class ProducerCore: @unchecked Sendable {
+    let log: KafkaLog
+    weak var owner: KafkaProducerClient?
+    private let fatal = Atomic<Bool>(false)
+    init(log: @escaping KafkaLog) { self.log = log }
+    func setFatal() { fatal.store(true, ordering: .releasing) }
+    func takeFatal() -> Bool { fatal.exchange(false, ordering: .acquiringAndReleasing) }
+}
+
+private func producerCore(_ opaque: UnsafeMutableRawPointer?) -> ProducerCore? {
+    opaque.map { Unmanaged<ProducerCore>.fromOpaque($0).takeUnretainedValue() }
+}
+
+private let producerDeliveryCallback: @convention(c) (OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?) -> Void = { _, msg, opaque in
+    guard let msg, let priv = msg.pointee._private else { return }
+    let box = Unmanaged<DeliveryBox>.fromOpaque(priv).takeRetainedValue()
+    let m = msg.pointee
+    let ok = m.err == RD_KAFKA_RESP_ERR_NO_ERROR
+    if ok {
+        box.completion(box.index, .success(KafkaDelivery(topic: box.topic, partition: m.partition, offset: m.offset)))
+    } else {
+        let status = rd_kafka_message_status(msg)
+        let persisted = status == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED ? " (possibly persisted)" :
+            status == RD_KAFKA_MSG_STATUS_PERSISTED ? " (persisted)" : ""
+        box.completion(box.index, .failure(KafkaError(m.err, "kafka producer: delivery to \(box.topic) failed\(persisted)")))
+    }
+    producerCore(opaque)?.owner?.reported(success: ok)
+}
+
+private let producerErrorCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void = { _, err, reason, opaque in
+    guard let core = producerCore(opaque) else { return }
+    let code = rd_kafka_resp_err_t(rawValue: err)
+    if code == RD_KAFKA_RESP_ERR__FATAL {
+        core.setFatal()
+        return
+    }
+    let text = reason.map { String(cString: $0) } ?? ""
+    core.log(code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? "error" : "warning", "kafka producer: \(KafkaError.describe(code)): \(text)")
+}
+
+private let producerLogCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> Void = { rk, level, fac, buf in
+    guard let rk, let buf, let core = producerCore(rd_kafka_opaque(rk)) else { return }
+    let facility = fac.map { String(cString: $0) } ?? ""
+    core.log(levelName(level), "kafka producer: \(facility): \(String(cString: buf))")
+}

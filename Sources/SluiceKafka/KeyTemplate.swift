@@ -1,0 +1,115 @@
+import CSluiceJSON
+
+/// A message-key template such as `'{profile_id}'` or `'{a}:{b.c}'`, rendered against an event's JSON bytes.
+///
+/// - `{path}` is replaced by the value at a dotted path of the top-level object (`b.c` = field `c` of
+///   object `b`): strings unquoted and unescaped; numbers, `true`/`false` exactly as written in the input;
+///   objects and arrays as their raw JSON text.
+/// - A missing field, a `null`, or input that is not a JSON object renders as the empty string (so
+///   `'{a}:{b}'` with no `b` gives `"x:"`); `fields(in:)` tells which fields are missing, to reject if wanted.
+/// - `{{` and `}}` are literal braces; everything else is copied as is.
+public struct KeyTemplate: Sendable, Equatable, CustomStringConvertible {
+    enum Part: Sendable, Equatable {
+        case literal([UInt8])
+        case field([UInt8])
+    }
+
+    let parts: [Part]
+    /// The template text.
+    public let description: String
+
+    /// The dotted paths the template reads, in order.
+    public var fields: [String] {
+        parts.compactMap { if case .field(let p) = $0 { return String(decoding: p, as: UTF8.self) } else { return nil } }
+    }
+
+    /// Parses a template; throws on an unclosed `{`, an empty `{}`, or a lone `}`.
+    public init(_ template: String) throws(KafkaError) {
+        description = template
+        var parts: [Part] = []
+        var literal: [UInt8] = []
+        let b = Array(template.utf8)
+        var i = 0
+        func fail(_ why: String) -> KafkaError {
+            KafkaError(code: -186, message: "key template '\(template)': \(why) at character \(i + 1)")
+        }
+        while i < b.count {
+            let c = b[i]
+            if c == UInt8(ascii: "{") {
+                if i + 1 < b.count && b[i + 1] == UInt8(ascii: "{") { literal.append(c); i += 2; continue }
+                guard let close = b[(i + 1)...].firstIndex(of: UInt8(ascii: "}")) else { throw fail("unclosed '{'") }
+                let path = Array(b[(i + 1)..<close])
+                if path.isEmpty || path.contains(UInt8(ascii: "{")) { throw fail("expected a field path inside '{...}'") }
+                if !literal.isEmpty { parts.append(.literal(literal)); literal = [] }
+                parts.append(.field(path))
+                i = close + 1
+            } else if c == UInt8(ascii: "}") {
+                if i + 1 < b.count && b[i + 1] == UInt8(ascii: "}") { literal.append(c); i += 2; continue }
+                throw fail("lone '}' (write '}}')")
+            } else {
+                literal.append(c); i += 1
+            }
+        }
+        if !literal.isEmpty { parts.append(.literal(literal)) }
+        self.parts = parts
+    }
+
+    /// Renders the key for one event's JSON bytes (expected to be a validated JSON object).
+    public func render(_ json: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(32)
+        json.withUnsafeBufferPointer { input in
+            for part in parts {
+                switch part {
+                case .literal(let l): out.append(contentsOf: l)
+                case .field(let path): Self.appendValue(input, path, to: &out)
+                }
+            }
+        }
+        return out
+    }
+
+    /// The fields of the template that are missing or null in `json`.
+    public func missingFields(in json: [UInt8]) -> [String] {
+        json.withUnsafeBufferPointer { input in
+            parts.compactMap { part -> String? in
+                guard case .field(let path) = part else { return nil }
+                let v = Self.find(input, path)
+                return Int(v.type) == SJ_MISSING || Int(v.type) == SJ_NULL ? String(decoding: path, as: UTF8.self) : nil
+            }
+        }
+    }
+
+    private static func find(_ input: UnsafeBufferPointer<UInt8>, _ path: [UInt8]) -> sj_value {
+        var v = sj_value()
+        guard let base = input.baseAddress else { return v }
+        path.withUnsafeBufferPointer { p in
+            p.withMemoryRebound(to: CChar.self) { cp in
+                _ = sj_find(base, input.count, cp.baseAddress, cp.count, &v)
+            }
+        }
+        return v
+    }
+
+    private static func appendValue(_ input: UnsafeBufferPointer<UInt8>, _ path: [UInt8], to out: inout [UInt8]) {
+        let v = find(input, path)
+        guard let base = input.baseAddress, v.off + v.len <= input.count else { return }
+        let span = UnsafeBufferPointer(start: base + v.off, count: v.len)
+        switch Int(v.type) {
+        case SJ_STRING:
+            guard v.len > 2 else { return }   // "" renders as nothing
+            let start = out.count
+            out.append(contentsOf: repeatElement(0, count: v.len - 2))
+            let n = out.withUnsafeMutableBufferPointer { o -> Int in
+                guard let dst = o.baseAddress else { return -1 }
+                return sj_string_decode(span.baseAddress, span.count, dst + start, v.len - 2)
+            }
+            if n < 0 || n > v.len - 2 { out.removeSubrange(start...); return }   // (size_t)-1: malformed
+            out.removeSubrange((start + n)...)
+        case SJ_NUMBER, SJ_BOOL, SJ_ARRAY, SJ_OBJECT:
+            out.append(contentsOf: span)
+        default:
+            return   // missing or null: empty
+        }
+    }
+}

@@ -1,0 +1,295 @@
+import Foundation
+import Synchronization
+import Testing
+import SluiceCore
+@testable import SluiceKafka
+
+/// End-to-end behaviour of the producer and consumer against `sluice dev kafka` running as a separate process.
+@Suite("Kafka clients against the dev broker", .serialized)
+struct KafkaClientTests {
+
+    @Test func producedMessagesAreConsumedBackExactlyWithKeysHeadersAndMetadata() throws {
+        let broker = try DevKafkaProcess(["--topic", "plays:3"])
+        defer { broker.stop() }
+        let log = LogSink()
+        let producer = try KafkaProducerClient(config: KafkaProducerConfig(brokers: broker.bootstrap), log: log.log)
+        defer { producer.close() }
+        let n = 300
+        let messages = (0..<n).map { i in
+            KafkaMessage(value: Array("{\"i\":\(i)}".utf8), key: Array("k\(i % 7)".utf8),
+                         headers: [EventMeta.Header(name: "seq", value: Array(String(i).utf8)), EventMeta.Header(name: "empty", value: [])],
+                         timestamp: 1_700_000_000_000 + Int64(i))
+        }
+        let results = try produceAll(producer, messages, topic: "plays")
+        var deliveries: [Int: KafkaDelivery] = [:]
+        for (i, r) in results.enumerated() {
+            guard case .success(let d) = r else { Issue.record("message \(i) failed: \(r)"); continue }
+            deliveries[i] = d
+        }
+        #expect(deliveries.count == n)
+
+        let consumer = try makeConsumer(broker, group: uniqueName("g"), topics: ["plays"], log: log)
+        let run = ConsumerRun(consumer)
+        #expect(run.waitFor(n))
+        usleep(300_000)   // anything extra would show up now
+        run.stop()
+        consumer.close()
+
+        let events = run.events.withLock { $0 }
+        #expect(events.count == n)
+        var seen = Set<Int>()
+        for e in events {
+            let text = e.text
+            guard let i = Int(text.dropFirst(5).dropLast()), let meta = e.meta, let d = deliveries[i] else {
+                Issue.record("unexpected event \(text)"); continue
+            }
+            seen.insert(i)
+            #expect(meta.key == Array("k\(i % 7)".utf8))
+            #expect(meta.headers == messages[i].headers)
+            #expect(meta.timestamp == 1_700_000_000_000 + Int64(i))
+            #expect(meta.topic == "plays")
+            #expect(meta.partition == d.partition)
+            #expect(meta.offset == d.offset)
+            #expect(e.position == d.offset)
+        }
+        #expect(seen.count == n)
+        // Same key, same partition.
+        let byKey = Dictionary(grouping: deliveries, by: { $0.key % 7 }).mapValues { Set($0.map { $0.value.partition }) }
+        #expect(byKey.values.allSatisfy { $0.count == 1 })
+    }
+
+    @Test func restartedConsumerResumesRightAfterTheAcknowledgedPrefix() throws {
+        let broker = try DevKafkaProcess(["--topic", "t:1"])
+        defer { broker.stop() }
+        let log = LogSink()
+        let producer = try KafkaProducerClient(config: KafkaProducerConfig(brokers: broker.bootstrap), log: log.log)
+        defer { producer.close() }
+        _ = try produceAll(producer, (0..<100).map { KafkaMessage(value: Array("m\($0)".utf8)) }, topic: "t")
+        let group = uniqueName("g")
+
+        let first = try makeConsumer(broker, group: group, topics: ["t"], log: log)
+        let run1 = ConsumerRun(first)
+        #expect(run1.waitFor(100))
+        let events = run1.events.withLock { $0 }
+        first.acknowledge(events: events.prefix(40))
+        run1.stop()
+        first.close()
+
+        let second = try makeConsumer(broker, group: group, topics: ["t"], log: log)
+        let run2 = ConsumerRun(second)
+        #expect(run2.waitFor(60))
+        usleep(300_000)
+        run2.stop()
+        second.close()
+        let again = run2.events.withLock { $0 }
+        // Nothing acknowledged comes back; everything unacknowledged does, exactly once.
+        #expect(again.map(\.text) == (40..<100).map { "m\($0)" })
+        #expect(again.first?.meta?.offset == 40)
+    }
+
+    @Test func outOfOrderAcknowledgementsCommitOnlyTheContiguousPrefix() throws {
+        let broker = try DevKafkaProcess(["--topic", "t:1"])
+        defer { broker.stop() }
+        let log = LogSink()
+        let producer = try KafkaProducerClient(config: KafkaProducerConfig(brokers: broker.bootstrap), log: log.log)
+        defer { producer.close() }
+        _ = try produceAll(producer, (0..<20).map { KafkaMessage(value: Array("m\($0)".utf8)) }, topic: "t")
+        let group = uniqueName("g")
+
+        let first = try makeConsumer(broker, group: group, topics: ["t"], log: log)
+        let run1 = ConsumerRun(first)
+        #expect(run1.waitFor(20))
+        // Acknowledge 5...19 first (out of order, a gap at 3 and 4), then 0...2.
+        first.acknowledge((5..<20).reversed().map { (topic: "t", partition: Int32(0), offset: Int64($0)) })
+        #expect(first.committableOffset(topic: "t", partition: 0) == nil)
+        first.acknowledge([(topic: "t", partition: Int32(0), offset: Int64(2)), (topic: "t", partition: 0, offset: 0), (topic: "t", partition: 0, offset: 1)])
+        #expect(first.committableOffset(topic: "t", partition: 0) == 3)
+        run1.stop()
+        first.close()
+
+        let second = try makeConsumer(broker, group: group, topics: ["t"], log: log)
+        let run2 = ConsumerRun(second)
+        #expect(run2.waitFor(17))
+        usleep(300_000)
+        run2.stop()
+        second.close()
+        #expect(run2.events.withLock { $0.map(\.text) } == (3..<20).map { "m\($0)" })
+    }
+
+    @Test func refusedOffersPauseTheConsumerWithBoundedMemoryThenEverythingArrives() throws {
+        let broker = try DevKafkaProcess(["--topic", "big:2"])
+        defer { broker.stop() }
+        let log = LogSink()
+        let producer = try KafkaProducerClient(config: KafkaProducerConfig(brokers: broker.bootstrap), log: log.log)
+        defer { producer.close() }
+        let n = 20_000
+        let padding = String(repeating: "x", count: 150)
+        _ = try produceAll(producer, (0..<n).map { KafkaMessage(value: Array("{\"i\":\($0),\"p\":\"\(padding)\"}".utf8)) },
+                           topic: "big", timeout: 60)
+
+        let batchSize = 100
+        let consumer = try makeConsumer(broker, group: uniqueName("g"), topics: ["big"], log: log, prefetchKBytes: 256)
+        let run = ConsumerRun(consumer, batchSize: batchSize)
+        #expect(run.waitFor(1))
+        run.accept.store(false, ordering: .releasing)
+        #expect(waitUntil(timeout: 5) { consumer.stats.paused })
+        // While paused: it keeps polling and re-offering, and holds at most one batch plus what was prefetched.
+        let offersAtPause = run.offers.load(ordering: .relaxed)
+        var maxHeld = 0, maxPrefetched = 0
+        let until = Date(timeIntervalSinceNow: 1.5)
+        while Date() < until {
+            let s = consumer.stats
+            maxHeld = max(maxHeld, s.held); maxPrefetched = max(maxPrefetched, s.prefetched)
+            usleep(20_000)
+        }
+        let stalled = consumer.stats
+        #expect(stalled.paused)
+        #expect(run.offers.load(ordering: .relaxed) > offersAtPause + 10)
+        #expect(maxHeld <= batchSize + 2_000, "held \(maxHeld)")   // 256 KiB of prefetch is < 2000 records of 170 bytes
+        #expect(stalled.received < run.count + batchSize + 2_000)
+        // After the first pause settles, nothing more is fetched: received stops growing.
+        let receivedThen = consumer.stats.received
+        usleep(500_000)
+        #expect(consumer.stats.received == receivedThen)
+
+        run.accept.store(true, ordering: .releasing)
+        #expect(run.waitFor(n, timeout: 30))
+        usleep(300_000)
+        run.stop()
+        consumer.close()
+        let values = run.events.withLock { $0.map(\.text) }
+        #expect(values.count == n)
+        #expect(Set(values).count == n)
+        #expect(consumer.stats.pauses >= 1)
+    }
+
+    @Test func injectedProduceErrorsAreRetriedAndDeliveredOnce() throws {
+        let broker = try DevKafkaProcess(["--topic", "t:1"])
+        defer { broker.stop() }
+        let log = LogSink()
+        let producer = try KafkaProducerClient(config: KafkaProducerConfig(brokers: broker.bootstrap, options: ["retry.backoff.ms": "50"]), log: log.log)
+        defer { producer.close() }
+        // Warm up (metadata, producer id) so the injected errors hit Produce requests.
+        _ = try produceAll(producer, [KafkaMessage(value: Array("warm".utf8))], topic: "t")
+        #expect(try broker.command("errors Produce 3 NOT_ENOUGH_REPLICAS") == "ok")
+        #expect(try broker.command("errors 0 2 REQUEST_TIMED_OUT") == "ok")
+        let results = try produceAll(producer, (0..<10).map { KafkaMessage(value: Array("m\($0)".utf8)) }, topic: "t")
+        #expect(results.allSatisfy { if case .success = $0 { true } else { false } })
+
+        let consumer = try makeConsumer(broker, group: uniqueName("g"), topics: ["t"], log: log)
+        let run = ConsumerRun(consumer)
+        #expect(run.waitFor(11))
+        usleep(300_000)
+        run.stop()
+        consumer.close()
+        #expect(run.events.withLock { $0.map(\.text) } == ["warm"] + (0..<10).map { "m\($0)" })
+    }
+
+    @Test func deliveryTimeoutWithTheBrokerDownReachesTheCompletionAsAnError() throws {
+        let broker = try DevKafkaProcess(["--topic", "t:1"])
+        defer { broker.stop() }
+        let log = LogSink()
+        let producer = try KafkaProducerClient(config: KafkaProducerConfig(brokers: broker.bootstrap, deliveryTimeoutMs: 1500), log: log.log)
+        defer { producer.close(timeout: 1) }
+        #expect(try broker.command("down -1") == "ok")
+        let start = Date()
+        let results = try produceAll(producer, (0..<3).map { KafkaMessage(value: Array("m\($0)".utf8)) }, topic: "t", timeout: 15)
+        for r in results {
+            guard case .failure(let error) = r else { Issue.record("expected a failure, got \(r)"); continue }
+            #expect(error.name == "_MSG_TIMED_OUT")
+        }
+        #expect(Date().timeIntervalSince(start) < 10)
+        #expect(producer.stats.failed == 3)
+        #expect(producer.stats.inFlight == 0)
+    }
+
+    @Test func kcatReadsWhatTheProducerWrote() throws {
+        let broker = try DevKafkaProcess(["--topic", "t:1"])
+        defer { broker.stop() }
+        let log = LogSink()
+        let producer = try KafkaProducerClient(config: KafkaProducerConfig(brokers: broker.bootstrap), log: log.log)
+        defer { producer.close() }
+        let lines = (0..<5).map { "{\"n\":\($0)}" }
+        _ = try produceAll(producer, lines.map { KafkaMessage(value: Array($0.utf8), key: Array("key".utf8)) }, topic: "t")
+
+        let kcat = Process()
+        kcat.executableURL = URL(fileURLWithPath: "/usr/bin/kcat")
+        kcat.arguments = ["-C", "-b", broker.bootstrap, "-t", "t", "-e", "-q", "-f", "%k %s\n"]
+        let out = Pipe()
+        kcat.standardOutput = out
+        kcat.standardError = FileHandle.nullDevice
+        try kcat.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        kcat.waitUntilExit()
+        #expect(kcat.terminationStatus == 0)
+        #expect(String(decoding: data, as: UTF8.self) == lines.map { "key \($0)\n" }.joined())
+    }
+
+    @Test func producerRecreatesItsHandleAfterAFatalError() throws {
+        let broker = try DevKafkaProcess(["--topic", "t:1"])
+        defer { broker.stop() }
+        let log = LogSink()
+        let producer = try KafkaProducerClient(config: KafkaProducerConfig(brokers: broker.bootstrap), log: log.log)
+        defer { producer.close() }
+        _ = try produceAll(producer, [KafkaMessage(value: Array("before".utf8))], topic: "t")
+        producer.injectFatalErrorForTesting()
+        #expect(waitUntil(timeout: 5) { producer.stats.recreated == 1 })
+        #expect(log.contains("fatal error"))
+        let results = try produceAll(producer, [KafkaMessage(value: Array("after".utf8))], topic: "t")
+        #expect(results.allSatisfy { if case .success = $0 { true } else { false } })
+    }
+
+    @Test func consumerSurvivesAllBrokersGoingDownAndCatchesUpAfterwards() throws {
+        let broker = try DevKafkaProcess(["--topic", "t:1"])
+        defer { broker.stop() }
+        let log = LogSink()
+        let producer = try KafkaProducerClient(config: KafkaProducerConfig(brokers: broker.bootstrap), log: log.log)
+        defer { producer.close() }
+        _ = try produceAll(producer, (0..<10).map { KafkaMessage(value: Array("a\($0)".utf8)) }, topic: "t")
+        let consumer = try makeConsumer(broker, group: uniqueName("g"), topics: ["t"], log: log)
+        let run = ConsumerRun(consumer)
+        #expect(run.waitFor(10))
+        #expect(try broker.command("down -1") == "ok")
+        usleep(1_500_000)
+        #expect(try broker.command("up -1") == "ok")
+        _ = try produceAll(producer, (0..<10).map { KafkaMessage(value: Array("b\($0)".utf8)) }, topic: "t")
+        #expect(run.waitFor(20, timeout: 30))
+        run.stop()
+        consumer.close()
+        #expect(run.events.withLock { $0.map(\.text) } == (0..<10).map { "a\($0)" } + (0..<10).map { "b\($0)" })
+    }
+}
+
+/// The `sluice dev kafka` process itself.
+@Suite("sluice dev kafka")
+struct DevKafkaCommandTests {
+    @Test func printsTheBootstrapFirstAndAnswersEveryCommandWithOneLine() throws {
+        let broker = try DevKafkaProcess(["--brokers", "3", "--topic", "a:2", "--topic", "b:1"])
+        #expect(broker.bootstrap.split(separator: ",").count == 3)
+        #expect(broker.bootstrap.hasPrefix("127.0.0.1:"))
+        #expect(try broker.command("down 2") == "ok")
+        #expect(try broker.command("up 2") == "ok")
+        #expect(try broker.command("rtt 1 5") == "ok")
+        #expect(try broker.command("errors Produce 1 7") == "ok")
+        #expect(try broker.command("topic c 4") == "ok")
+        #expect(try broker.command("bootstrap") == "ok \(broker.bootstrap)")
+        #expect(try broker.command("down 9").hasPrefix("error: "))
+        #expect(try broker.command("errors Nope 1 7").hasPrefix("error: "))
+        #expect(try broker.command("errors 0 1 NO_SUCH_ERROR").hasPrefix("error: "))
+        #expect(try broker.command("rtt 1").hasPrefix("error: usage"))
+        #expect(try broker.command("frobnicate").hasPrefix("error: unknown command"))
+        #expect(broker.stop() == 0)
+    }
+
+    @Test func fixedPortAcceptsBootstrapConnections() throws {
+        let port = Int.random(in: 20_000...40_000)
+        let broker = try DevKafkaProcess(["--port", String(port), "--topic", "t:1"])
+        defer { broker.stop() }
+        #expect(broker.bootstrap.hasPrefix("127.0.0.1:\(port),"))
+        let log = LogSink()
+        let producer = try KafkaProducerClient(config: KafkaProducerConfig(brokers: "127.0.0.1:\(port)"), log: log.log)
+        defer { producer.close() }
+        let results = try produceAll(producer, [KafkaMessage(value: Array("x".utf8))], topic: "t")
+        #expect(results.allSatisfy { if case .success = $0 { true } else { false } })
+    }
+}

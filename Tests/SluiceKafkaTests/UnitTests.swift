@@ -1,0 +1,126 @@
+import Testing
+@testable import SluiceKafka
+
+@Suite struct OffsetTrackerTests {
+    @Test func inOrderAcknowledgementsAdvanceTheCommittableOffset() {
+        var t = OffsetTracker()
+        for o in 10..<15 { let ok = t.delivered(Int64(o)); #expect(ok) }
+        #expect(t.committable == nil)
+        do { let ok = t.acknowledge(10); #expect(ok) }
+        #expect(t.committable == 11)
+        do { let ok = t.acknowledge(11); #expect(ok) }
+        #expect(t.committable == 12)
+        #expect(t.outstanding == 3)
+    }
+
+    @Test func outOfOrderAcknowledgementsCommitOnlyTheContiguousPrefix() {
+        var t = OffsetTracker()
+        for o in 0..<10 { _ = t.delivered(Int64(o)) }
+        for o in [9, 7, 5, 3, 1] { _ = t.acknowledge(Int64(o)) }
+        #expect(t.committable == nil)
+        _ = t.acknowledge(0)
+        #expect(t.committable == 2)
+        _ = t.acknowledge(2)
+        #expect(t.committable == 4)
+        for o in [4, 6, 8] { _ = t.acknowledge(Int64(o)) }
+        #expect(t.committable == 10)
+        #expect(t.outstanding == 0)
+    }
+
+    @Test func gapsInOffsetsDoNotBlockTheCommit() {
+        var t = OffsetTracker()
+        for o in [3, 4, 8, 20] { _ = t.delivered(Int64(o)) }   // compaction / transaction markers leave gaps
+        for o in [20, 8, 4, 3] { _ = t.acknowledge(Int64(o)) }
+        #expect(t.committable == 21)
+    }
+
+    @Test func unknownAndDuplicateAcknowledgementsAreIgnored() {
+        var t = OffsetTracker()
+        for o in 0..<3 { _ = t.delivered(Int64(o)) }
+        do { let ok = t.acknowledge(7); #expect(!ok) }
+        do { let ok = t.acknowledge(0); #expect(ok) }
+        do { let ok = t.acknowledge(0); #expect(!ok) }
+        do { let ok = t.acknowledge(-1); #expect(!ok) }
+        #expect(t.committable == 1)
+    }
+
+    @Test func offsetsGoingBackwardsAreRejectedSoTheCallerStartsAFreshTracker() {
+        var t = OffsetTracker()
+        _ = t.delivered(5)
+        do { let ok = t.delivered(5); #expect(!ok) }
+        do { let ok = t.delivered(2); #expect(!ok) }
+        _ = t.acknowledge(5)
+        do { let ok = t.delivered(3); #expect(!ok) }   // below what is already committable
+        do { let ok = t.delivered(6); #expect(ok) }
+    }
+
+    @Test func manyOutstandingOffsetsStayCorrect() {
+        var t = OffsetTracker()
+        for o in 0..<20_000 { _ = t.delivered(Int64(o)) }
+        for o in stride(from: 19_999, through: 1, by: -1) { _ = t.acknowledge(Int64(o)) }
+        #expect(t.committable == nil)
+        _ = t.acknowledge(0)
+        #expect(t.committable == 20_000)
+    }
+}
+
+@Suite struct KeyTemplateTests {
+    func render(_ template: String, _ json: String) throws -> String {
+        String(decoding: try KeyTemplate(template).render(Array(json.utf8)), as: UTF8.self)
+    }
+
+    @Test func stringsAreUnquotedAndNumbersKeptAsWritten() throws {
+        #expect(try render("{profile_id}", #"{"profile_id":"p-1","x":2}"#) == "p-1")
+        #expect(try render("{n}", #"{"n":1.50e3}"#) == "1.50e3")
+        #expect(try render("{n}", #"{"n":-7}"#) == "-7")
+        #expect(try render("{b}", #"{"b":true}"#) == "true")
+    }
+
+    @Test func nestedPathsAndLiteralsCombine() throws {
+        #expect(try render("{a}:{b.c}", #"{"a":"x","b":{"c":42}}"#) == "x:42")
+        #expect(try render("user/{u.id}/{{raw}}", #"{"u":{"id":"é\n"}}"#) == "user/é\n/{raw}")
+    }
+
+    @Test func escapesInStringsAreDecoded() throws {
+        #expect(try render("{s}", #"{"s":"a\"b\\c\u00e9"}"#) == "a\"b\\cé")
+        #expect(try render("[{s}]", #"{"s":""}"#) == "[]")
+    }
+
+    @Test func missingAndNullFieldsRenderEmpty() throws {
+        #expect(try render("{a}:{b}", #"{"a":"x"}"#) == "x:")
+        #expect(try render("{a}", #"{"a":null}"#) == "")
+        #expect(try render("{a.b}", #"{"a":"not an object"}"#) == "")
+        #expect(try render("{a}", "not json") == "")
+        #expect(try KeyTemplate("{a}:{b}").missingFields(in: Array(#"{"a":1,"b":null}"#.utf8)) == ["b"])
+    }
+
+    @Test func objectsAndArraysRenderAsRawJSON() throws {
+        #expect(try render("{o}", #"{"o":{"k":[1,2]}}"#) == #"{"k":[1,2]}"#)
+    }
+
+    @Test func malformedTemplatesAreRejected() {
+        #expect(throws: KafkaError.self) { try KeyTemplate("{a") }
+        #expect(throws: KafkaError.self) { try KeyTemplate("a}") }
+        #expect(throws: KafkaError.self) { try KeyTemplate("{}") }
+        #expect((try? KeyTemplate("{a}-{b.c}"))?.fields == ["a", "b.c"])
+    }
+}
+
+@Suite struct KafkaErrorTests {
+    @Test func errorCodesAreFoundByNameOrNumber() {
+        #expect(KafkaError.code(named: "7") == 7)
+        #expect(KafkaError.code(named: "REQUEST_TIMED_OUT") == 7)
+        #expect(KafkaError.code(named: "not_enough_replicas") == 19)
+        #expect(KafkaError.code(named: "_TRANSPORT") == -195)
+        #expect(KafkaError.code(named: "RD_KAFKA_RESP_ERR__TRANSPORT") == -195)
+        #expect(KafkaError.code(named: "NOPE") == nil)
+    }
+
+    @Test func invalidOptionsAreReportedWithTheKey() {
+        #expect {
+            _ = try KafkaProducerClient(config: KafkaProducerConfig(brokers: "127.0.0.1:1", options: ["no.such.option": "1"]), log: { _, _ in })
+        } throws: { error in
+            (error as? KafkaError)?.message.contains("no.such.option") == true
+        }
+    }
+}
