@@ -22,11 +22,39 @@ public struct DeclarativeChain: Sendable {
         case invalid(JSONSyntaxError)
     }
 
-    let paths: JSONPathSet
-    /// Every match step's clauses as one conjunction (matches do not change the event).
-    let match: CompiledMatch?
-    /// The last projection (nil: the event passes through unchanged).
-    let projection: CompiledProjection?
+    /// Everything compiled, behind one reference so that copying the chain (or capturing it in
+    /// a closure on the hot path) costs one retain.
+    final class Plan: Sendable {
+        let paths: JSONPathSet
+        /// Every match step's clauses as one conjunction (matches do not change the event).
+        let match: CompiledMatch
+        let hasMatch: Bool
+        /// The last projection (none: the event passes through unchanged).
+        let projection: CompiledProjection
+        let hasProjection: Bool
+
+        init(paths: JSONPathSet, match: CompiledMatch?, projection: CompiledProjection?) {
+            self.paths = paths
+            self.match = match ?? CompiledMatch(MatchSpec(clauses: []))
+            self.hasMatch = match != nil
+            self.projection = projection ?? CompiledProjection([])
+            self.hasProjection = projection != nil
+        }
+
+        @inline(__always)
+        func finish(_ values: UnsafeBufferPointer<sj_value>, _ event: UnsafeRawBufferPointer,
+                    _ out: inout [UInt8]) -> Outcome {
+            if hasMatch && !match.holds(values, event) { return .dropped }
+            if hasProjection {
+                projection.write(values, event, into: &out)
+            } else {
+                out.append(contentsOf: event)
+            }
+            return .kept
+        }
+    }
+
+    let plan: Plan
 
     public init(_ steps: [Step]) {
         // 1. Rewrite every path to a path of the original event (nil = can never be present).
@@ -72,41 +100,29 @@ public struct DeclarativeChain: Sendable {
                 projection = CompiledProjection(fields, paths: nil, slot: slots(resolved))
             }
         }
-        self.paths = set
-        self.match = allClauses.isEmpty ? nil
+        let match = allClauses.isEmpty ? nil
             : CompiledMatch(MatchSpec(clauses: allClauses), paths: nil, slot: slots(clausePaths))
-        self.projection = projection
+        self.plan = Plan(paths: set, match: match, projection: projection)
     }
 
     /// Runs the chain on one event. With `validate` (the default) the bytes are checked as a
     /// strict JSON object in the same pass; without it they must already have been validated.
     public func run(_ event: UnsafeRawBufferPointer, into out: inout [UInt8], validate: Bool = true,
                     maxDepth: Int = JSONValidator.defaultMaxDepth) -> Outcome {
+        let plan = self.plan
         if validate {
-            let r = paths.validateAndFind(event, requireObject: true, maxDepth: maxDepth) { values in
-                finish(values, event, &out)
+            let r = plan.paths.validateAndFind(event, requireObject: true, maxDepth: maxDepth) { values in
+                plan.finish(values, event, &out)
             }
             switch r {
             case .success(let o): return o
             case .failure(let e): return .invalid(e)
             }
         }
-        return paths.find(in: event) { values in finish(values, event, &out) }
+        return plan.paths.find(in: event) { values in plan.finish(values, event, &out) }
     }
 
     public func run(_ event: [UInt8], into out: inout [UInt8], validate: Bool = true) -> Outcome {
         event.withUnsafeBytes { run($0, into: &out, validate: validate) }
-    }
-
-    @inline(__always)
-    private func finish(_ values: UnsafeBufferPointer<sj_value>, _ event: UnsafeRawBufferPointer,
-                        _ out: inout [UInt8]) -> Outcome {
-        if let match, !match.holds(values, event) { return .dropped }
-        if let projection {
-            projection.write(values, event, into: &out)
-        } else {
-            out.append(contentsOf: event)
-        }
-        return .kept
     }
 }
