@@ -159,8 +159,8 @@ public final class Pipeline: Sendable {
                         sequence += 1
                     }
                 } catch {
-                    log("error", error.description)
-                    errors.append(error.description)
+                    log("error", "\(error)")
+                    errors.append("\(error)")
                 }
             }
         }

@@ -5,7 +5,7 @@ import Glibc
 
 /// SIGINT/SIGTERM ask the pipeline to stop gracefully (drain, flush, exit 0); a second SIGINT exits at once.
 /// SIGPIPE is ignored so a closed stdout is reported as a write error instead of killing the process.
-final class SignalHandlers: Sendable {
+final class SignalHandlers {
     private let sources: [any DispatchSourceSignal]
 
     init(onStop: @escaping @Sendable () -> Void) {
