@@ -92,7 +92,7 @@ final class LogSink: Sendable {
     var log: KafkaLog {
         { [self] level, message in
             lines.withLock { $0.append("\(level): \(message)") }
-            if echo { FileHandle.standardError.write(Data("[\(level)] \(message)\n".utf8)) }
+            if echo { FileHandle.standardError.write(Data("\(Date().timeIntervalSince1970) [\(level)] \(message)\n".utf8)) }
         }
     }
     func contains(_ text: String) -> Bool { lines.withLock { $0.contains { $0.contains(text) } } }
