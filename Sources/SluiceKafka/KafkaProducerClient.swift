@@ -39,6 +39,13 @@ public struct KafkaMessage: Sendable, Equatable {
                 timestamp: Int64? = nil, partition: Int32? = nil) {
         self.value = value; self.key = key; self.headers = headers; self.timestamp = timestamp; self.partition = partition
     }
+
+    /// A record from an event: its payload bytes as the value, the given key (e.g. from a `KeyTemplate`;
+    /// nil falls back to the event's Kafka key, if any), and the event's headers and timestamp.
+    public init(event: Event, key: [UInt8]?) {
+        self.init(value: event.bytes, key: key ?? event.meta?.key, headers: event.meta?.headers ?? [],
+                  timestamp: event.meta?.timestamp)
+    }
 }
 
 /// Where a record was written.
@@ -77,6 +84,8 @@ public struct KafkaProducerStats: Sendable, Equatable {
 /// from any thread. After a fatal error (`rd_kafka_fatal_error`, e.g. an idempotence sequence failure) the
 /// poll thread creates a new handle, fails what the old one still held (their completions get the error),
 /// and logs it; later `produce` calls use the new handle.
+///
+/// **Lifetime.** Always call `close()`: the poll thread keeps the producer alive until then.
 public final class KafkaProducerClient: @unchecked Sendable {
     // `condition` guards `handle`, `closed`, `stats`: produceva runs while holding it, so the handle cannot
     // be swapped (only by the poll thread) or destroyed (only by close, after the poll thread ended) meanwhile.

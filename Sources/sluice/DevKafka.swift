@@ -21,14 +21,19 @@ struct Dev: ParsableCommand {
             Prints the bootstrap address (host:port,...) as the first line of stdout, then runs until \
             SIGINT/SIGTERM and exits 0. Data lives in memory only; each partition keeps at most ~5 MiB.
 
-            Fault injection: one command per line on stdin, each answered by one line on stdout, \
-            `ok` or `error: ...`:
-              down ID | up ID                 broker ID (1..N, -1 = all) refuses / accepts connections
-              rtt ID MS                       delay broker ID's responses by MS milliseconds
-              errors APIKEY COUNT ERRCODE     next COUNT requests of APIKEY (0/Produce, 1/Fetch, ...) \
-            fail with ERRCODE (number or name, e.g. 7 or REQUEST_TIMED_OUT)
-              topic NAME PARTITIONS           create a topic
-              bootstrap                       answers `ok BOOTSTRAP`
+            Fault injection: one command per line on stdin; each is answered by one line on stdout, \
+            `ok` or `error: ...`.
+
+            down ID, up ID: broker ID (1...N, -1 = all) refuses / accepts connections.
+
+            rtt ID MS: delay broker ID's responses by MS milliseconds.
+
+            errors APIKEY COUNT ERRCODE: the next COUNT requests of APIKEY (a number or name: \
+            0 or Produce, 1 or Fetch, ...) fail with ERRCODE (a number or name: 7 or REQUEST_TIMED_OUT).
+
+            topic NAME PARTITIONS: create a topic.
+
+            bootstrap: answers `ok BOOTSTRAP`.
             """
         )
 
