@@ -26,10 +26,13 @@ enum Condition: Sendable {
 struct Plan: Sendable {
     enum Operation: Sendable {
         case source(DataFormat)
+        /// A Lua filter (declarative ones are fused into `.declarative`).
         case filter(Condition)
         case map(LuaCode)
         case flatMap(LuaCode)
-        case project(CompiledProjection)
+        /// This declarative node and the declarative nodes that follow it in a straight line,
+        /// fused into one pass over the bytes; `through` lists the fused nodes, this one first.
+        case declarative(DeclarativeChain, through: [Int])
     }
 
     enum Edge: Sendable {
@@ -72,15 +75,36 @@ struct Plan: Sendable {
             index[t.name] = nodes.count
             let op: Operation
             switch t.kind {
+            case .filter(.match): op = .declarative(DeclarativeChain([]), through: [])   // fused below
+            case .project: op = .declarative(DeclarativeChain([]), through: [])
             case .filter(let p): op = .filter(Condition(p, label: t.name))
             case .map(let ref): op = .map(.udf(module: ref.module, function: ref.function))
             case .flatMap(let ref): op = .flatMap(.udf(module: ref.module, function: ref.function))
-            case .project(let fields): op = .project(CompiledProjection(fields))
             }
             nodes.append(Node(name: t.name, operation: op))
         }
         for t in spec.transforms {
             for upstream in t.from { if let u = index[upstream], let me = index[t.name] { nodes[u].downstream.append(.node(me)) } }
+        }
+        // Fuse each declarative node with the declarative nodes that follow it in a straight line.
+        let first = spec.sources.count
+        func step(_ t: TransformSpec) -> DeclarativeChain.Step? {
+            switch t.kind {
+            case .filter(.match(let m)): return .match(m)
+            case .project(let fields): return .project(fields)
+            default: return nil
+            }
+        }
+        for (offset, t) in spec.transforms.enumerated() where step(t) != nil {
+            var through = [first + offset]
+            var steps = [step(t)!]
+            while through.count < nodes.count, nodes[through.last!].downstream.count == 1,
+                  case .node(let next) = nodes[through.last!].downstream[0], next >= first,
+                  let s = step(spec.transforms[next - first]), !through.contains(next) {
+                through.append(next)
+                steps.append(s)
+            }
+            nodes[first + offset].operation = .declarative(DeclarativeChain(steps), through: through)
         }
         for (i, s) in spec.sinks.enumerated() {
             sinks.append(Sink(name: s.name, format: s.format, queue: s.queue))

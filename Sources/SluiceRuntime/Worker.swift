@@ -46,6 +46,8 @@ final class Worker {
     private var current = Event(bytes: [])
     private var currentSource = 0
     private var currentFormat = DataFormat.json
+    /// Set when the current source feeds exactly one declarative chain: validation happens inside it.
+    private var fusedEntry: (DeclarativeChain, [Int])?
 
     init(plan: Plan, lua: LuaSettings) throws(LuaLoadError) {
         self.plan = plan
@@ -77,9 +79,21 @@ final class Worker {
         dead = []
         currentSource = plan.sourceNodes[batch.source]
         if case .source(let format) = plan.nodes[currentSource].operation { currentFormat = format }
+        fusedEntry = nil
+        let edges = plan.nodes[currentSource].downstream
+        if edges.count == 1, case .node(let first) = edges[0], case .declarative(let chain, let through) = plan.nodes[first].operation {
+            fusedEntry = (chain, through)
+        }
 
         for event in batch.events {
             received[currentSource] += 1
+            if currentFormat == .json, let (chain, through) = fusedEntry {
+                current = event
+                emitted[currentSource] += 1
+                received[through[0]] += 1
+                _ = runChain(chain, through: through, on: event.bytes, validate: true)
+                continue
+            }
             if currentFormat == .json, let problem = Self.jsonProblem(event.bytes) {
                 deadLetter(component: plan.nodes[currentSource].name, reason: problem, detail: nil, event: event)
                 continue
@@ -189,13 +203,28 @@ final class Worker {
                 if !walk(node, &v) { return false }
             }
             return true
-        case .project(let projection):
+        case .declarative(let chain, let through):
             guard let bytes = bytes(&value, component: name) else { return true }
-            var out: [UInt8] = []
-            out.reserveCapacity(bytes.count)
-            bytes.withUnsafeBytes { projection.apply($0, into: &out) }
+            return runChain(chain, through: through, on: bytes, validate: false)
+        }
+    }
+
+    /// Runs a fused declarative chain; a kept event continues after the chain's last node.
+    private func runChain(_ chain: DeclarativeChain, through: [Int], on bytes: [UInt8], validate: Bool) -> Bool {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        switch chain.run(bytes, into: &out, validate: validate) {
+        case .kept:
+            for n in through.dropLast() { emitted[n] += 1; received[n] += 1 }
+            received[through.last!] += 1
+            received[through.first!] -= 1   // counted by the caller
             var v = Payload.bytes(out)
-            return walk(node, &v)
+            return walk(through.last!, &v)
+        case .dropped:
+            return true
+        case .invalid(let error):
+            deadLetter(component: plan.nodes[currentSource].name, reason: "invalid JSON: \(error)", detail: nil, event: current)
+            return true
         }
     }
 
