@@ -1,6 +1,10 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// The event path is guarded by ownership (one worker owns its state), so dynamic exclusivity
+/// checks only cost time there. Checked builds (debug, tests) keep them.
+let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "sluice",
     platforms: [.macOS(.v14)],
@@ -20,10 +24,10 @@ let package = Package(
         .target(name: "CSluiceJSON", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "CSluiceLua", dependencies: ["CLua", "CSluiceJSON"], cSettings: [.unsafeFlags(["-O3"])]),
 
-        .target(name: "SluiceCore", dependencies: ["CSluiceJSON"]),
+        .target(name: "SluiceCore", dependencies: ["CSluiceJSON"], swiftSettings: hotPath),
         .target(name: "SluiceSpec", dependencies: ["CYaml", "SluiceCore"]),
         .target(name: "SluiceLua", dependencies: ["CSluiceLua", "SluiceCore"]),
-        .target(name: "SluiceRuntime", dependencies: ["SluiceCore", "SluiceSpec", "SluiceLua"]),
+        .target(name: "SluiceRuntime", dependencies: ["SluiceCore", "SluiceSpec", "SluiceLua"], swiftSettings: hotPath),
         .target(name: "SluiceKafka", dependencies: ["CRdKafka", "SluiceCore", "CSluiceJSON"]),
         .executableTarget(name: "sluice", dependencies: [
             "SluiceRuntime", "SluiceSpec", "SluiceCore", "SluiceKafka",

@@ -48,6 +48,7 @@ final class Worker {
     private var currentFormat = DataFormat.json
     /// Set when the current source feeds exactly one declarative chain: validation happens inside it.
     private var fusedEntry: (DeclarativeChain, [Int])?
+    private var scratch: [UInt8] = []
 
     init(plan: Plan, lua: LuaSettings) throws(LuaLoadError) {
         self.plan = plan
@@ -211,8 +212,11 @@ final class Worker {
 
     /// Runs a fused declarative chain; a kept event continues after the chain's last node.
     private func runChain(_ chain: DeclarativeChain, through: [Int], on bytes: [UInt8], validate: Bool) -> Bool {
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
+        // Reuse one buffer: by the next event nothing references it any more, so no allocation.
+        var out = scratch
+        scratch = []
+        out.removeAll(keepingCapacity: true)
+        defer { scratch = out }
         switch chain.run(bytes, into: &out, validate: validate) {
         case .kept:
             for n in through.dropLast() { emitted[n] += 1; received[n] += 1 }
