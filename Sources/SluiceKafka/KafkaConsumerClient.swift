@@ -27,13 +27,15 @@ public struct KafkaConsumerConfig: Sendable {
     public var pollTimeoutMs: Int32
     /// Log a warning when downstream has refused events (source paused) for this long, and again every such interval.
     public var stallWarningSeconds: Double
+    /// Longest wait for the answer to the commit made on revoke and on close.
+    public var commitTimeoutSeconds: Double
 
     public init(brokers: String, group: String, topics: [String], start: KafkaStartPosition = .earliest,
                 options: [String: String] = [:], prefetchKBytes: Int = 16 * 1024, pollTimeoutMs: Int32 = 100,
-                stallWarningSeconds: Double = 60) {
+                stallWarningSeconds: Double = 60, commitTimeoutSeconds: Double = 5) {
         self.brokers = brokers; self.group = group; self.topics = topics; self.start = start
         self.options = options; self.prefetchKBytes = prefetchKBytes; self.pollTimeoutMs = pollTimeoutMs
-        self.stallWarningSeconds = stallWarningSeconds
+        self.stallWarningSeconds = stallWarningSeconds; self.commitTimeoutSeconds = commitTimeoutSeconds
     }
 }
 
@@ -123,7 +125,7 @@ public final class KafkaConsumerClient: @unchecked Sendable {
         let commitInterval = Double(merged["auto.commit.interval.ms"] ?? "1000").map { $0 / 1000 } ?? 1
 
         let core = ConsumerCore(log: log, autoCommit: autoCommit, commitInterval: commitInterval,
-                                stallWarning: config.stallWarningSeconds)
+                                stallWarning: config.stallWarningSeconds, commitTimeout: config.commitTimeoutSeconds)
         let conf = try makeConf(settings, component: "kafka consumer")
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(core).toOpaque())
         rd_kafka_conf_set_log_cb(conf, consumerLogCallback)
@@ -159,7 +161,8 @@ public final class KafkaConsumerClient: @unchecked Sendable {
     public func run(batchSize: Int, stop: () -> Bool, offer: ([Event]) -> Bool) {
         driver.lock(); defer { driver.unlock() }
         guard let rk = handle else { return }
-        core.runLoop(rk: rk, queue: queue, batchSize: max(1, batchSize), stop: stop, offer: offer)
+        core.runLoop(rk: rk, queue: queue, batchSize: max(1, batchSize), pollTimeoutMs: max(1, config.pollTimeoutMs),
+                     stop: stop, offer: offer)
     }
 
     /// Acknowledges records handed out by `run` (any order, any thread). Only the contiguous acknowledged
@@ -189,18 +192,24 @@ public final class KafkaConsumerClient: @unchecked Sendable {
 
     /// Makes `run` return, stores and synchronously commits acknowledged offsets, and closes the consumer
     /// (`rd_kafka_consumer_close`: revoke, leave the group). Idempotent; safe from any thread.
+    /// With the group coordinator unreachable this takes up to `commitTimeoutSeconds` for the commit plus
+    /// librdkafka's own close wait (about `session.timeout.ms`); budget the shutdown grace period accordingly.
     public func close() {
         core.shared.withLock { $0.closeRequested = true }
         driver.lock(); defer { driver.unlock() }
         guard let rk = handle else { return }
+        let started = Date()
         core.storeAcknowledged(rk)
         core.commitSync(rk, reason: "close")
+        let committed = Date()
+        core.closing = true
         let err = rd_kafka_consumer_close(rk)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { core.log("warning", "kafka consumer: close: \(KafkaError.describe(err))") }
         if let queue { rd_kafka_queue_destroy(queue) }
         rd_kafka_destroy(rk)
         handle = nil; queue = nil
-        core.log("info", "kafka consumer: closed (group '\(config.group)')")
+        let took = String(format: "%.1f s (commit %.1f s)", Date().timeIntervalSince(started), committed.timeIntervalSince(started))
+        core.log("info", "kafka consumer: closed (group '\(config.group)') in \(took)")
     }
 }
 
@@ -224,6 +233,7 @@ final class ConsumerCore: @unchecked Sendable {
     let autoCommit: Bool
     let commitInterval: Double
     let stallWarning: Double
+    let commitTimeout: Double
 
     // Driver-thread-only state.
     private var buffer: [Event] = []
@@ -232,14 +242,20 @@ final class ConsumerCore: @unchecked Sendable {
     private var lastStallWarning = 0.0
     private var lastCommit = 0.0
     private var topicNames: [OpaquePointer: String] = [:]
+    /// Set by close() before rd_kafka_consumer_close (driver thread).
+    var closing = false
+    private var lastCommitError = RD_KAFKA_RESP_ERR_NO_ERROR
+    private var lastCommitErrorLogged = 0.0
 
-    init(log: @escaping KafkaLog, autoCommit: Bool, commitInterval: Double, stallWarning: Double) {
+    init(log: @escaping KafkaLog, autoCommit: Bool, commitInterval: Double, stallWarning: Double, commitTimeout: Double) {
         self.log = log; self.autoCommit = autoCommit; self.commitInterval = commitInterval; self.stallWarning = stallWarning
+        self.commitTimeout = commitTimeout
     }
 
     // MARK: poll loop (driver thread)
 
-    func runLoop(rk: OpaquePointer, queue: OpaquePointer?, batchSize: Int, stop: () -> Bool, offer: ([Event]) -> Bool) {
+    func runLoop(rk: OpaquePointer, queue: OpaquePointer?, batchSize: Int, pollTimeoutMs: Int32,
+                 stop: () -> Bool, offer: ([Event]) -> Bool) {
         lastCommit = now()
         while !stop() && !shared.withLock({ $0.closeRequested }) {
             storeAcknowledged(rk)
@@ -256,14 +272,13 @@ final class ConsumerCore: @unchecked Sendable {
                 } else {
                     warnIfStalled()
                     // Keep serving the group (rebalances, heartbeats, errors) while downstream is full.
-                    if let msg = rd_kafka_consumer_poll(rk, 20) { receive(rk, msg) }
+                    if let msg = rd_kafka_consumer_poll(rk, min(20, pollTimeoutMs)) { receive(rk, msg) }
                     sample(queue)
                     continue
                 }
             }
             // Block only when nothing is waiting to go out; otherwise just drain what is ready.
-            let timeout = buffer.isEmpty ? 100 : 0
-            if let msg = rd_kafka_consumer_poll(rk, Int32(timeout)) {
+            if let msg = rd_kafka_consumer_poll(rk, buffer.isEmpty ? pollTimeoutMs : 0) {
                 receive(rk, msg)
                 if buffer.count >= batchSize, !deliver(batchSize: batchSize, offer: offer) { pause(rk) }
             } else {
@@ -428,11 +443,31 @@ final class ConsumerCore: @unchecked Sendable {
         }
     }
 
+    /// Commits the stored offsets and waits for the broker's answer, at most `commitTimeout` seconds
+    /// (an unreachable coordinator must not hold up a revoke or a shutdown).
     func commitSync(_ rk: OpaquePointer, reason: String) {
-        let err = rd_kafka_commit(rk, nil, 0)
-        if err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET {
-            log("warning", "kafka consumer: commit on \(reason): \(KafkaError.describe(err))")
+        guard let q = rd_kafka_queue_new(rk) else { return }
+        defer { rd_kafka_queue_destroy(q) }
+        let err = rd_kafka_commit_queue(rk, nil, q, nil, nil)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            if err != RD_KAFKA_RESP_ERR__NO_OFFSET { log("warning", "kafka consumer: commit on \(reason): \(KafkaError.describe(err))") }
+            return
         }
+        let deadline = now() + commitTimeout
+        while now() < deadline {
+            guard let ev = rd_kafka_queue_poll(q, Int32(max(1, (deadline - now()) * 1000))) else { continue }
+            defer { rd_kafka_event_destroy(ev) }
+            guard rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT else { continue }
+            let result = rd_kafka_event_error(ev)
+            if result == RD_KAFKA_RESP_ERR_NO_ERROR {
+                shared.withLock { $0.stats.commits += 1 }
+            } else if result != RD_KAFKA_RESP_ERR__NO_OFFSET {
+                shared.withLock { $0.stats.commitFailures += 1 }
+                log("warning", "kafka consumer: commit on \(reason): \(KafkaError.describe(result))")
+            }
+            return
+        }
+        log("warning", "kafka consumer: commit on \(reason): no answer within \(commitTimeout) s (it may still complete)")
     }
 
     // MARK: callbacks (driver thread)
@@ -467,7 +502,8 @@ final class ConsumerCore: @unchecked Sendable {
             log("info", "kafka consumer: \(lost ? "lost" : "revoked") \(names.isEmpty ? "nothing" : names)")
             if !lost {
                 storeAcknowledged(rk)
-                commitSync(rk, reason: "revoke")
+                // During close() the commit was just made, and consumer_close commits what is stored now.
+                if !closing { commitSync(rk, reason: "revoke") }
             }
             if cooperative {
                 if let e = rd_kafka_incremental_unassign(rk, parts) {
@@ -506,6 +542,7 @@ final class ConsumerCore: @unchecked Sendable {
     func committed(_ err: rd_kafka_resp_err_t, _ offsets: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) {
         if err == RD_KAFKA_RESP_ERR__NO_OFFSET { return }
         if err == RD_KAFKA_RESP_ERR_NO_ERROR {
+            lastCommitError = RD_KAFKA_RESP_ERR_NO_ERROR
             shared.withLock { $0.stats.commits += 1 }
             if let offsets {
                 var parts: [String] = []
@@ -517,7 +554,13 @@ final class ConsumerCore: @unchecked Sendable {
             }
         } else {
             shared.withLock { $0.stats.commitFailures += 1 }
-            log("warning", "kafka consumer: commit failed: \(KafkaError.describe(err))")
+            // The same failure repeats at every auto-commit while a broker is away: say it once per 30 s.
+            let t = now()
+            if err != lastCommitError || t - lastCommitErrorLogged >= 30 {
+                lastCommitError = err
+                lastCommitErrorLogged = t
+                log("warning", "kafka consumer: commit failed: \(KafkaError.describe(err))")
+            }
         }
     }
 }
@@ -540,7 +583,9 @@ private let consumerErrorCallback: @convention(c) (OpaquePointer?, Int32, Unsafe
         let real = rd_kafka_fatal_error(rk, &buf, buf.count)
         c.log("error", "kafka consumer: fatal error \(KafkaError.describe(real)): \(cString(buf))")
     } else {
-        c.log(code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? "error" : "warning", "kafka consumer: \(KafkaError.describe(code)): \(text)")
+        // Transport failures were already logged by librdkafka's own log line.
+        let level = code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? "error" : code == RD_KAFKA_RESP_ERR__TRANSPORT ? "debug" : "warning"
+        c.log(level, "kafka consumer: \(KafkaError.describe(code)): \(text)")
     }
 }
 

@@ -391,7 +391,9 @@ private let producerErrorCallback: @convention(c) (OpaquePointer?, Int32, Unsafe
         return
     }
     let text = reason.map { String(cString: $0) } ?? ""
-    core.log(code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? "error" : "warning", "kafka producer: \(KafkaError.describe(code)): \(text)")
+    // Transport failures were already logged by librdkafka's own log line.
+    let level = code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? "error" : code == RD_KAFKA_RESP_ERR__TRANSPORT ? "debug" : "warning"
+    core.log(level, "kafka producer: \(KafkaError.describe(code)): \(text)")
 }
 
 private let producerLogCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> Void = { rk, level, fac, buf in

@@ -332,3 +332,26 @@ struct DevKafkaCommandTests {
         #expect(results.allSatisfy { if case .success = $0 { true } else { false } })
     }
 }
+
+@Suite("Kafka consumer shutdown")
+struct KafkaConsumerShutdownTests {
+    @Test func closeReturnsWithinSecondsEvenWithAllBrokersDown() throws {
+        let broker = try DevKafkaProcess(["--topic", "t:1"])
+        defer { broker.stop() }
+        let log = LogSink()
+        let producer = try KafkaProducerClient(config: KafkaProducerConfig(brokers: broker.bootstrap), log: log.log)
+        _ = try produceAll(producer, (0..<10).map { KafkaMessage(value: Array("m\($0)".utf8)) }, topic: "t")
+        producer.close()
+        let consumer = try makeConsumer(broker, group: uniqueName("g"), topics: ["t"], log: log)
+        let run = ConsumerRun(consumer) { [consumer] batch in consumer.acknowledge(events: batch) }
+        #expect(run.waitFor(10))
+        #expect(try broker.command("down -1") == "ok")
+        usleep(300_000)
+        let start = Date()
+        run.stop()
+        consumer.close()
+        let took = Date().timeIntervalSince(start)
+        #expect(took < 15, "close took \(took) s")   // commit wait (5 s) + consumer_close (~session.timeout.ms)
+        #expect(log.lines.withLock { $0.contains { $0.contains("closed") } })
+    }
+}
