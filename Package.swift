@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "SluiceCore", dependencies: ["CSluiceJSON"], swiftSettings: hotPath),
         .target(name: "SluiceSpec", dependencies: ["CYaml", "SluiceCore"]),
         .target(name: "SluiceLua", dependencies: ["CSluiceLua", "SluiceCore"]),
-        .target(name: "SluiceRuntime", dependencies: ["SluiceCore", "SluiceSpec", "SluiceLua"], swiftSettings: hotPath),
+        .target(name: "SluiceRuntime", dependencies: ["SluiceCore", "SluiceSpec", "SluiceLua", "SluiceKafka"], swiftSettings: hotPath),
         .target(name: "SluiceKafka", dependencies: ["CRdKafka", "SluiceCore", "CSluiceJSON"]),
         .executableTarget(name: "sluice", dependencies: [
             "SluiceRuntime", "SluiceSpec", "SluiceCore", "SluiceKafka",
@@ -38,7 +38,7 @@ let package = Package(
         .testTarget(name: "SluiceSpecTests", dependencies: ["SluiceSpec"]),
         .testTarget(name: "SluiceLuaTests", dependencies: ["SluiceLua"]),
         .testTarget(name: "SluiceRuntimeTests", dependencies: ["SluiceRuntime"]),
-        .testTarget(name: "EndToEndTests", dependencies: []),
+        .testTarget(name: "EndToEndTests", dependencies: [], exclude: ["golden"]),
         .testTarget(name: "SluiceKafkaTests", dependencies: ["SluiceKafka", "SluiceCore"]),
     ],
     swiftLanguageModes: [.v6]

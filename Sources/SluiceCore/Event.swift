@@ -47,9 +47,11 @@ public struct Batch: Sendable {
     /// Per-source sequence number, used to publish results in input order.
     public var sequence: UInt64
     public var events: [Event]
+    /// Set by sources that need to know when every destination has written the batch (Kafka).
+    public var acknowledgement: Acknowledgement?
 
-    public init(source: Int, sequence: UInt64, events: [Event]) {
-        self.source = source; self.sequence = sequence; self.events = events
+    public init(source: Int, sequence: UInt64, events: [Event], acknowledgement: Acknowledgement? = nil) {
+        self.source = source; self.sequence = sequence; self.events = events; self.acknowledgement = acknowledgement
     }
 }
 

@@ -4,9 +4,41 @@ import Glibc
 #endif
 
 /// Where a source's events come from. `run` reads until the input ends or `stop` is set,
-/// handing each batch to `emit`, which blocks while downstream is full (backpressure).
+/// handing each batch to the outlet (`emit` blocks while downstream is full; `offer` does not).
 protocol EventSource: Sendable {
-    func run(batchSize: Int, stop: StopFlag, emit: ([Event]) -> Void) throws(SourceError)
+    func run(batchSize: Int, stop: StopFlag, outlet: SourceOutlet) throws(SourceError)
+    /// Called once the whole pipeline has drained (every acknowledgement is in): commit and close.
+    func finish()
+}
+
+extension EventSource {
+    func finish() {}
+}
+
+/// What a source hands its batches to: the bounded work queue, stamping each batch with the
+/// source's next sequence number. Used only by the source's own thread.
+final class SourceOutlet {
+    let source: Int
+    private let work: BoundedQueue<Batch>
+    private var sequence: UInt64 = 0
+
+    init(source: Int, work: BoundedQueue<Batch>) {
+        self.source = source; self.work = work
+    }
+
+    /// Blocks while the work queue is full (backpressure).
+    func emit(_ events: [Event], acknowledgement: Acknowledgement? = nil) {
+        guard !events.isEmpty else { return }
+        if work.push(Batch(source: source, sequence: sequence, events: events, acknowledgement: acknowledgement)) { sequence += 1 }
+    }
+
+    /// Hands the batch over only if there is room now; false means "full, try again later".
+    func offer(_ events: [Event], acknowledgement: Acknowledgement? = nil) -> Bool {
+        guard !events.isEmpty else { return true }
+        guard work.offer(Batch(source: source, sequence: sequence, events: events, acknowledgement: acknowledgement)) else { return false }
+        sequence += 1
+        return true
+    }
 }
 
 /// A source that could not read its input.
@@ -63,30 +95,30 @@ struct FileSource: EventSource {
     var path: String
     var follow: Bool
 
-    func run(batchSize: Int, stop: StopFlag, emit: ([Event]) -> Void) throws(SourceError) {
+    func run(batchSize: Int, stop: StopFlag, outlet: SourceOutlet) throws(SourceError) {
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { throw SourceError(source: name, message: "cannot open \(path): \(errnoText())") }
         defer { close(fd) }
-        try readLines(fd: fd, name: name, batchSize: batchSize, stop: stop, follow: follow, usePoll: false, emit: emit)
+        try readLines(fd: fd, name: name, batchSize: batchSize, stop: stop, follow: follow, usePoll: false) { outlet.emit($0) }
     }
 }
 
 /// `stdin: {}`: lines from standard input until end of file or stop.
 struct StdinSource: EventSource {
     var name: String
-    func run(batchSize: Int, stop: StopFlag, emit: ([Event]) -> Void) throws(SourceError) {
-        try readLines(fd: 0, name: name, batchSize: batchSize, stop: stop, follow: false, usePoll: true, emit: emit)
+    func run(batchSize: Int, stop: StopFlag, outlet: SourceOutlet) throws(SourceError) {
+        try readLines(fd: 0, name: name, batchSize: batchSize, stop: stop, follow: false, usePoll: true) { outlet.emit($0) }
     }
 }
 
 /// Fixed events held in memory: what `sluice test` feeds a source.
 struct MemorySource: EventSource {
     var events: [Event]
-    func run(batchSize: Int, stop: StopFlag, emit: ([Event]) -> Void) throws(SourceError) {
+    func run(batchSize: Int, stop: StopFlag, outlet: SourceOutlet) throws(SourceError) {
         var i = 0
         while i < events.count && !stop.isSet {
             let end = min(events.count, i + batchSize)
-            emit(Array(events[i..<end]))
+            outlet.emit(Array(events[i..<end]))
             i = end
         }
     }

@@ -12,7 +12,7 @@ struct GenerateSource: EventSource {
     var function: String
     var lua: LuaSettings
 
-    func run(batchSize: Int, stop: StopFlag, emit: ([Event]) -> Void) throws(SourceError) {
+    func run(batchSize: Int, stop: StopFlag, outlet: SourceOutlet) throws(SourceError) {
         let engine: LuaEngine
         let fn: LuaFunctionID
         do {
@@ -47,7 +47,7 @@ struct GenerateSource: EventSource {
             }
             engine.release(h)
             if events.count >= perBatch {
-                emit(events)
+                outlet.emit(events)
                 events.removeAll(keepingCapacity: true)
                 if let rate = ratePerSecond {
                     let due = Double(n) / rate - Date().timeIntervalSince(start)
@@ -55,6 +55,6 @@ struct GenerateSource: EventSource {
                 }
             }
         }
-        if !events.isEmpty { emit(events) }
+        if !events.isEmpty { outlet.emit(events) }
     }
 }

@@ -14,6 +14,7 @@ public enum MermaidGraph {
             case .file: kind = "file"
             case .stdin: kind = "stdin"
             case .generate: kind = "generate"
+            case .kafka(let k): kind = "kafka " + k.topics.joined(separator: ",")
             }
             lines.append("  \(id(s.name))[/\(label(s.name, kind))/]")
         }
@@ -36,6 +37,7 @@ public enum MermaidGraph {
             case .file: kind = "file"
             case .stdout: kind = "stdout"
             case .stderr: kind = "stderr"
+            case .kafka(let k): kind = "kafka " + k.topic
             }
             lines.append("  \(id(s.name))[(\(label(s.name, kind)))]")
             let arrow = s.when == nil ? "-->" : "-->|when|"

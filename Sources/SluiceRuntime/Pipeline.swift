@@ -82,31 +82,37 @@ public final class Pipeline: Sendable {
             case .generate(let count, let rate, let udf):
                 sources.append(GenerateSource(name: source.name, count: count, ratePerSecond: rate,
                                               module: udf.module, function: udf.function, lua: lua))
+            case .kafka(let kafka):
+                do { sources.append(try KafkaSource(name: source.name, spec: kafka, pipeline: spec.name, log: options.log)) }
+                catch { throw PipelineError(message: "\(source.location): \(error)") }
             }
         }
         self.sources = sources
 
-        func writer(_ sink: SinkSpec) throws(PipelineError) -> any SinkWriter {
-            if options.captureSinks { return MemoryWriter() }
-            switch sink.kind {
-            case .stdout: return DescriptorWriter(sink: sink.name, fd: 1)
-            case .stderr: return DescriptorWriter(sink: sink.name, fd: 2)
-            case .file(let path):
-                do { return try DescriptorWriter(sink: sink.name, path: path) }
-                catch { throw PipelineError(message: "\(sink.location): \(error)") }
+        func output(_ sink: SinkSpec) throws(PipelineError) -> any SinkOutput {
+            if options.captureSinks { return MemoryOutput() }
+            do {
+                switch sink.kind {
+                case .stdout: return DescriptorOutput(sink: sink.name, fd: 1)
+                case .stderr: return DescriptorOutput(sink: sink.name, fd: 2)
+                case .file(let path): return try DescriptorOutput(sink: sink.name, path: path)
+                case .kafka(let kafka): return try KafkaOutput(sink: sink.name, spec: kafka, log: options.log)
+                }
+            } catch {
+                throw PipelineError(message: "\(sink.location): \(error)")
             }
         }
         var runners: [SinkRunner] = []
         for sink in spec.sinks {
-            runners.append(SinkRunner(name: sink.name, queue: sink.queue, writer: try writer(sink)))
+            runners.append(SinkRunner(name: sink.name, queue: sink.queue, output: try output(sink)))
         }
         self.sinkRunners = runners
         let dlqQueue = QueueSpec(capacity: spec.settings.queueCapacity * 4, whenFull: .block)
         if let dl = spec.deadLetter {
-            deadLetterRunner = SinkRunner(name: Self.deadLetterName, queue: dlqQueue, writer: try writer(dl))
+            deadLetterRunner = SinkRunner(name: Self.deadLetterName, queue: dlqQueue, output: try output(dl))
         } else {
             deadLetterRunner = SinkRunner(name: Self.deadLetterName, queue: dlqQueue,
-                                          writer: options.captureSinks ? MemoryWriter() : DescriptorWriter(sink: Self.deadLetterName, fd: 2))
+                                          output: options.captureSinks ? MemoryOutput() : DescriptorOutput(sink: Self.deadLetterName, fd: 2))
         }
 
         // Fail before starting if any Lua cannot load, with its file:line.
@@ -128,13 +134,14 @@ public final class Pipeline: Sendable {
         let stats = stats
         let log = options.log
         startThread("sluice-dead-letter", sinkGroup) {
-            dlq.drain(stats: stats, log: log) { _, _ in }
+            // A dead letter that cannot be written keeps its acknowledgement: its offset is never committed.
+            dlq.drain(stats: stats, log: log, releaseFailed: false) { _, _ in }
         }
         let sinksDone = DispatchGroup()
         for runner in sinkRunners {
             startThread("sluice-sink-\(runner.name)", sinksDone) {
-                runner.drain(stats: stats, log: log) { batch, reason in
-                    Self.deadLetter(batch, component: runner.name, reason: reason, to: dlq, stats: stats)
+                runner.drain(stats: stats, log: log) { batch, failures in
+                    Self.deadLetter(batch, only: failures, component: runner.name, to: dlq, stats: stats)
                 }
             }
         }
@@ -152,12 +159,8 @@ public final class Pipeline: Sendable {
             let batchSize = spec.settings.batchSize
             let stopFlag = stopFlag
             startThread("sluice-source-\(name)", sourcesDone) {
-                var sequence: UInt64 = 0
                 do {
-                    try source.run(batchSize: batchSize, stop: stopFlag) { events in
-                        work.push(Batch(source: index, sequence: sequence, events: events))
-                        sequence += 1
-                    }
+                    try source.run(batchSize: batchSize, stop: stopFlag, outlet: SourceOutlet(source: index, work: work))
                 } catch {
                     log("error", "\(error)")
                     errors.append("\(error)")
@@ -172,10 +175,12 @@ public final class Pipeline: Sendable {
         sinksDone.wait()
         deadLetterRunner.queue.close()
         sinkGroup.wait()
+        // Everything is written and acknowledged: sources may commit and close.
+        for source in sources { source.finish() }
 
         var captured: [String: [[UInt8]]] = [:]
         for runner in sinkRunners + [deadLetterRunner] {
-            if let memory = runner.writer as? MemoryWriter { captured[runner.name] = memory.events }
+            if let memory = runner.output as? MemoryOutput { captured[runner.name] = memory.events }
         }
         return RunReport(counts: stats.snapshot, udfCounters: stats.udfCounters, captured: captured, errors: errors.all)
     }
@@ -194,51 +199,66 @@ public final class Pipeline: Sendable {
                     DeadLetter(component: spec.sources[batch.source].name, reason: "worker could not load Lua code: \(error)",
                                source: spec.sources[batch.source].name, event: $0)
                 }
-                sequencers[batch.source].inTurn(batch.sequence) { publishDeadLetters(dead) }
+                sequencers[batch.source].inTurn(batch.sequence) {
+                    publishDeadLetters(dead, acknowledgement: batch.acknowledgement)
+                    batch.acknowledgement?.release()
+                }
             }
             return
         }
         while let batch = work.pop() {
             let output = worker.process(batch)
-            let sinkCounts = worker.lastSinkCounts
             sequencers[batch.source].inTurn(batch.sequence) {
-                publish(output, sinkCounts: sinkCounts)
+                publish(output, acknowledgement: batch.acknowledgement)
             }
             stats.mergeLuaCounters(worker.batchLuaCounters)
         }
     }
 
-    private func publish(_ output: WorkerOutput, sinkCounts: [Int]) {
+    /// Hands a worker's results to the sinks. Each destination that takes events holds the batch's
+    /// acknowledgement until it has written them; dropping (`drop_newest`) counts as done.
+    private func publish(_ output: WorkerOutput, acknowledgement ack: Acknowledgement?) {
         stats.merge(output.counts)
-        for (i, batch) in output.sinks.enumerated() where !batch.isEmpty {
+        for (i, produced) in output.sinks.enumerated() where !produced.isEmpty {
             let runner = sinkRunners[i]
+            var batch = produced
+            if let ack { ack.hold(); batch.acks = [ack] }
             switch runner.enqueue(batch) {
             case .accepted:
                 stats.add(runner.name) { $0.received += batch.count }
             case .dropped:
                 stats.add(runner.name) { $0.dropped += batch.count }
+                batch.releaseAcks()
             case .rejected:
-                Self.deadLetter(batch, component: runner.name, reason: "sink '\(runner.name)' queue full",
-                                to: deadLetterRunner, stats: stats)
+                let all = (0..<batch.count).map { (index: $0, reason: "sink '\(runner.name)' queue full") }
+                Self.deadLetter(batch, only: all, component: runner.name, to: deadLetterRunner, stats: stats)
+                batch.releaseAcks()
             }
         }
-        publishDeadLetters(output.deadLetters)
+        publishDeadLetters(output.deadLetters, acknowledgement: ack)
+        ack?.release()
     }
 
-    private func publishDeadLetters(_ dead: [DeadLetter]) {
+    private func publishDeadLetters(_ dead: [DeadLetter], acknowledgement ack: Acknowledgement?) {
         guard !dead.isEmpty else { return }
         var batch = SinkBatch()
         for d in dead { batch.append(d.encoded()) }
+        if let ack { ack.hold(); batch.acks = [ack] }
         _ = deadLetterRunner.enqueue(batch)
         stats.add(Self.deadLetterName) { $0.received += dead.count }
     }
 
-    static func deadLetter(_ batch: SinkBatch, component: String, reason: String, to dlq: SinkRunner, stats: PipelineStats) {
+    /// Sends the `failures` of a sink batch to the dead letter sink, which takes over holding the batch's
+    /// acknowledgements (the caller still releases its own).
+    static func deadLetter(_ batch: SinkBatch, only failures: [DeliveryFailure], component: String,
+                           to dlq: SinkRunner, stats: PipelineStats) {
         var out = SinkBatch()
-        for payload in batch.payloads {
-            out.append(DeadLetter(component: component, reason: reason, event: Event(bytes: payload)).encoded())
+        for f in failures {
+            out.append(DeadLetter(component: component, reason: f.reason, event: Event(bytes: Array(batch.payload(f.index)))).encoded())
         }
-        stats.add(component) { $0.deadLettered += batch.count }
+        for a in batch.acks { a.hold() }
+        out.acks = batch.acks
+        stats.add(component) { $0.deadLettered += failures.count }
         _ = dlq.enqueue(out)
         stats.add(deadLetterName) { $0.received += out.count }
     }

@@ -1,26 +1,40 @@
 import SluiceCore
 
-/// Encoded events bound for one sink: payloads back to back, each followed by a newline.
+/// Encoded events bound for one sink: payloads back to back, each followed by a newline,
+/// plus the acknowledgements to release once the sink has written them.
 struct SinkBatch: Sendable {
     var data: [UInt8] = []
     /// End offset (exclusive, after the newline) of each event in `data`.
     var ends: [Int] = []
+    /// Metadata per event, only filled once some event has any (Kafka keys, headers, timestamps).
+    var metas: [EventMeta?] = []
+    /// Batches (of the source) whose delivery waits for this sink batch.
+    var acks: [Acknowledgement] = []
 
     var count: Int { ends.count }
     var isEmpty: Bool { ends.isEmpty }
 
-    mutating func append<C: Collection>(_ payload: C) where C.Element == UInt8 {
+    mutating func append<C: Collection>(_ payload: C, meta: EventMeta? = nil) where C.Element == UInt8 {
+        if meta != nil || !metas.isEmpty {
+            while metas.count < ends.count { metas.append(nil) }
+            metas.append(meta)
+        }
         data.append(contentsOf: payload)
         data.append(0x0A)
         ends.append(data.count)
     }
 
-    /// Payloads without their newlines, e.g. to dead-letter them.
-    var payloads: [[UInt8]] {
-        var start = 0
-        return ends.map { end in
-            defer { start = end }
-            return Array(data[start..<(end - 1)])
-        }
+    /// The payload of event `i`, without its newline.
+    func payload(_ i: Int) -> ArraySlice<UInt8> {
+        let start = i == 0 ? 0 : ends[i - 1]
+        return data[start..<(ends[i] - 1)]
     }
+
+    func meta(_ i: Int) -> EventMeta? { i < metas.count ? metas[i] : nil }
+
+    /// Payloads without their newlines, e.g. to dead-letter them.
+    var payloads: [[UInt8]] { (0..<count).map { Array(payload($0)) } }
+
+    /// Every acknowledgement this batch carries is done with (written, or dead-lettered elsewhere).
+    func releaseAcks() { for a in acks { a.release() } }
 }

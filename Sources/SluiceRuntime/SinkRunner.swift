@@ -7,13 +7,13 @@ final class SinkRunner: Sendable {
     let name: String
     let policy: WhenFull
     let queue: BoundedQueue<SinkBatch>
-    let writer: any SinkWriter
+    let output: any SinkOutput
 
-    init(name: String, queue spec: QueueSpec, writer: any SinkWriter) {
+    init(name: String, queue spec: QueueSpec, output: any SinkOutput) {
         self.name = name
         self.policy = spec.whenFull
         self.queue = BoundedQueue(capacity: spec.capacity)
-        self.writer = writer
+        self.output = output
     }
 
     /// What happened to a batch offered to the sink.
@@ -35,17 +35,25 @@ final class SinkRunner: Sendable {
         }
     }
 
-    /// The sink thread's loop: write batches until the queue is closed and empty.
-    /// A failed write is reported and its events handed to `failed` (the dead letter path).
-    func drain(stats: PipelineStats, log: @Sendable (String, String) -> Void, failed: (SinkBatch, String) -> Void) {
+    /// The sink thread's loop: send batches until the queue is closed and empty, then wait for
+    /// outstanding deliveries. Undelivered events go to `failed` (the dead letter path), which
+    /// takes over their acknowledgements; delivered ones release theirs.
+    /// The dead letter sink passes `releaseFailed: false`: an acknowledgement whose dead letter could
+    /// not be written is never released, so its Kafka offset is never committed.
+    func drain(stats: PipelineStats, log: @escaping @Sendable (String, String) -> Void, releaseFailed: Bool = true,
+               failed: @escaping @Sendable (SinkBatch, [DeliveryFailure]) -> Void) {
+        let name = name
         while let batch = queue.pop() {
-            do {
-                try writer.write(batch.data)
-                stats.add(name) { $0.emitted += batch.count }
-            } catch {
-                log("error", error.description)
-                failed(batch, error.message)
+            output.send(batch) { failures in
+                stats.add(name) { $0.emitted += batch.count - failures.count }
+                if !failures.isEmpty {
+                    log("error", "sink '\(name)': \(failures.count) event(s) not delivered: \(failures[0].reason)")
+                    failed(batch, failures)
+                    if !releaseFailed { return }
+                }
+                batch.releaseAcks()
             }
         }
+        output.close()
     }
 }

@@ -260,16 +260,16 @@ final class Worker {
         let format = plan.sinks[sink].format
         switch value {
         case .bytes(let b):
-            sinkOut[sink].append(b)
+            sinkOut[sink].append(b, meta: current.meta)
         case .lua(_, let original?):
-            sinkOut[sink].append(original)
+            sinkOut[sink].append(original, meta: current.meta)
         case .lua(let h, nil):
             guard let engine else { return }
             var out: [UInt8] = []
             let result = format == .text ? engine.encodeText(h, into: &out) : engine.encodeJSON(h, into: &out)
             switch result {
             case .success:
-                sinkOut[sink].append(out)
+                sinkOut[sink].append(out, meta: current.meta)
                 if format == .json { value = .lua(h, original: out) }
             case .failure(let failure):
                 deadLetter(component: plan.sinks[sink].name, reason: failure.message, detail: failure.traceback, event: current)

@@ -71,6 +71,7 @@ public struct SourceSpec: Sendable {
         case stdin
         /// `count` nil = unbounded; `ratePerSecond` nil = as fast as possible.
         case generate(count: Int?, ratePerSecond: Double?, udf: UDFRef)
+        case kafka(KafkaSourceSpec)
     }
     public init(name: String, location: SourceLocation, format: DataFormat = .json, kind: Kind) {
         self.name = name; self.location = location; self.format = format; self.kind = kind
@@ -129,6 +130,7 @@ public struct SinkSpec: Sendable {
         case file(path: String)
         case stdout
         case stderr
+        case kafka(KafkaSinkSpec)
     }
     public init(name: String, location: SourceLocation, from: [String], when: Predicate? = nil, format: DataFormat = .json,
                 queue: QueueSpec, kind: Kind) {
@@ -159,5 +161,33 @@ public struct TestCase: Sendable {
     public var expect: [(String, [JSONValue])]
     public init(name: String, location: SourceLocation, input: [(String, [JSONValue])], expect: [(String, [JSONValue])]) {
         self.name = name; self.location = location; self.input = input; self.expect = expect
+    }
+}
+
+/// `kafka:` source: a consumer group reading topics, at-least-once.
+public struct KafkaSourceSpec: Sendable, Equatable {
+    public var brokers: String
+    public var topics: [String]
+    /// nil = the pipeline name.
+    public var group: String?
+    /// `earliest` or `latest`, used when the group has no committed offset.
+    public var start: String
+    /// Passed to librdkafka verbatim.
+    public var options: [String: String]
+    public init(brokers: String, topics: [String], group: String? = nil, start: String = "earliest", options: [String: String] = [:]) {
+        self.brokers = brokers; self.topics = topics; self.group = group; self.start = start; self.options = options
+    }
+}
+
+/// `kafka:` sink: an idempotent producer writing to one topic.
+public struct KafkaSinkSpec: Sendable, Equatable {
+    public var brokers: String
+    public var topic: String
+    /// Message key template such as `'{profile_id}'`; nil = no key.
+    public var key: String?
+    /// Passed to librdkafka verbatim (applied after Sluice's defaults).
+    public var options: [String: String]
+    public init(brokers: String, topic: String, key: String? = nil, options: [String: String] = [:]) {
+        self.brokers = brokers; self.topic = topic; self.key = key; self.options = options
     }
 }

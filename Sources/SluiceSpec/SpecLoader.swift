@@ -88,9 +88,9 @@ struct Loader {
     init(file: String, directory: String) { self.file = file; self.directory = directory }
 
     static let topKeys = ["pipeline", "udfs", "sources", "transforms", "sinks", "dead_letter", "settings", "tests"]
-    static let sourceTypes = ["file", "stdin", "generate"]
+    static let sourceTypes = ["file", "stdin", "generate", "kafka"]
     static let transformTypes = ["filter", "map", "flat_map", "project"]
-    static let sinkTypes = ["file", "stdout", "stderr"]
+    static let sinkTypes = ["file", "stdout", "stderr", "kafka"]
     static let matchOps = ["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists"]
 
     // MARK: - Whole spec
@@ -227,6 +227,32 @@ struct Loader {
         return s.unicodeScalars.allSatisfy {
             $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_" || $0 == "-" || (allowDot && $0 == "."))
         }
+    }
+
+    /// A required key of a component body; reports it missing at `at`.
+    mutating func required(_ f: Fields, _ key: String, _ what: String, _ at: YAMLNode) -> YAMLNode? {
+        if let node = f[key] { return node }
+        diags.error(at.location, "missing '\(key)' in \(what)")
+        return nil
+    }
+
+    /// librdkafka options: a flat map of scalar values, passed on as strings.
+    mutating func kafkaOptions(_ node: YAMLNode, _ what: String) -> [String: String]? {
+        guard let pairs = node.mappingPairs else {
+            if node.isNull { return [:] }
+            diags.error(node.location, "expected a mapping for \(what), found \(node.kindDescription)")
+            return nil
+        }
+        var out: [String: String] = [:]
+        for pair in pairs {
+            guard let k = pair.key.scalarText else { continue }
+            guard let v = pair.value.scalarText, !pair.value.isNull else {
+                diags.error(pair.value.location, "expected a scalar value for '\(k)' in \(what), found \(pair.value.kindDescription)")
+                continue
+            }
+            out[k] = v
+        }
+        return out
     }
 
     mutating func udfRef(_ node: YAMLNode, _ what: String) -> UDFRef? {
@@ -383,13 +409,13 @@ struct Loader {
     mutating func parseSource(_ key: YAMLNode, _ value: YAMLNode) -> SourceSpec? {
         let name = key.scalarText ?? ""
         let what = "source '\(name)'"
-        let f = fields(value, what, allowed: Self.sourceTypes + ["format"], notSupported: ["kafka", "time"])
+        let f = fields(value, what, allowed: Self.sourceTypes + ["format"], notSupported: ["time"])
         graph.append(GraphNode(name: name, role: .source, location: key.location, from: [], fromKnown: true))
         var format = DataFormat.json
         if let node = f?["format"], let v = choice(node, "'format' of \(what)", ["json", "text"]) {
             format = DataFormat(rawValue: v) ?? .json
         }
-        guard let (type, typeKey, body) = typeKey("source", name, key, f, value, types: Self.sourceTypes, unsupported: ["kafka"])
+        guard let (type, typeKey, body) = typeKey("source", name, key, f, value, types: Self.sourceTypes, unsupported: [])
         else { return nil }
         let inner = "'\(type)' of \(what)"
         var kind: SourceSpec.Kind?
@@ -405,6 +431,26 @@ struct Loader {
             }
         case "stdin":
             if fields(body, inner, allowed: []) != nil { kind = .stdin }
+        case "kafka":
+            guard let b = fields(body, inner, allowed: ["brokers", "topics", "group", "start", "options"]) else { return nil }
+            let brokers = required(b, "brokers", inner, typeKey).flatMap { nonEmptyString($0, "'brokers' in \(inner)") }
+            var topics: [String]?
+            if let node = required(b, "topics", inner, typeKey) {
+                if let items = node.sequenceItems, !items.isEmpty {
+                    let names = items.compactMap { nonEmptyString($0, "a topic in \(inner)") }
+                    if names.count == items.count { topics = names }
+                } else if node.scalarText != nil, !node.isNull {
+                    topics = nonEmptyString(node, "'topics' in \(inner)").map { [$0] }
+                } else {
+                    diags.error(node.location, "expected a list of topics for 'topics' in \(inner), found \(node.kindDescription)")
+                }
+            }
+            let group = b["group"].flatMap { nonEmptyString($0, "'group' in \(inner)") }
+            let start = b["start"].flatMap { choice($0, "'start' in \(inner)", ["earliest", "latest"]) } ?? "earliest"
+            let options = b["options"].flatMap { kafkaOptions($0, "'options' in \(inner)") } ?? [:]
+            if let brokers, let topics {
+                kind = .kafka(KafkaSourceSpec(brokers: brokers, topics: topics, group: group, start: start, options: options))
+            }
         case "generate":
             guard let b = fields(body, inner, allowed: ["count", "rate", "udf"]) else { return nil }
             var count: Int?
@@ -619,7 +665,7 @@ struct Loader {
     mutating func parseSink(_ key: YAMLNode, _ value: YAMLNode, settings: Settings, deadLetter: Bool) -> SinkSpec? {
         let name = deadLetter ? "dead_letter" : (key.scalarText ?? "")
         let what = deadLetter ? "'dead_letter'" : "sink '\(name)'"
-        let unsupportedTypes = ["kafka", "http", "memcached"]
+        let unsupportedTypes = ["http", "memcached"]
         let f = fields(value, what, allowed: Self.sinkTypes + ["from", "when", "format", "queue"],
                        notSupported: unsupportedTypes + ["retry"])
         let topSuggestions = lastSuggestions
@@ -664,6 +710,15 @@ struct Loader {
             if fields(body, inner, allowed: []) != nil { kind = .stdout }
         case "stderr":
             if fields(body, inner, allowed: []) != nil { kind = .stderr }
+        case "kafka":
+            guard let b = fields(body, inner, allowed: ["brokers", "topic", "key", "options"]) else { return nil }
+            let brokers = required(b, "brokers", inner, body).flatMap { nonEmptyString($0, "'brokers' in \(inner)") }
+            let topic = required(b, "topic", inner, body).flatMap { nonEmptyString($0, "'topic' in \(inner)") }
+            let keyTemplate = b["key"].flatMap { nonEmptyString($0, "'key' in \(inner)") }
+            let options = b["options"].flatMap { kafkaOptions($0, "'options' in \(inner)") } ?? [:]
+            if let brokers, let topic {
+                kind = .kafka(KafkaSinkSpec(brokers: brokers, topic: topic, key: keyTemplate, options: options))
+            }
         default:
             return nil
         }

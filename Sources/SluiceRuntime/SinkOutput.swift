@@ -11,13 +11,20 @@ public struct SinkError: Error, CustomStringConvertible, Sendable {
     public var description: String { "sink '\(sink)': \(message)" }
 }
 
-/// Where a sink's encoded bytes go. Owned by the sink's thread.
-protocol SinkWriter: Sendable {
-    func write(_ bytes: [UInt8]) throws(SinkError)
+/// An event a sink could not deliver: its index in the batch and the reason.
+typealias DeliveryFailure = (index: Int, reason: String)
+
+/// Where a sink's batches go. `send` is called from the sink's thread only; `done` is called exactly
+/// once per batch, when every event is delivered or has failed (possibly later, on another thread).
+protocol SinkOutput: Sendable {
+    func send(_ batch: SinkBatch, done: @escaping @Sendable ([DeliveryFailure]) -> Void)
+    /// Waits until everything sent has been delivered or failed (end of run).
+    func close()
 }
 
 /// Writes to a file descriptor (an appended file, stdout or stderr), retrying partial writes.
-final class DescriptorWriter: SinkWriter {
+/// A batch counts as delivered once `write(2)` has accepted it.
+final class DescriptorOutput: SinkOutput {
     let sink: String
     let fd: Int32
     let ownsDescriptor: Bool
@@ -38,34 +45,44 @@ final class DescriptorWriter: SinkWriter {
         self.sink = sink; self.fd = fd; self.ownsDescriptor = true
     }
 
-    deinit { if ownsDescriptor { close(fd) } }
+    deinit { if ownsDescriptor { Glibc.close(fd) } }
 
-    func write(_ bytes: [UInt8]) throws(SinkError) {
-        var failure: SinkError?
-        bytes.withUnsafeBytes { raw in
+    func send(_ batch: SinkBatch, done: @escaping @Sendable ([DeliveryFailure]) -> Void) {
+        var failure: String?
+        batch.data.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
                 if n < 0 {
                     if errno == EINTR { continue }
-                    failure = SinkError(sink: sink, message: "write failed: \(String(cString: strerror(errno)))")
+                    failure = "write failed: \(String(cString: strerror(errno)))"
                     return
                 }
                 offset += n
             }
         }
-        if let failure { throw failure }
+        if let failure {
+            // Events wholly written before the failure are delivered; the rest are not.
+            done((0..<batch.count).map { (index: $0, reason: failure) })
+        } else {
+            done([])
+        }
     }
+
+    func close() {}
 }
 
 /// Keeps written events in memory, one entry per line: what `sluice test` reads back.
-final class MemoryWriter: SinkWriter {
+final class MemoryOutput: SinkOutput {
     private let lines = Mutex<[[UInt8]]>([])
 
-    func write(_ bytes: [UInt8]) throws(SinkError) {
-        let split = bytes.split(separator: 0x0A, omittingEmptySubsequences: false).dropLast().map { Array($0) }
-        lines.withLock { $0.append(contentsOf: split) }
+    func send(_ batch: SinkBatch, done: @escaping @Sendable ([DeliveryFailure]) -> Void) {
+        let payloads = batch.payloads
+        lines.withLock { $0.append(contentsOf: payloads) }
+        done([])
     }
+
+    func close() {}
 
     var events: [[UInt8]] { lines.withLock { $0 } }
 }

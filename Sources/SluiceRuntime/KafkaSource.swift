@@ -1,0 +1,38 @@
+import SluiceCore
+import SluiceKafka
+import SluiceSpec
+
+/// `kafka:` source: a consumer group member. Batches are offered without blocking; when the work
+/// queue is full the consumer pauses its partitions and keeps polling. A batch's offsets become
+/// committable only when every destination has written its events (`Acknowledgement`).
+final class KafkaSource: EventSource {
+    let name: String
+    let client: KafkaConsumerClient
+
+    init(name: String, spec: KafkaSourceSpec, pipeline: String, log: @escaping @Sendable (String, String) -> Void) throws(SourceError) {
+        self.name = name
+        let start = KafkaStartPosition(rawValue: spec.start) ?? .earliest
+        let config = KafkaConsumerConfig(brokers: spec.brokers, group: spec.group ?? pipeline, topics: spec.topics,
+                                         start: start, options: spec.options)
+        do {
+            client = try KafkaConsumerClient(config: config) { level, message in log(level, "source '\(name)': \(message)") }
+        } catch {
+            throw SourceError(source: name, message: "\(error)")
+        }
+    }
+
+    func run(batchSize: Int, stop: StopFlag, outlet: SourceOutlet) throws(SourceError) {
+        let client = client
+        client.run(batchSize: batchSize, stop: { stop.isSet }) { events in
+            let positions = events.compactMap { e -> (topic: String, partition: Int32, offset: Int64)? in
+                guard let m = e.meta, let t = m.topic, let p = m.partition, let o = m.offset else { return nil }
+                return (t, p, o)
+            }
+            let ack = Acknowledgement { client.acknowledge(positions) }
+            return outlet.offer(events, acknowledgement: ack)
+        }
+    }
+
+    /// Commits what was acknowledged and leaves the group (always runs `rd_kafka_consumer_close`).
+    func finish() { client.close() }
+}
