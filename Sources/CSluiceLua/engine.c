@@ -62,9 +62,10 @@ const char *sl_traceback(const sl_engine *e, size_t *len) {
 
 /* ------------------------------------------------------------------ memory */
 
-/* Accounts every byte of the state. Growth past the limit returns NULL. Lua then runs an
- * emergency collection and retries the same request; a second refusal of that request is
- * a real out-of-memory condition and poisons the engine (even if the UDF pcalls it away). */
+/* Accounts every byte of the state; growth past the limit returns NULL. After a refusal Lua
+ * may run an emergency collection and retry the very same request; any refusal that is not
+ * followed by a successful identical retry is a real out-of-memory condition and poisons the
+ * engine, even if the UDF pcalls the error away (lauxlib buffers, e.g. string.rep, never retry). */
 static void *sl_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     sl_engine *e = ud;
     size_t old = ptr ? osize : 0;
@@ -72,11 +73,10 @@ static void *sl_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         if (ptr) { e->mem_used -= old; free(ptr); }
         return NULL;
     }
+    int same = e->pend_set && e->pend_ptr == ptr && e->pend_osize == osize && e->pend_nsize == nsize;
     if (nsize > old && (e->poisoned || nsize - old > e->mem_limit - e->mem_used)) {
-        if (e->pend_set && e->pend_ptr == ptr && e->pend_osize == osize && e->pend_nsize == nsize) {
-            e->poisoned = 1;
-            e->pend_set = 0;
-        } else {
+        if (e->pend_set) { e->poisoned = 1; e->pend_set = 0; }
+        if (!same) {
             e->pend_set = 1;
             e->pend_ptr = ptr;
             e->pend_osize = osize;
@@ -90,7 +90,10 @@ static void *sl_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         return NULL;
     }
     e->mem_used = e->mem_used - old + nsize;
-    if (nsize > old) e->pend_set = 0;
+    if (nsize > old && e->pend_set) {
+        if (!same) e->poisoned = 1;
+        e->pend_set = 0;
+    }
     return p;
 }
 
@@ -218,6 +221,27 @@ static int sb_load(lua_State *L) {
     else lua_pushvalue(L, lua_upvalueindex(1));
     if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
     return 1;
+}
+
+/* xpcall(f, handler, ...): the handler runs after the error has unwound, not inside the
+ * raise. Lua runs message handlers with hooks disabled when the error comes from a hook, so
+ * a looping handler would escape the instruction limit. (Not yieldable across the call.) */
+static int sb_xpcall(lua_State *L) {
+    int n = lua_gettop(L);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushboolean(L, 1);
+    lua_pushvalue(L, 1);
+    for (int i = 3; i <= n; i++) lua_pushvalue(L, i);
+    if (lua_pcall(L, n - 2 < 0 ? 0 : n - 2, LUA_MULTRET, 0) == LUA_OK) return lua_gettop(L) - n;
+    lua_pushvalue(L, 2);
+    lua_insert(L, -2);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        sl_engine *e = sl_E(L);
+        if (e->instr_hit || e->poisoned) return lua_error(L);
+    }
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    return 2;
 }
 
 static int sb_collectgarbage(lua_State *L) {
@@ -558,7 +582,7 @@ static int setup_fn(lua_State *L) {
 
     lua_createtable(L, 0, 48);                                    /* sandbox env */
     int ENV = lua_gettop(L);
-    static const char *base[] = {"assert", "error", "ipairs", "next", "pairs", "pcall", "xpcall",
+    static const char *base[] = {"assert", "error", "ipairs", "next", "pairs", "pcall",
                                  "rawequal", "rawlen", "rawget", "select", "tonumber", "tostring",
                                  "type", "getmetatable", "_VERSION", NULL};
     for (int i = 0; base[i]; i++) copy_field(L, G, ENV, base[i]);
@@ -579,6 +603,7 @@ static int setup_fn(lua_State *L) {
     copy_field(L, OS, lua_gettop(L), "date");
     lua_setfield(L, ENV, "os");
     lua_pushcfunction(L, sb_print); lua_setfield(L, ENV, "print");
+    lua_pushcfunction(L, sb_xpcall); lua_setfield(L, ENV, "xpcall");
     lua_pushcfunction(L, sb_collectgarbage); lua_setfield(L, ENV, "collectgarbage");
     lua_pushcfunction(L, sb_setmetatable); lua_setfield(L, ENV, "setmetatable");
     lua_pushvalue(L, ENV); lua_pushcclosure(L, sb_load, 1); lua_setfield(L, ENV, "load");
@@ -645,6 +670,7 @@ static int fail_memory(sl_engine *e) {
 /* Classifies a finished protected call; on error the message is at the top of the stack. */
 static int classify(sl_engine *e, int st) {
     lua_State *L = e->L;
+    if (e->pend_set) { e->poisoned = 1; e->pend_set = 0; } /* a refusal that was never retried */
     if (e->poisoned || st == LUA_ERRMEM) { e->trace_len = 0; return fail_memory(e); }
     if (e->instr_hit) {
         sl_set_errorf(e, "instruction limit exceeded (%lld instructions)", (long long)e->instr_limit);

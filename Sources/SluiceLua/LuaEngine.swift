@@ -251,16 +251,16 @@ public final class LuaEngine: @unchecked Sendable {
         bytes.withUnsafeBytes { decodeJSON($0) }
     }
 
-    /// Holds a text event as a Lua string. Fails only when the state is out of memory.
-    public func decodeText(_ bytes: UnsafeRawBufferPointer) -> Result<LuaEventHandle, LuaFailure> {
+    /// Holds a text event as a Lua string. Only fails when the state is out of memory (then the
+    /// engine is poisoned); the returned handle is then not live and every use of it fails.
+    public func decodeText(_ bytes: UnsafeRawBufferPointer) -> LuaEventHandle {
         var h: Int32 = 0
-        let rc = sl_decode(engine, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count, 1, &h)
-        if rc != SL_OK { return .failure(failure(rc)) }
-        return .success(LuaEventHandle(rawValue: h))
+        _ = sl_decode(engine, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count, 1, &h)
+        return LuaEventHandle(rawValue: h)
     }
 
     /// Holds a text event from an array.
-    public func decodeText(_ bytes: [UInt8]) -> Result<LuaEventHandle, LuaFailure> {
+    public func decodeText(_ bytes: [UInt8]) -> LuaEventHandle {
         bytes.withUnsafeBytes { decodeText($0) }
     }
 
@@ -285,7 +285,15 @@ public final class LuaEngine: @unchecked Sendable {
     }
 
     /// A deep copy in a new handle, for fan-out to several consumers that may mutate it.
-    public func copy(_ h: LuaEventHandle) -> Result<LuaEventHandle, LuaFailure> {
+    /// Metatables (array marks) and remembered input nulls are kept. If the copy fails (out of
+    /// memory, nesting deeper than 128 or a cycle), the returned handle is not live and every use
+    /// of it fails; `tryCopy` gives the reason.
+    public func copy(_ h: LuaEventHandle) -> LuaEventHandle {
+        (try? tryCopy(h).get()) ?? LuaEventHandle(rawValue: 0)
+    }
+
+    /// A deep copy in a new handle, or why it could not be made.
+    public func tryCopy(_ h: LuaEventHandle) -> Result<LuaEventHandle, LuaFailure> {
         var out: Int32 = 0
         let rc = sl_copy(engine, h.rawValue, &out)
         if rc != SL_OK { return .failure(failure(rc)) }

@@ -1,0 +1,296 @@
+import SluiceCore
+import Testing
+@testable import SluiceLua
+
+@Suite struct JSONBridgeTests {
+    @Test func nestedObjectsRoundTripWithSortedKeys() throws {
+        let h = try Harness()
+        #expect(try h.roundTrip(#"{"b":{"y":{"z":1},"x":"s"},"a":true,"c":false}"#)
+                == #"{"a":true,"b":{"x":"s","y":{"z":1}},"c":false}"#)
+    }
+
+    @Test func arraysStayArraysAndStringKeyedObjectsStayObjects() throws {
+        let h = try Harness()
+        #expect(try h.roundTrip(#"{"a":[1,"two",[3],{"k":4}],"o":{"1":"x","2":"y"}}"#)
+                == #"{"a":[1,"two",[3],{"k":4}],"o":{"1":"x","2":"y"}}"#)
+    }
+
+    @Test func emptyArrayAndEmptyObjectKeepTheirShape() throws {
+        let h = try Harness()
+        #expect(try h.roundTrip(#"{"a":[],"o":{},"n":[[],{}]}"#) == #"{"a":[],"n":[[],{}],"o":{}}"#)
+        #expect(try h.roundTrip("[]") == "[]")
+        #expect(try h.roundTrip("{}") == "{}")
+    }
+
+    @Test func nullFieldsOfTheInputArePreservedAndReadAsNil() throws {
+        let h = try Harness(["t.lua": """
+            local M = {}
+            function M.check(event) return event.a == nil and event.b == 1 end
+            function M.touch(event) event.b = 2 return event end
+            function M.assign(event) event.a = "set" return event end
+            return M
+            """])
+        #expect(try h.roundTrip(#"{"a":null,"b":1}"#) == #"{"a":null,"b":1}"#)
+        let ev = try h.decode(#"{"a":null,"b":1}"#)
+        #expect(try h.engine.test(h.engine.function(module: "t", name: "check"), ev, meta: nil).get())
+        #expect(try h.mapOnce(h.engine.function(module: "t", name: "touch"), #"{"a":null,"b":1}"#)
+                == [#"{"a":null,"b":2}"#])
+        #expect(try h.mapOnce(h.engine.function(module: "t", name: "assign"), #"{"a":null,"b":1}"#)
+                == [#"{"a":"set","b":1}"#])
+    }
+
+    @Test func nullInsideArraysIsTheNullSentinelAndRoundTrips() throws {
+        let h = try Harness(["t.lua": """
+            return { f = function(event) return #event.a == 3 and event.a[2] == null end }
+            """])
+        #expect(try h.roundTrip(#"{"a":[1,null,3],"b":[null]}"#) == #"{"a":[1,null,3],"b":[null]}"#)
+        let ev = try h.decode(#"{"a":[1,null,3]}"#)
+        #expect(try h.engine.test(h.engine.function(module: "t", name: "f"), ev, meta: nil).get())
+    }
+
+    @Test func theNullGlobalWritesAnExplicitNull() throws {
+        let h = try Harness(["t.lua": """
+            return { f = function(event) event.x = null; event.list = array(1, null); return event end }
+            """])
+        #expect(try h.mapOnce(h.engine.function(module: "t", name: "f"), #"{"a":1}"#)
+                == [#"{"a":1,"list":[1,null],"x":null}"#])
+    }
+
+    @Test func integersStayExact64Bit() throws {
+        let h = try Harness(["t.lua": """
+            return { f = function(event)
+              assert(math.type(event.big) == "integer")
+              event.next = event.big + 1
+              return event
+            end }
+            """])
+        #expect(try h.roundTrip(#"{"a":9007199254740993,"b":-9223372036854775808,"c":9223372036854775807,"d":0,"e":-0}"#)
+                == #"{"a":9007199254740993,"b":-9223372036854775808,"c":9223372036854775807,"d":0,"e":0}"#)
+        #expect(try h.mapOnce(h.engine.function(module: "t", name: "f"), #"{"big":9007199254740993}"#)
+                == [#"{"big":9007199254740993,"next":9007199254740994}"#])
+    }
+
+    @Test func numbersBeyondInt64DecodeAsFloats() throws {
+        let h = try Harness()
+        #expect(try h.roundTrip(#"{"a":18446744073709551616,"b":-9223372036854775809}"#)
+                == #"{"a":1.8446744073709552e+19,"b":-9.223372036854776e+18}"#)
+    }
+
+    @Test func floatsStayFloatsWithShortestRoundTripText() throws {
+        let h = try Harness(["t.lua": """
+            return { f = function(event)
+              assert(math.type(event.one) == "float")
+              return event
+            end }
+            """])
+        #expect(try h.roundTrip(#"{"a":0.1,"b":1.0,"c":1e300,"d":-2.5,"e":1E2,"f":1.5e-7,"g":123456.789}"#)
+                == #"{"a":0.1,"b":1.0,"c":1e+300,"d":-2.5,"e":100.0,"f":1.5e-07,"g":123456.789}"#)
+        #expect(try h.mapOnce(h.engine.function(module: "t", name: "f"), #"{"one":1.0}"#) == [#"{"one":1.0}"#])
+        #expect(try h.roundTrip(#"{"x":0.30000000000000004}"#) == #"{"x":0.30000000000000004}"#)
+    }
+
+    @Test func unicodeEscapesIncludingSurrogatePairsBecomeUTF8() throws {
+        let h = try Harness(["t.lua": """
+            return { f = function(event) return event.s == "é中😀" and #event.s == 9 end }
+            """])
+        #expect(try h.roundTrip(#"{"s":"\u00e9\u4e2d\ud83d\ude00"}"#) == #"{"s":"é中😀"}"#)
+        let ev = try h.decode(#"{"s":"\u00e9\u4E2D\uD83D\uDE00"}"#)
+        #expect(try h.engine.test(h.engine.function(module: "t", name: "f"), ev, meta: nil).get())
+        #expect(try h.roundTrip(#"{"s":"raw é 😀"}"#) == #"{"s":"raw é 😀"}"#)
+    }
+
+    @Test func escapesAreWrittenBack() throws {
+        let h = try Harness()
+        #expect(try h.roundTrip(#"{"s":"q\"b\\s\/n\nt\tr\rc\u0001z\u0000"}"#)
+                == #"{"s":"q\"b\\s/n\nt\tr\rc\u0001z\u0000"}"#)
+    }
+
+    @Test(arguments: [
+        [0x7B, 0x22, 0x61, 0x22, 0x3A, 0x22, 0xFF, 0x22, 0x7D],          // 0xFF
+        [0x7B, 0x22, 0x61, 0x22, 0x3A, 0x22, 0xC0, 0x80, 0x22, 0x7D],    // overlong NUL
+        [0x7B, 0x22, 0x61, 0x22, 0x3A, 0x22, 0xED, 0xA0, 0x80, 0x22, 0x7D], // UTF-8 encoded surrogate
+        [0x7B, 0x22, 0x61, 0x22, 0x3A, 0x22, 0xE4, 0xB8, 0x22, 0x7D],    // truncated sequence
+        [0x7B, 0x22, 0xFF, 0x22, 0x3A, 0x31, 0x7D],                      // invalid key
+    ] as [[UInt8]])
+    func invalidUTF8IsRejected(_ bytes: [UInt8]) throws {
+        let h = try Harness()
+        let f = h.failure(h.engine.decodeJSON(bytes))
+        #expect(f?.kind == .decode)
+        #expect(f?.message.contains("UTF-8") == true)
+    }
+
+    @Test(arguments: [#"{"s":"\ud800"}"#, #"{"s":"\udc00x"}"#, #"{"s":"\ud800\u0041"}"#])
+    func loneSurrogatesAreRejected(_ json: String) throws {
+        let h = try Harness()
+        let f = h.failure(h.engine.decodeJSON(Array(json.utf8)))
+        #expect(f?.kind == .decode)
+        #expect(f?.message.contains("surrogate") == true)
+    }
+
+    @Test(arguments: ["", "{", #"{"a":}"#, #"{"a" 1}"#, "[1,]", #"{"a":01}"#, #"{"a":"x"#, "{\"a\":\"\u{1}\"}",
+                      #"{"a":1} x"#, #"{"a":tru}"#, #"{a:1}"#, #"{"a":1,}"#, #"{"a":-}"#, #"{"a":1.}"#,
+                      #"{"a":1e}"#, #"{"a":"\x"}"#, #"{"a":1e999}"#])
+    func malformedJSONIsRejectedWithAReason(_ json: String) throws {
+        let h = try Harness()
+        let f = h.failure(h.engine.decodeJSON(Array(json.utf8)))
+        #expect(f?.kind == .decode)
+        #expect(f?.message.hasPrefix("invalid JSON at byte") == true)
+    }
+
+    @Test func nestingDeeperThan128IsRejectedOnDecode() throws {
+        let h = try Harness()
+        let deep = String(repeating: "[", count: 200) + String(repeating: "]", count: 200)
+        #expect(h.failure(h.engine.decodeJSON(Array(deep.utf8)))?.kind == .decode)
+        let ok = String(repeating: "[", count: 128) + String(repeating: "]", count: 128)
+        #expect(try h.roundTrip(ok) == ok)
+        let over = String(repeating: #"{"a":"#, count: 129) + "1" + String(repeating: "}", count: 129)
+        #expect(h.failure(h.engine.decodeJSON(Array(over.utf8)))?.message.contains("128") == true)
+        let huge = String(repeating: "[", count: 100_000)
+        #expect(h.failure(h.engine.decodeJSON(Array(huge.utf8)))?.kind == .decode)
+    }
+
+    @Test func topLevelNonObjectValuesAreAllowed() throws {
+        let h = try Harness()
+        #expect(try h.roundTrip("  42 ") == "42")
+        #expect(try h.roundTrip(#""s""#) == #""s""#)
+        #expect(try h.roundTrip("null") == "null")
+        #expect(try h.roundTrip("[1,2]") == "[1,2]")
+    }
+
+    @Test func tablesBuiltByUDFsEncodeByShape() throws {
+        let h = try Harness(["t.lua": """
+            local M = {}
+            function M.empty() return {} end
+            function M.arr() return array() end
+            function M.seq() return {1, 2, 3} end
+            function M.sparse() return {[1] = "a", [3] = "c"} end
+            function M.mixed() return {1, 2, x = 3} end
+            return M
+            """])
+        func run(_ name: String) throws -> [String] { try h.mapOnce(h.engine.function(module: "t", name: name), "{}") }
+        #expect(try run("empty") == ["{}"])
+        #expect(try run("arr") == ["[]"])
+        #expect(try run("seq") == ["[1,2,3]"])
+        #expect(try run("sparse") == [#"{"1":"a","3":"c"}"#])
+        #expect(try run("mixed") == [#"{"1":1,"2":2,"x":3}"#])
+    }
+
+    @Test func unencodableValuesFailWithAMessageNamingTheKey() throws {
+        let h = try Harness(["t.lua": """
+            local M = {}
+            function M.nan(e) e.x = 0/0 return e end
+            function M.inf(e) e.x = math.huge return e end
+            function M.fn(e) e.client.cb = print return e end
+            function M.cycle(e) e.self = e return e end
+            function M.deep(e) local t = e for i = 1, 200 do t.n = {} t = t.n end return e end
+            function M.badkey(e) e[true] = 1 return e end
+            function M.badutf8(e) e.s = "\\255" return e end
+            return M
+            """])
+        func fail(_ name: String) throws -> LuaFailure? {
+            let ev = try h.decode(#"{"client":{"os":"ios"}}"#)
+            var outs: [LuaEventHandle] = []
+            try h.engine.map(h.engine.function(module: "t", name: name), ev, meta: nil, into: &outs).get()
+            var bytes: [UInt8] = []
+            return h.failure(h.engine.encodeJSON(outs[0], into: &bytes))
+        }
+        #expect(try fail("nan")?.message == "cannot encode NaN at 'x'")
+        #expect(try fail("inf")?.message == "cannot encode infinity at 'x'")
+        #expect(try fail("fn")?.message == "cannot encode a function value at 'client.cb'")
+        #expect(try fail("cycle")?.message.contains("nesting deeper than 128") == true)
+        #expect(try fail("deep")?.kind == .encode)
+        #expect(try fail("badkey")?.message.contains("key of type boolean") == true)
+        #expect(try fail("badutf8")?.message == "invalid UTF-8 in string at 's'")
+    }
+
+    @Test func textEventsAreLuaStringsWrittenRaw() throws {
+        let h = try Harness(["t.lua": """
+            local M = {}
+            function M.up(line) return string.upper(line) end
+            function M.tbl(line) return { line = line } end
+            return M
+            """])
+        let ev = h.engine.decodeText(Array("hello \u{1} \"x\"".utf8))
+        var outs: [LuaEventHandle] = []
+        try h.engine.map(h.engine.function(module: "t", name: "up"), ev, meta: nil, into: &outs).get()
+        try h.engine.map(h.engine.function(module: "t", name: "tbl"), ev, meta: nil, into: &outs).get()
+        var a: [UInt8] = [], b: [UInt8] = []
+        try h.engine.encodeText(outs[0], into: &a).get()
+        try h.engine.encodeText(outs[1], into: &b).get()
+        #expect(String(decoding: a, as: UTF8.self) == "HELLO \u{1} \"X\"")
+        #expect(String(decoding: b, as: UTF8.self) == #"{"line":"hello \u0001 \"x\""}"#)
+    }
+
+    @Test func encodeAppendsToTheOutputBuffer() throws {
+        let h = try Harness()
+        let a = try h.decode(#"{"a":1}"#), b = try h.decode(#"{"b":2}"#)
+        var out = Array("X".utf8)
+        try h.engine.encodeJSON(a, into: &out).get()
+        out.append(10)
+        try h.engine.encodeJSON(b, into: &out).get()
+        #expect(String(decoding: out, as: UTF8.self) == "X{\"a\":1}\n{\"b\":2}")
+    }
+
+    @Test func copyIsDeepAndKeepsNullsAndArrays() throws {
+        let h = try Harness(["t.lua": """
+            return { f = function(e) e.c.x = 2; e.l[1] = 9; e.n = "set"; return e end }
+            """])
+        let a = try h.decode(#"{"c":{"x":1},"l":[1,[]],"n":null,"e":{}}"#)
+        let b = h.engine.copy(a)
+        var outs: [LuaEventHandle] = []
+        try h.engine.map(h.engine.function(module: "t", name: "f"), a, meta: nil, into: &outs).get()
+        #expect(try h.encode(outs[0]) == #"{"c":{"x":2},"e":{},"l":[9,[]],"n":"set"}"#)
+        #expect(try h.encode(b) == #"{"c":{"x":1},"e":{},"l":[1,[]],"n":null}"#)
+    }
+
+    @Test func copyOfACycleFailsAndYieldsADeadHandle() throws {
+        let h = try Harness(["t.lua": "return { f = function(e) e.me = e return e end }"])
+        let a = try h.decode("{}")
+        var outs: [LuaEventHandle] = []
+        try h.engine.map(h.engine.function(module: "t", name: "f"), a, meta: nil, into: &outs).get()
+        #expect(h.failure(h.engine.tryCopy(outs[0]))?.message.contains("cycle") == true)
+        let dead = h.engine.copy(outs[0])
+        var bytes: [UInt8] = []
+        #expect(h.engine.encodeJSON(dead, into: &bytes).isFailure)
+    }
+
+    @Test func releasedHandlesAreRejectedAndReleaseIsIdempotent() throws {
+        let h = try Harness()
+        let a = try h.decode(#"{"a":1}"#)
+        h.engine.release(a)
+        h.engine.release(a)
+        var out: [UInt8] = []
+        #expect(h.failure(h.engine.encodeJSON(a, into: &out))?.kind == .runtime)
+        #expect(h.engine.liveHandles == 0)
+        let b = try h.decode(#"{"b":1}"#), c = try h.decode(#"{"c":1}"#)
+        #expect(b != c)
+        #expect(try h.encode(b) == #"{"b":1}"#)
+        #expect(h.engine.liveHandles == 2)
+    }
+
+    @Test func oneMillionDecodeReleaseCyclesKeepMemoryFlat() throws {
+        let h = try Harness()
+        let line = Array(#"{"event_id":"e000000001","event_type":"play","profile_id":"p060990","title_id":16560,"ts":1699999995114,"duration_ms":null,"client":{"app_version":"4.14.75","os":"tizen"},"tags":["a","b"]}"#.utf8)
+        var peak = 0, baseline = 0
+        try line.withUnsafeBytes { raw in
+            for i in 0..<1_000_000 {
+                let ev = try h.engine.decodeJSON(raw).get()
+                h.engine.release(ev)
+                if i == 10_000 { baseline = h.engine.memoryInUse }
+                if i > 10_000 { peak = max(peak, h.engine.memoryInUse) }
+            }
+        }
+        #expect(h.engine.liveHandles == 0)
+        #expect(peak < baseline + 4 << 20, "baseline \(baseline) peak \(peak)")
+    }
+
+    @Test func manyLiveHandlesGrowTheSlotTable() throws {
+        let h = try Harness()
+        var hs: [LuaEventHandle] = []
+        for i in 0..<5000 { hs.append(try h.decode(#"{"i":\#(i)}"#)) }
+        #expect(Set(hs).count == 5000)
+        #expect(try h.encode(hs[4321]) == #"{"i":4321}"#)
+        hs.forEach(h.engine.release)
+        #expect(h.engine.liveHandles == 0)
+    }
+}
