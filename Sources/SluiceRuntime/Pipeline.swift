@@ -18,9 +18,13 @@ public struct RunOptions: Sendable {
         self.sourceOverrides = sourceOverrides; self.captureSinks = captureSinks; self.log = log
     }
 
+    /// Logs to stderr; `debug` lines only when `SLUICE_LOG=debug`.
     public static let stderrLog: @Sendable (String, String) -> Void = { level, message in
+        if level == "debug" && !debugLogging { return }
         FileHandle.standardError.write(Data("sluice: \(level): \(message)\n".utf8))
     }
+
+    static let debugLogging = ProcessInfo.processInfo.environment["SLUICE_LOG"] == "debug"
 }
 
 /// The result of a finished run.
