@@ -35,6 +35,9 @@ public struct RunReport: Sendable {
     public var captured: [String: [[UInt8]]]
     /// Problems that stopped a source or a sink early.
     public var errors: [String]
+    /// The UDF version live at the end (1 + reloads published) and reloads rejected.
+    public var udfVersion: Int
+    public var reloadsRejected: Int
 }
 
 /// A pipeline could not be built.
@@ -59,15 +62,28 @@ public final class Pipeline: Sendable {
     let deadLetterRunner: SinkRunner
     let workerCount: Int
     let lua: LuaSettings
+    /// Hot reload of UDFs (nil when `udfs.reload: off` or the pipeline has no Lua).
+    let reloader: Reloader?
 
     public init(spec: PipelineSpec, options: RunOptions = RunOptions()) throws(PipelineError) {
         self.spec = spec
         self.options = options
         self.plan = Plan(spec)
         self.workerCount = max(1, spec.settings.workers ?? ProcessInfo.processInfo.activeProcessorCount)
-        self.lua = LuaSettings(udfDir: spec.udfs.dir,
-                               limits: LuaLimits(instructions: spec.udfs.instructionLimit, memoryBytes: spec.udfs.memoryLimit),
-                               version: 1, log: options.log)
+        var lua = LuaSettings(udfDir: spec.udfs.dir,
+                              limits: LuaLimits(instructions: spec.udfs.instructionLimit, memoryBytes: spec.udfs.memoryLimit),
+                              version: 1, log: options.log)
+        if options.sourceOverrides == nil, !plan.luaCode.isEmpty {
+            do {
+                reloader = try Reloader(mode: spec.udfs.reload, udfDir: spec.udfs.dir, plan: plan, lua: lua)
+            } catch {
+                throw PipelineError(message: "cannot snapshot the UDF directory \(spec.udfs.dir): \(error)")
+            }
+            lua.live = reloader?.live
+        } else {
+            reloader = nil
+        }
+        self.lua = lua
 
         var sources: [any EventSource] = []
         for source in spec.sources {
@@ -127,6 +143,11 @@ public final class Pipeline: Sendable {
     /// Asks the sources to stop; the run then drains and returns. Safe to call from any thread, more than once.
     public func stop() { stopFlag.set() }
 
+    /// Reloads the UDFs now (SIGHUP). Ignored when `udfs.reload` is `off`.
+    public func reload() {
+        if let reloader { reloader.requestReload() } else { options.log("info", "SIGHUP ignored: udfs.reload is off") }
+    }
+
     /// Runs until every source has ended (or `stop()`), then drains all queues and flushes all sinks.
     public func run() -> RunReport {
         let errors = ErrorList()
@@ -157,6 +178,9 @@ public final class Pipeline: Sendable {
             }
         }
 
+        let reloadDone = DispatchGroup()
+        if let reloader { startThread("sluice-reload", reloadDone) { reloader.run() } }
+
         let sourcesDone = DispatchGroup()
         for (index, source) in sources.enumerated() {
             let name = spec.sources[index].name
@@ -175,18 +199,21 @@ public final class Pipeline: Sendable {
         sourcesDone.wait()
         work.close()
         workersDone.wait()
+        reloader?.stop()
         for runner in sinkRunners { runner.queue.close() }
         sinksDone.wait()
         deadLetterRunner.queue.close()
         sinkGroup.wait()
         // Everything is written and acknowledged: sources may commit and close.
         for source in sources { source.finish() }
+        reloadDone.wait()
 
         var captured: [String: [[UInt8]]] = [:]
         for runner in sinkRunners + [deadLetterRunner] {
             if let memory = runner.output as? MemoryOutput { captured[runner.name] = memory.events }
         }
-        return RunReport(counts: stats.snapshot, udfCounters: stats.udfCounters, captured: captured, errors: errors.all)
+        return RunReport(counts: stats.snapshot, udfCounters: stats.udfCounters, captured: captured, errors: errors.all,
+                         udfVersion: reloader?.live.current.number ?? 1, reloadsRejected: reloader?.counts.rejected ?? 0)
     }
 
     private func workerLoop(work: BoundedQueue<Batch>, sequencers: [Sequencer], errors: ErrorList) {

@@ -15,6 +15,8 @@ struct LuaSettings: Sendable {
     var limits: LuaLimits
     var version: Int
     var log: @Sendable (String, String) -> Void
+    /// With hot reload: the version workers should run (overrides `udfDir` and `version`).
+    var live: LiveCode?
 }
 
 /// Runs batches through the fused stateless part of the plan, depth-first per event.
@@ -57,20 +59,34 @@ final class Worker {
         if needsLua { try buildEngine() }
     }
 
+    /// The code version the engine was built from.
+    private(set) var codeVersion = 0
+
     private func buildEngine() throws(LuaLoadError) {
-        engine = nil
-        functions = [:]
-        let e = try LuaEngine(udfDir: lua.udfDir, limits: lua.limits, version: lua.version, log: lua.log)
+        let target = lua.live?.current ?? LiveCode.Version(number: lua.version, dir: lua.udfDir)
+        let e = try LuaEngine(udfDir: target.dir, limits: lua.limits, version: target.number, log: lua.log)
+        var functions: [LuaCode: LuaFunctionID] = [:]
         for code in plan.luaCode {
             switch code {
             case .udf(let module, let function): functions[code] = try e.function(module: module, name: function)
             case .expression(let source, let label): functions[code] = try e.expression(source, label: label)
             }
         }
-        engine = e
+        self.engine = e
+        self.functions = functions
+        codeVersion = target.number
+    }
+
+    /// At a batch boundary: switch to newly published UDF code. If it cannot load here, keep running
+    /// the current version (the reloader already compiled it, so this only happens on resource trouble).
+    private func adoptLiveCode() {
+        guard needsLua, let live = lua.live, live.current.number != codeVersion else { return }
+        do { try buildEngine() }
+        catch { lua.log("error", "worker keeps UDF version \(codeVersion): \(error)") }
     }
 
     func process(_ batch: Batch) -> WorkerOutput {
+        adoptLiveCode()
         let nodeCount = plan.nodes.count
         received = Array(repeating: 0, count: nodeCount)
         emitted = received
@@ -125,6 +141,7 @@ final class Worker {
     }
 
     private func rebuildAfterPoison() {
+        engine = nil
         do {
             try buildEngine()
         } catch {

@@ -11,6 +11,8 @@ enum RunSummary {
             return "\(s.name)=\(k.emitted)" + (k.dropped > 0 ? " (dropped \(k.dropped))" : "")
         }.joined(separator: " ")
         let dead = c[Pipeline.deadLetterName]?.received ?? 0
-        return "sluice: \(spec.name): read \(read) events; wrote \(sinks); dead-lettered \(dead)"
+        var line = "sluice: \(spec.name): read \(read) events; wrote \(sinks); dead-lettered \(dead)"
+        if spec.udfs.reload != .off { line += "; udf version \(report.udfVersion), \(report.reloadsRejected) reload(s) rejected" }
+        return line
     }
 }

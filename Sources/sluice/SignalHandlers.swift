@@ -4,11 +4,12 @@ import Glibc
 #endif
 
 /// SIGINT/SIGTERM ask the pipeline to stop gracefully (drain, flush, exit 0); a second SIGINT exits at once.
+/// SIGHUP reloads the UDFs.
 /// SIGPIPE is ignored so a closed stdout is reported as a write error instead of killing the process.
 final class SignalHandlers {
     private let sources: [any DispatchSourceSignal]
 
-    init(onStop: @escaping @Sendable () -> Void) {
+    init(onStop: @escaping @Sendable () -> Void, onReload: @escaping @Sendable () -> Void) {
         signal(SIGPIPE, SIG_IGN)
         let queue = DispatchQueue(label: "sluice-signals")
         var sources: [any DispatchSourceSignal] = []
@@ -23,6 +24,11 @@ final class SignalHandlers {
             source.resume()
             sources.append(source)
         }
+        signal(SIGHUP, SIG_IGN)
+        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: queue)
+        hup.setEventHandler { onReload() }
+        hup.resume()
+        sources.append(hup)
         self.sources = sources
     }
 

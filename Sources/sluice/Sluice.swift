@@ -54,7 +54,7 @@ struct Run: ParsableCommand {
             printError(error.description)
             throw ExitCode(2)
         }
-        let signals = SignalHandlers { pipeline.stop() }
+        let signals = SignalHandlers(onStop: { pipeline.stop() }, onReload: { pipeline.reload() })
         let report = pipeline.run()
         withExtendedLifetime(signals) {}
         if !quiet { printError(RunSummary.line(pipeline: spec, report: report)) }
