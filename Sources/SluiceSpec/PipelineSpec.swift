@@ -110,7 +110,7 @@ public enum WhenFull: String, Sendable {
 }
 
 public struct QueueSpec: Sendable {
-    /// Capacity in batches.
+    /// Capacity in events (a batch larger than the capacity is still accepted into an empty queue).
     public var capacity: Int
     public var whenFull: WhenFull
     public init(capacity: Int, whenFull: WhenFull = .block) { self.capacity = capacity; self.whenFull = whenFull }
@@ -140,7 +140,7 @@ public struct SinkSpec: Sendable {
 }
 
 public struct Settings: Sendable {
-    /// Default sink queue capacity, in batches.
+    /// Default sink queue capacity, in events.
     public var queueCapacity: Int
     /// Events per batch read from a source.
     public var batchSize: Int

@@ -243,7 +243,7 @@ import Testing
     settings: { checkpoint: { every: 10s }, admin: { listen: x } }
     """) == [
         "p.yaml:1:1: 'lookups' is not supported yet",
-        "p.yaml:3:8: 'kafka' is not supported yet (in source 'k')",
+        "p.yaml:3:8: missing 'brokers' in 'kafka' of source 'k'",
         "p.yaml:4:20: 'time' is not supported yet (in source 'in')",
         "p.yaml:6:3: missing 'from' in transform 'j'",
         "p.yaml:6:8: 'join' is not supported yet (in transform 'j')",
