@@ -439,6 +439,8 @@ struct Loader {
                 if let items = node.sequenceItems, !items.isEmpty {
                     let names = items.compactMap { nonEmptyString($0, "a topic in \(inner)") }
                     if names.count == items.count { topics = names }
+                } else if node.sequenceItems != nil {
+                    diags.error(node.location, "'topics' in \(inner) must list at least one topic")
                 } else if node.scalarText != nil, !node.isNull {
                     topics = nonEmptyString(node, "'topics' in \(inner)").map { [$0] }
                 } else {

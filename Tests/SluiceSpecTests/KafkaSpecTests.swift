@@ -38,9 +38,9 @@ import Testing
     sinks: { out: { from: k, kafka: { brokers: b } } }
     """) == [
         "p.yaml:1:17: missing 'brokers' in 'kafka' of source 'k'",
-        "p.yaml:1:34: expected a list of topics for 'topics' in 'kafka' of source 'k', found an empty sequence",
+        "p.yaml:1:34: 'topics' in 'kafka' of source 'k' must list at least one topic",
         "p.yaml:1:45: invalid value 'oldest' for 'start' in 'kafka' of source 'k' (expected earliest or latest)",
-        "p.yaml:1:66: expected a scalar value for 'a' in 'options' in 'kafka' of source 'k', found a sequence",
+        "p.yaml:1:67: expected a scalar value for 'a' in 'options' in 'kafka' of source 'k', found a sequence",
         "p.yaml:2:33: missing 'topic' in 'kafka' of sink 'out'",
     ])
 }
