@@ -1,0 +1,407 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Kafka pipelines through the built binary, each test against its own `sluice dev kafka` broker
+/// (separate process, random ports), fed and read with kcat. Counts and contents are exact; waits
+/// have generous timeouts only so that a broken run cannot hang the suite.
+@Suite struct KafkaEndToEndTests {
+    /// Consumer settings every Kafka source here uses: librdkafka 2.0.2's mock broker otherwise keeps a
+    /// restarted member waiting a long time for its assignment.
+    static let consumerOptions = "session.timeout.ms: 6000, heartbeat.interval.ms: 500"
+
+    // MARK: the shipped router
+
+    /// What kafka-router.yaml's `shaped` must produce for `lines`, computed without the engine: long plays
+    /// (`event_type` "play" and `duration_ms` > 60000, null counting as 0) projected to
+    /// {event_id, profile_id, title_id, ts, country, os = client.os} in that key order, values byte for byte.
+    static func expectedShaped(_ lines: [String]) -> [(line: String, country: Substring, profile: Substring)] {
+        lines.compactMap { line in
+            let event = Substring(line)
+            let m = RawJSON.members(event)
+            guard m["event_type"] == #""play""# else { return nil }
+            let duration = m["duration_ms"].flatMap { $0 == "null" ? 0 : Int($0) } ?? 0
+            guard duration > 60000 else { return nil }
+            var out = "{"
+            for (i, (key, path)) in [("event_id", "event_id"), ("profile_id", "profile_id"), ("title_id", "title_id"),
+                                      ("ts", "ts"), ("country", "country"), ("os", "client.os")].enumerated() {
+                out += (i == 0 ? "" : ",") + "\"\(key)\":" + (RawJSON.value(event, path).map(String.init) ?? "null")
+            }
+            out += "}"
+            return (out, m["country"] ?? "", (m["profile_id"] ?? "").dropFirst().dropLast())
+        }
+    }
+
+    @Test func kafkaRouterShapesAndRoutesEveryLongPlayAndResumesWhereItStopped() throws {
+        let scratch = try KafkaScratch(examples: true)
+        let dir = scratch.dir
+        let kafka = try DevKafka(topics: ["plays": 4, "plays_us": 1, "plays_shaped": 2, "plays_dead_letter": 1], dir: dir)
+        defer { kafka.stop() }
+
+        let input = dir.lines("data/plays.sample.jsonl")
+        #expect(input.count == 3000)
+        let expected = Self.expectedShaped(input)
+        #expect(expected.count == 1144)  // the README's figure for this sample
+        let expectedUS = expected.filter { $0.country == #""US""# }.map { "\($0.profile)\t\($0.line)" }
+        #expect(expectedUS.count == 115)
+        try kafka.produce(input, topic: "plays")
+
+        // First run: everything in the topic.
+        let archive1 = dir.appendingPathComponent("out/archive-1.jsonl")
+        let run1 = try scratch.run("pipelines/kafka-router.yaml", name: "router-1",
+                                   environment: ["KAFKA_BROKERS": kafka.bootstrap, "ARCHIVE_PATH": archive1.path])
+        defer { run1.kill() }
+        let archived = Kafka.waitUntil { dir.lines("out/archive-1.jsonl").count >= expected.count }
+        #expect(archived, "archive has \(dir.lines("out/archive-1.jsonl").count) of \(expected.count): \(run1.log)")
+        #expect(run1.terminate() == 0, "\(run1.log)")
+        #expect(run1.stderrText.contains("kafka-router: read 3000 events; wrote us_plays=115 all_plays=1144 archive=1144; dead-lettered 0"),
+                "\(run1.log)")
+
+        let shaped = expected.map(\.line)
+        #expect(Kafka.difference(dir.lines("out/archive-1.jsonl"), shaped) == nil)
+        #expect(Kafka.difference(try kafka.consume("plays_shaped"), shaped) == nil)
+        #expect(Kafka.difference(try kafka.consume("plays_us", format: "%k\t%s\n"), expectedUS) == nil)
+        #expect(try kafka.consume("plays_dead_letter").isEmpty)
+
+        // Second run, same group: only the 100 new events are read (0 lost, 0 duplicated after a clean stop).
+        let fresh = (0..<100).map { i -> String in
+            let type = i % 4 == 0 ? "pause" : "play"
+            let duration = i % 10 == 1 ? "null" : String(30000 + i * 1000)   // null and <= 60000 are short
+            let country = i % 2 == 0 ? "US" : "BR"
+            return #"{"event_id":"n\#(i)","event_type":"\#(type)","profile_id":"q\#(i % 7)","title_id":\#(i),"ts":\#(1700000100000 + i),"duration_ms":\#(duration),"country":"\#(country)","client":{"app_version":"9.9.9","os":"os\#(i % 3)"},"tags":["t"]}"#
+        }
+        let expected2 = Self.expectedShaped(fresh)
+        let expectedUS2 = expected2.filter { $0.country == #""US""# }.map { "\($0.profile)\t\($0.line)" }
+        #expect(!expected2.isEmpty && !expectedUS2.isEmpty && expected2.count < 100)
+        try kafka.produce(fresh, topic: "plays")
+
+        let archive2 = dir.appendingPathComponent("out/archive-2.jsonl")
+        let run2 = try scratch.run("pipelines/kafka-router.yaml", name: "router-2",
+                                   environment: ["KAFKA_BROKERS": kafka.bootstrap, "ARCHIVE_PATH": archive2.path])
+        defer { run2.kill() }
+        let archived2 = Kafka.waitUntil { dir.lines("out/archive-2.jsonl").count >= expected2.count }
+        #expect(archived2, "\(run2.log)")
+        // Let the consumer see the end of every partition before stopping (an extra event would show in the counts).
+        Thread.sleep(forTimeInterval: 1)
+        #expect(run2.terminate() == 0, "\(run2.log)")
+        #expect(run2.stderrText.contains("kafka-router: read 100 events; wrote us_plays=\(expectedUS2.count) all_plays=\(expected2.count) archive=\(expected2.count); dead-lettered 0"),
+                "\(run2.log)")
+        #expect(Kafka.difference(dir.lines("out/archive-2.jsonl"), expected2.map(\.line)) == nil)
+        #expect(Kafka.difference(try kafka.consume("plays_shaped"), (expected + expected2).map(\.line)) == nil)
+        #expect(Kafka.difference(try kafka.consume("plays_us", format: "%k\t%s\n"), expectedUS + expectedUS2) == nil)
+        #expect(try kafka.consume("plays_dead_letter").isEmpty)
+        scratch.remove()
+    }
+
+    // MARK: crashes and faults
+
+    /// A passthrough pipeline: Kafka topic `in` -> Kafka topic `out`, and an optional extra block.
+    static func passthrough(_ name: String, commitMs: Int = 1000, sinkOptions: String = "", extra: String = "") -> String {
+        """
+        pipeline: \(name)
+        sources:
+          s:
+            kafka:
+              brokers: '${KAFKA_BROKERS}'
+              topics: [in]
+              group: \(name)
+              options: { \(consumerOptions), auto.commit.interval.ms: \(commitMs) }
+        sinks:
+          k:
+            from: s
+            kafka: { brokers: '${KAFKA_BROKERS}', topic: out\(sinkOptions.isEmpty ? "" : ", options: { \(sinkOptions) }") }
+        \(extra)
+        """
+    }
+
+    /// Checks that every output line is an input line byte for byte and returns (missing seqs, duplicates).
+    static func audit(_ output: [String], against input: [String]) -> (missing: [Int], duplicates: Int, foreign: Int) {
+        let inputSet = Set(input)
+        let foreign = output.filter { !inputSet.contains($0) }.count
+        let seen = Set(output.compactMap(Kafka.seq))
+        let missing = input.compactMap(Kafka.seq).filter { !seen.contains($0) }
+        return (missing, output.count - Set(output).count, foreign)
+    }
+
+    @Test func killNineMidStreamThenRestartLosesNothing() throws {
+        let scratch = try KafkaScratch()
+        let dir = scratch.dir
+        let kafka = try DevKafka(topics: ["in": 4, "out": 4], dir: dir)
+        defer { kafka.stop() }
+        let commitMs = 500
+        try dir.write(Self.passthrough("kill9", commitMs: commitMs), to: "pipelines/p.yaml")
+        let env = ["KAFKA_BROKERS": kafka.bootstrap]
+
+        // A live stream: at most `chunk` events every `pause` seconds, i.e. <= 10k events/s.
+        let input = Kafka.seqEvents(20_000)
+        let chunk = 500, pause = 0.05
+        let run1 = try scratch.run("pipelines/p.yaml", name: "kill9-1", environment: env)
+        defer { run1.kill() }
+        let feeder = Feeder(kafka, topic: "in", lines: input, chunk: chunk, pause: pause)
+        defer { feeder.cancel() }
+        var atKill = 0
+        let partly = Kafka.waitUntil { atKill = kafka.count("out"); return atKill >= 6000 }
+        try #require(partly, "output never reached 6000: \(run1.log)")
+        run1.kill()
+        #expect(atKill < input.count, "the whole input was already copied before the kill; nothing was tested")
+
+        let run2 = try scratch.run("pipelines/p.yaml", name: "kill9-2", environment: env)
+        defer { run2.kill() }
+        #expect(feeder.finish() == nil)
+        let complete = Kafka.waitUntil(timeout: 120) {
+            Self.audit((try? kafka.consume("out")) ?? [], against: input).missing.isEmpty
+        }
+        #expect(complete, "\(run2.log)")
+        #expect(run2.terminate() == 0, "\(run2.log)")
+
+        let output = try kafka.consume("out")
+        let audit = Self.audit(output, against: input)
+        #expect(audit.missing.count == 0, "lost \(audit.missing.count) events, e.g. \(audit.missing.prefix(5))")
+        #expect(audit.foreign == 0)
+        #expect(output.count == input.count + audit.duplicates)
+        // Duplicates are what the killed process wrote after its last commit: at most one commit
+        // interval of input (<= 10k events/s x 0.5 s) plus what was in flight (one feeder chunk, one sink batch).
+        let bound = 10_000 * commitMs / 1000 + 2 * chunk
+        print("kafka e2e: kill -9 after \(atKill) of \(input.count) events copied: \(audit.duplicates) duplicate(s) (bound \(bound))")
+        #expect(audit.duplicates <= bound, "\(audit.duplicates) duplicates")
+        scratch.remove()
+    }
+
+    @Test func brokerDownForSecondsThenBackLosesNothing() throws {
+        let scratch = try KafkaScratch()
+        let dir = scratch.dir
+        let kafka = try DevKafka(topics: ["in": 4, "out": 4], dir: dir)
+        defer { kafka.stop() }
+        try dir.write(Self.passthrough("outage"), to: "pipelines/p.yaml")
+
+        let input = Kafka.seqEvents(20_000)
+        let run = try scratch.run("pipelines/p.yaml", name: "outage", environment: ["KAFKA_BROKERS": kafka.bootstrap])
+        defer { run.kill() }
+        let feeder = Feeder(kafka, topic: "in", lines: input, chunk: 500, pause: 0.05)
+        defer { feeder.cancel() }
+        let flowing = Kafka.waitUntil { kafka.count("out") >= 4000 }
+        try #require(flowing, "\(run.log)")
+        // Only the pipeline faces the outage: the feed (kcat, which gives up when all brokers are down) waits.
+        feeder.hold()
+        try kafka.command("down 1")
+        Thread.sleep(forTimeInterval: 4)   // the outage (not a measurement)
+        try kafka.command("up 1")
+        feeder.resume()
+        #expect(feeder.finish() == nil)
+        let complete = Kafka.waitUntil(timeout: 120) {
+            Self.audit((try? kafka.consume("out")) ?? [], against: input).missing.isEmpty
+        }
+        #expect(complete, "\(run.log)")
+        #expect(run.terminate() == 0, "\(run.log)")
+
+        let output = try kafka.consume("out")
+        let audit = Self.audit(output, against: input)
+        #expect(audit.missing.count == 0, "lost \(audit.missing.count) events, e.g. \(audit.missing.prefix(5))")
+        #expect(audit.foreign == 0)
+        print("kafka e2e: broker down 4 s: \(output.count) out for \(input.count) in, \(audit.duplicates) duplicate(s)")
+        scratch.remove()
+    }
+
+    @Test func injectedProduceErrorsAreRetriedAndNothingIsDeadLettered() throws {
+        let scratch = try KafkaScratch()
+        let dir = scratch.dir
+        let kafka = try DevKafka(topics: ["in": 4, "out": 4], dir: dir)
+        defer { kafka.stop() }
+        // `debug: msg` makes librdkafka log each failed and retried produce request (shown with SLUICE_LOG=debug).
+        try dir.write(Self.passthrough("retries", sinkOptions: "debug: msg", extra: "dead_letter: { file: { path: ../out/dead.jsonl } }"), to: "pipelines/p.yaml")
+
+        let input = Kafka.seqEvents(5000)
+        try kafka.produce(input, topic: "in")
+        // Only the pipeline produces from now on: the next 5 Produce requests fail (retriable).
+        try kafka.command("errors Produce 5 NOT_ENOUGH_REPLICAS")
+        let run = try scratch.run("pipelines/p.yaml", name: "retries", environment: ["KAFKA_BROKERS": kafka.bootstrap, "SLUICE_LOG": "debug"])
+        defer { run.kill() }
+        let complete = Kafka.waitUntil { kafka.count("out") >= input.count }
+        #expect(complete, "\(run.log)")
+        #expect(run.terminate() == 0, "\(run.log)")
+
+        // Idempotent producer, retriable errors: every event exactly once.
+        #expect(Kafka.difference(try kafka.consume("out"), input) == nil)
+        #expect(dir.lines("out/dead.jsonl").isEmpty)
+        #expect(run.stderrText.contains("read 5000 events; wrote k=5000; dead-lettered 0"), "\(run.log)")
+        // The sink's producer really met the 5 injected errors (one failed request each) and retried.
+        let failedRequests = run.stderrText.split(separator: "\n")
+            .filter { $0.contains("encountered error: Broker: Not enough in-sync replicas (actions Retry") }
+        #expect(failedRequests.count == 5, "\(failedRequests)")
+        scratch.remove()
+    }
+
+    @Test func undeliverableEventsGoToTheFileDeadLetterSinkWithTheTimeoutAndTheOtherSinkGetsEverything() throws {
+        let scratch = try KafkaScratch()
+        let dir = scratch.dir
+        let source = try DevKafka(topics: ["in": 4], dir: dir)
+        defer { source.stop() }
+        let target = try DevKafka(topics: ["out": 1], dir: dir)
+        defer { target.stop() }
+        try target.command("down 1")
+        try dir.write("""
+        pipeline: timeouts
+        sources:
+          s:
+            kafka: { brokers: '\(source.bootstrap)', topics: [in], group: timeouts, options: { \(Self.consumerOptions) } }
+        sinks:
+          copy: { from: s, file: { path: ../out/copy.jsonl } }
+          k:
+            from: s
+            kafka: { brokers: '\(target.bootstrap)', topic: out, options: { message.timeout.ms: 2000 } }
+        dead_letter:
+          file: { path: ../out/dead.jsonl }
+        """, to: "pipelines/p.yaml")
+
+        let input = Kafka.seqEvents(2000)
+        try source.produce(input, topic: "in")
+        let run = try scratch.run("pipelines/p.yaml", name: "timeouts")
+        defer { run.kill() }
+        let deadLettered = Kafka.waitUntil { dir.lines("out/dead.jsonl").count >= input.count }
+        #expect(deadLettered, "\(dir.lines("out/dead.jsonl").count) dead letters: \(run.log)")
+        #expect(run.terminate() == 0, "\(run.log)")
+
+        #expect(Kafka.difference(dir.lines("out/copy.jsonl"), input) == nil)
+        let dead = dir.lines("out/dead.jsonl").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(dead.count == input.count)
+        #expect(Kafka.difference(dead.compactMap { $0["event"] as? String }, input) == nil)
+        #expect(dead.allSatisfy { $0["component"] as? String == "k" })
+        let reasons = Set(dead.compactMap { $0["reason"] as? String })
+        #expect(!reasons.isEmpty && reasons.allSatisfy { $0.localizedCaseInsensitiveContains("timed out") }, "\(reasons)")
+        #expect(run.stderrText.contains("read 2000 events; wrote copy=2000 k=0; dead-lettered 2000"), "\(run.log)")
+        scratch.remove()
+    }
+
+    // MARK: groups and isolation
+
+    /// The partitions a `sluice run` currently owns, from its `assigned`/`revoked`/`lost` log lines.
+    static func assignment(_ log: String, topic: String) -> Set<Int> {
+        var current: Set<Int> = []
+        for line in log.split(separator: "\n") {
+            guard let r = line.range(of: "kafka consumer: ") else { continue }
+            let rest = line[r.upperBound...]
+            if rest.hasPrefix("assigned ") {
+                current = Set(rest.dropFirst("assigned ".count).split(separator: ",").compactMap { part in
+                    let p = part.trimmingCharacters(in: .whitespaces)
+                    guard p.hasPrefix("\(topic)["), p.hasSuffix("]") else { return nil }
+                    return Int(p.dropFirst(topic.count + 1).dropLast())
+                })
+            } else if rest.hasPrefix("revoked ") || rest.hasPrefix("lost ") {
+                current = []
+            }
+        }
+        return current
+    }
+
+    @Test func twoInstancesSplitPartitionsAndTheSurvivorTakesOverAfterKillNine() throws {
+        let scratch = try KafkaScratch()
+        let dir = scratch.dir
+        let kafka = try DevKafka(topics: ["in": 4], dir: dir)
+        defer { kafka.stop() }
+        try dir.write("""
+        pipeline: pair
+        sources:
+          s:
+            kafka: { brokers: '${KAFKA_BROKERS}', topics: [in], group: pair, options: { \(Self.consumerOptions) } }
+        sinks:
+          o: { from: s, file: { path: '${OUT}' } }
+        """, to: "pipelines/p.yaml")
+        let outA = dir.appendingPathComponent("out/a.jsonl"), outB = dir.appendingPathComponent("out/b.jsonl")
+
+        let a = try scratch.run("pipelines/p.yaml", name: "pair-a", environment: ["KAFKA_BROKERS": kafka.bootstrap, "OUT": outA.path])
+        defer { a.kill() }
+        try #require(Kafka.waitUntil { Self.assignment(a.stderrText, topic: "in").count == 4 }, "\(a.log)")
+        let b = try scratch.run("pipelines/p.yaml", name: "pair-b", environment: ["KAFKA_BROKERS": kafka.bootstrap, "OUT": outB.path])
+        defer { b.kill() }
+        var ownedA: Set<Int> = [], ownedB: Set<Int> = []
+        let split = Kafka.waitUntil {
+            ownedA = Self.assignment(a.stderrText, topic: "in"); ownedB = Self.assignment(b.stderrText, topic: "in")
+            return !ownedA.isEmpty && !ownedB.isEmpty && ownedA.isDisjoint(with: ownedB) && ownedA.union(ownedB).count == 4
+        }
+        try #require(split, "\(a.log)\n\(b.log)")
+
+        // Event seq goes to partition seq % 4, so an output line tells which partition it came from.
+        func produce(_ events: [String]) throws {
+            for p in 0..<4 { try kafka.produce(events.filter { Kafka.seq($0)! % 4 == p }, topic: "in", partition: p) }
+        }
+        func union() -> [String] { dir.lines("out/a.jsonl") + dir.lines("out/b.jsonl") }
+        let first = Kafka.seqEvents(4000), second = Kafka.seqEvents(4000, start: 4000)
+        try produce(first)
+        #expect(Kafka.waitUntil { Self.audit(union(), against: first).missing.count == 0 }, "\(a.log)\n\(b.log)")
+        let partitionsA = Set(dir.lines("out/a.jsonl").compactMap(Kafka.seq).map { $0 % 4 })
+        let partitionsB = Set(dir.lines("out/b.jsonl").compactMap(Kafka.seq).map { $0 % 4 })
+        #expect(partitionsA == ownedA, "A wrote partitions \(partitionsA), owns \(ownedA)")
+        #expect(partitionsB == ownedB, "B wrote partitions \(partitionsB), owns \(ownedB)")
+
+        a.kill()
+        let writtenByA = dir.lines("out/a.jsonl").count
+        try produce(second)
+        let all = first + second
+        let complete = Kafka.waitUntil(timeout: 120) { Self.audit(union(), against: all).missing.isEmpty }
+        #expect(complete, "\(b.log)")
+        #expect(b.terminate() == 0, "\(b.log)")
+
+        #expect(dir.lines("out/a.jsonl").count == writtenByA)
+        let audit = Self.audit(union(), against: all)
+        #expect(audit.missing.count == 0, "lost \(audit.missing.count), e.g. \(audit.missing.prefix(5))")
+        #expect(audit.foreign == 0)
+        // The survivor copied the second half of the dead instance's partitions.
+        let takenOver = Set(dir.lines("out/b.jsonl").compactMap(Kafka.seq).filter { $0 >= 4000 }.map { $0 % 4 })
+        #expect(takenOver == [0, 1, 2, 3])
+        print("kafka e2e: group takeover after kill -9: \(audit.duplicates) duplicate(s) of \(all.count)")
+        scratch.remove()
+    }
+
+    @Test func aStalledFileSinkNeverSlowsTheKafkaSink() throws {
+        let scratch = try KafkaScratch()
+        let dir = scratch.dir
+        let kafka = try DevKafka(topics: ["in": 4, "out": 4], dir: dir)
+        defer { kafka.stop() }
+        let fifo = dir.appendingPathComponent("out/stalled.fifo").path
+        #expect(mkfifo(fifo, 0o644) == 0)
+        // Hold the read end open without reading: the sink can open it, then its writes block once the pipe is full.
+        let reader = open(fifo, O_RDONLY | O_NONBLOCK)
+        try #require(reader >= 0)
+        defer { close(reader) }
+        try dir.write(Self.passthrough("stall", extra: """
+          stalled:
+            from: s
+            file: { path: ../out/stalled.fifo }
+            queue: { capacity: 1000, when_full: drop_newest }
+        """), to: "pipelines/p.yaml")
+
+        let input = Kafka.seqEvents(20_000)   // ~3 MB, far more than a pipe holds
+        try kafka.produce(input, topic: "in")
+        let run = try scratch.run("pipelines/p.yaml", name: "stall", environment: ["KAFKA_BROKERS": kafka.bootstrap])
+        defer { run.kill() }
+        let complete = Kafka.waitUntil { kafka.count("out") >= input.count }
+        #expect(complete, "\(run.log)")
+        #expect(Kafka.difference(try kafka.consume("out"), input) == nil)
+
+        // Unblock the FIFO so the run can drain and stop cleanly.
+        _ = fcntl(reader, F_SETFL, fcntl(reader, F_GETFL) & ~O_NONBLOCK)
+        let drained = DispatchSemaphore(value: 0)
+        final class Box: @unchecked Sendable { var bytes: [UInt8] = [] }
+        let box = Box()
+        DispatchQueue.global().async {
+            var buf = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = read(reader, &buf, buf.count)
+                if n <= 0 { break }
+                box.bytes += buf[0..<n]
+            }
+            drained.signal()
+        }
+        #expect(run.terminate() == 0, "\(run.log)")
+        drained.wait()
+        let fifoLines = String(decoding: box.bytes, as: UTF8.self).split(separator: "\n").map(String.init)
+        #expect(Set(fifoLines).isSubset(of: Set(input)))
+        // The stalled sink wrote some and dropped the rest, counting exactly what it dropped.
+        let summary = run.stderrText.split(separator: "\n").last { $0.contains("read 20000 events") }.map(String.init) ?? ""
+        #expect(summary.contains("wrote k=20000 stalled=\(fifoLines.count) (dropped \(input.count - fifoLines.count))"), "\(summary)")
+        #expect(fifoLines.count < input.count)
+        scratch.remove()
+    }
+}
