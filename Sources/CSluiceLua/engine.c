@@ -62,6 +62,48 @@ const char *sl_traceback(const sl_engine *e, size_t *len) {
 
 /* ------------------------------------------------------------------ memory */
 
+/* Small blocks are recycled through per-size free lists (16-byte classes up to 512 bytes):
+ * events create and free the same few shapes over and over, and this is much cheaper than
+ * going through malloc/free each time. At most SL_POOL_MAX bytes are kept. */
+static inline size_t pool_class(size_t n) { return (n + 15) >> 4; }
+
+static void *pool_get(sl_engine *e, size_t n) {
+    if (n <= SL_POOL_LARGEST) {
+        size_t c = pool_class(n);
+        sl_block *b = e->pool[c];
+        if (b) {
+            e->pool[c] = b->next;
+            e->pool_bytes -= c << 4;
+            return b;
+        }
+        return malloc(c << 4);
+    }
+    return malloc(n);
+}
+
+static void pool_put(sl_engine *e, void *p, size_t n) {
+    if (n <= SL_POOL_LARGEST && e->pool_bytes < SL_POOL_MAX) {
+        size_t c = pool_class(n);
+        sl_block *b = p;
+        b->next = e->pool[c];
+        e->pool[c] = b;
+        e->pool_bytes += c << 4;
+        return;
+    }
+    free(p);
+}
+
+static void pool_drain(sl_engine *e) {
+    for (size_t c = 0; c <= SL_POOL_CLASSES; c++) {
+        while (e->pool[c]) {
+            sl_block *b = e->pool[c];
+            e->pool[c] = b->next;
+            free(b);
+        }
+    }
+    e->pool_bytes = 0;
+}
+
 /* Accounts every byte of the state; growth past the limit returns NULL. After a refusal Lua
  * may run an emergency collection and retry the very same request; any refusal that is not
  * followed by a successful identical retry is a real out-of-memory condition and poisons the
@@ -70,7 +112,7 @@ static void *sl_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     sl_engine *e = ud;
     size_t old = ptr ? osize : 0;
     if (nsize == 0) {
-        if (ptr) { e->mem_used -= old; free(ptr); }
+        if (ptr) { e->mem_used -= old; pool_put(e, ptr, old); }
         return NULL;
     }
     int same = e->pend_set && e->pend_ptr == ptr && e->pend_osize == osize && e->pend_nsize == nsize;
@@ -84,7 +126,22 @@ static void *sl_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         }
         return NULL;
     }
-    void *p = realloc(ptr, nsize);
+    void *p;
+    if (!ptr) {
+        p = pool_get(e, nsize);
+    } else if (old <= SL_POOL_LARGEST || nsize <= SL_POOL_LARGEST) {
+        if (old <= SL_POOL_LARGEST && nsize <= SL_POOL_LARGEST && pool_class(old) == pool_class(nsize)) {
+            p = ptr;
+        } else {
+            p = pool_get(e, nsize);
+            if (p) {
+                memcpy(p, ptr, old < nsize ? old : nsize);
+                pool_put(e, ptr, old);
+            }
+        }
+    } else {
+        p = realloc(ptr, nsize);
+    }
     if (!p) {
         if (nsize > old) e->poisoned = 1;
         return NULL;
@@ -649,7 +706,8 @@ static int setup_fn(lua_State *L) {
     lua_pushvalue(L, CTX);                                        /* S_CTX */
     lua_pushvalue(L, AMT);                                        /* S_ARRAY_MT */
     lua_pushvalue(L, NULLS);                                      /* S_NULLS */
-    lua_pushvalue(L, AMT); lua_pushvalue(L, NULLS); lua_pushcclosure(L, sl_decode_fn, 2);  /* S_DECODE */
+    lua_pushvalue(L, AMT); lua_pushvalue(L, NULLS); lua_createtable(L, SL_KEY_CACHE, 0);
+    lua_pushcclosure(L, sl_decode_fn, 3);                         /* S_DECODE */
     lua_pushvalue(L, AMT); lua_pushvalue(L, NULLS); lua_pushcclosure(L, sl_copy_fn, 2);    /* S_COPY */
     lua_pushvalue(L, EMITS);                                      /* S_EMITS */
     lua_pushvalue(L, COUNTERS);                                   /* S_COUNTERS */
@@ -697,6 +755,7 @@ int sl_engine_new(const char *udf_dir, const char *display_dir, int64_t memory_l
     e->log_fn = log;
     e->log_ctx = log_ctx;
     e->mode = -1;
+    for (int i = 0; i < SL_KEY_CACHE; i++) e->keys[i].len = UINT32_MAX; /* no key cached yet */
     e->udf_dir = strdup(udf_dir ? udf_dir : ".");
     e->display_dir = strdup(display_dir ? display_dir : ".");
     if (!e->udf_dir || !e->display_dir) return fail_memory(e);
@@ -721,6 +780,7 @@ int sl_engine_new(const char *udf_dir, const char *display_dir, int64_t memory_l
 void sl_engine_free(sl_engine *e) {
     if (!e) return;
     if (e->L) lua_close(e->L);
+    pool_drain(e);
     free(e->udf_dir);
     free(e->display_dir);
     free(e->free_slots);

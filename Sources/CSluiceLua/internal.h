@@ -17,7 +17,7 @@ enum {
     S_CTX,          /* the ctx table passed to every UDF */
     S_ARRAY_MT,     /* shared metatable marking JSON arrays */
     S_NULLS,        /* weak-keyed: decoded table -> set of keys that were null in the input */
-    S_DECODE,       /* decode closure */
+    S_DECODE,       /* decode closure (upvalues: array_mt, nulls, key cache strings) */
     S_COPY,         /* deep-copy closure */
     S_EMITS,        /* list of events passed to ctx.emit during the current call */
     S_COUNTERS,     /* metric -> integer */
@@ -26,6 +26,21 @@ enum {
     S_GROW,         /* (old handles, newcap) -> new handles table */
     S_NSLOTS = S_GROW
 };
+
+#define SL_KEY_CACHE 256
+#define SL_KEY_CACHE_LEN 32
+
+/* A decoded object key remembered with its interned Lua string (slot in the keys table). */
+typedef struct {
+    uint32_t len;
+    uint8_t bytes[SL_KEY_CACHE_LEN];
+} sl_key;
+
+#define SL_POOL_CLASSES 32
+#define SL_POOL_LARGEST (SL_POOL_CLASSES * 16)
+#define SL_POOL_MAX (4u << 20)
+
+typedef struct sl_block { struct sl_block *next; } sl_block;
 
 /* One key/value entry while encoding an object (keys are sorted before writing). */
 typedef struct {
@@ -49,6 +64,8 @@ struct sl_engine {
     /* memory */
     size_t mem_used, mem_limit;
     int poisoned;
+    sl_block *pool[SL_POOL_CLASSES + 1];
+    size_t pool_bytes;
     int pend_set;
     void *pend_ptr;
     size_t pend_osize, pend_nsize;
@@ -85,6 +102,7 @@ struct sl_engine {
     uint8_t *sbuf;
     size_t sbuf_cap;
     int ohint[SL_MAX_DEPTH + 2], ahint[SL_MAX_DEPTH + 2];
+    sl_key keys[SL_KEY_CACHE];
     /* arguments of the loader running under pcall */
     const char *load_a, *load_b;
     size_t load_alen;

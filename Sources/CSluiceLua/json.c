@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 char sl_null_tag;
 
@@ -103,10 +106,29 @@ static int reserve_sbuf(sl_engine *e, size_t need) {
     return 1;
 }
 
+/* Skips bytes that need no attention inside a string (not '"', '\\', control or non-ASCII). */
+static inline const uint8_t *scan_plain(const uint8_t *p, const uint8_t *end) {
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        /* signed compare: control bytes and bytes >= 0x80 (negative) are both < 0x20 */
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                                 _mm_cmplt_epi8(v, space));
+        int mask = _mm_movemask_epi8(m);
+        if (mask) return p + __builtin_ctz((unsigned)mask);
+        p += 16;
+    }
+#endif
+    while (p < end && str_cls[*p] == 0) p++;
+    return p;
+}
+
 /* j->p at the opening quote; pushes the string. */
 static int parse_string(lua_State *L, jp *j) {
     const uint8_t *p = j->p + 1, *end = j->end, *s = p;
     for (;;) {
+        p = scan_plain(p, end);
         if (p >= end) { j->p = p; return jp_fail(j, "unterminated string"); }
         uint8_t k = str_cls[*p];
         if (k == 0) { p++; continue; }
@@ -183,6 +205,30 @@ static int parse_string(lua_State *L, jp *j) {
     }
 }
 
+/* An object key: plain keys up to SL_KEY_CACHE_LEN bytes come from a small direct-mapped
+ * cache of interned Lua strings (upvalue 3) instead of being hashed and interned again. */
+static int parse_key(lua_State *L, jp *j) {
+    const uint8_t *s = j->p + 1, *end = j->end;
+    const uint8_t *p = scan_plain(s, end);
+    if (p >= end || *p != '"' || p - s > SL_KEY_CACHE_LEN) return parse_string(L, j);
+    size_t n = (size_t)(p - s);
+    uint32_t h = (uint32_t)n * 0x9E3779B1u;
+    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x01000193u;
+    h = (h ^ (h >> 15)) & (SL_KEY_CACHE - 1);
+    sl_key *k = &j->e->keys[h];
+    j->p = p + 1;
+    if (k->len == n && memcmp(k->bytes, s, n) == 0) {
+        lua_rawgeti(L, lua_upvalueindex(3), (lua_Integer)h + 1);
+        return 0;
+    }
+    lua_pushlstring(L, (const char *)s, n);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, lua_upvalueindex(3), (lua_Integer)h + 1);
+    memcpy(k->bytes, s, n);
+    k->len = (uint32_t)n;
+    return 0;
+}
+
 static int parse_number(lua_State *L, jp *j) {
     const uint8_t *p = j->p, *end = j->end, *s = p;
     int neg = 0, isfloat = 0, overflow = 0;
@@ -254,7 +300,7 @@ static int parse_object(lua_State *L, jp *j, int depth) {
     if (j->p < j->end && *j->p == '}') { j->p++; return 0; }
     for (;;) {
         if (j->p >= j->end || *j->p != '"') return jp_fail(j, "expected a string key");
-        if (parse_string(L, j) < 0) return -1;
+        if (parse_key(L, j) < 0) return -1;
         skip_ws(j);
         if (j->p >= j->end || *j->p != ':') return jp_fail(j, "expected ':'");
         j->p++;
