@@ -95,9 +95,20 @@ final class Reloader: Sendable {
         for module in modules {
             guard let selftest = try? engine.function(module: module, name: "selftest") else { continue }
             guard case .success(let h) = engine.decodeJSON(Array("{}".utf8)) else { continue }
+            // It fails by raising an error (`assert`) or by returning false; nil, true or a table pass.
+            let users = plan.luaCode.filter { code in
+                if case .udf(let m, _) = code { return m == module } else { return false }
+            }.map { plan.users(of: $0) }.joined(separator: ", ")
             var outputs: [LuaEventHandle] = []
-            if case .failure(let failure) = engine.map(selftest, h, meta: nil, into: &outputs) {
-                return "\(module).selftest failed: \(failure.message)"
+            switch engine.map(selftest, h, meta: nil, into: &outputs) {
+            case .success: continue
+            case .failure(let failure) where failure.kind == .badReturn:
+                // Not nil or a table: judge it by its truthiness.
+                if case .success(true) = engine.test(selftest, h, meta: nil) { continue }
+                let file = URL(fileURLWithPath: dir).lastPathComponent + "/" + module.replacingOccurrences(of: ".", with: "/") + ".lua"
+                return "\(file): \(module).selftest returned false (module \(module) is used by \(users))"
+            case .failure(let failure):
+                return "\(failure.message) (\(module).selftest failed; module \(module) is used by \(users))"
             }
         }
         return nil

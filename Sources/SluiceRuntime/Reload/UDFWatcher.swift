@@ -9,14 +9,24 @@ final class UDFWatcher {
     private let fd: Int32
     private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
 
+    /// Watched directories by watch descriptor, to resolve the names in events.
+    private var paths: [Int32: String] = [:]
+    private let mask = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_MODIFY)
+
     init?(dir: String) {
         fd = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
         guard fd >= 0 else { return nil }
-        let mask = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_MODIFY)
+        watchTree(dir)
+    }
+
+    /// Watches `dir` and every subdirectory below it (also used for directories created later,
+    /// so a module in a new subdirectory, `lib/x.lua` = `lib.x`, is watched too).
+    private func watchTree(_ dir: String) {
         var dirs = [dir]
         var i = 0
         while i < dirs.count {
-            _ = inotify_add_watch(fd, dirs[i], mask)
+            let wd = inotify_add_watch(fd, dirs[i], mask)
+            if wd >= 0 { paths[wd] = dirs[i] }
             if let entries = try? listDirectories(dirs[i]) { dirs += entries }
             i += 1
         }
@@ -32,16 +42,25 @@ final class UDFWatcher {
         while true {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n <= 0 { break }
+            var newDirs: [String] = []
             buffer.withUnsafeBytes { raw in
                 var offset = 0
                 while offset + 16 <= n {
+                    let wd = raw.load(fromByteOffset: offset, as: Int32.self)
+                    let mask = raw.load(fromByteOffset: offset + 4, as: UInt32.self)
                     let len = Int(raw.load(fromByteOffset: offset + 12, as: UInt32.self))
                     let nameBytes = raw[(offset + 16)..<(offset + 16 + len)].prefix { $0 != 0 }
                     let name = String(decoding: nameBytes, as: UTF8.self)
                     if name.hasSuffix(".lua") { relevant = true }
+                    if mask & UInt32(IN_ISDIR) != 0, !name.hasPrefix(".") {
+                        // A directory created, moved in or out, or deleted: modules may have come or gone.
+                        relevant = true
+                        if mask & UInt32(IN_CREATE | IN_MOVED_TO) != 0, let parent = paths[wd] { newDirs.append(parent + "/" + name) }
+                    }
                     offset += 16 + len
                 }
             }
+            for d in newDirs { watchTree(d) }
         }
         return relevant
     }
