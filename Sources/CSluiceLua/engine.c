@@ -115,6 +115,18 @@ static void *sl_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         if (ptr) { e->mem_used -= old; pool_put(e, ptr, old); }
         return NULL;
     }
+    if (!ptr && nsize <= SL_POOL_LARGEST && !e->pend_set && !e->poisoned &&
+        nsize <= e->mem_limit - e->mem_used) {
+        /* fast path: a new small block from the pool */
+        size_t c = pool_class(nsize);
+        sl_block *b = e->pool[c];
+        if (b) {
+            e->pool[c] = b->next;
+            e->pool_bytes -= c << 4;
+            e->mem_used += nsize;
+            return b;
+        }
+    }
     int same = e->pend_set && e->pend_ptr == ptr && e->pend_osize == osize && e->pend_nsize == nsize;
     if (nsize > old && (e->poisoned || nsize - old > e->mem_limit - e->mem_used)) {
         if (e->pend_set) { e->poisoned = 1; e->pend_set = 0; }

@@ -46,6 +46,7 @@ typedef struct sl_block { struct sl_block *next; } sl_block;
 typedef struct {
     const char *k;
     size_t klen;
+    uint64_t prefix; /* first 8 key bytes, big-endian, zero-padded: most comparisons stop here */
     int vidx;        /* stack index of the value; 0 = write null (null kept from the input) */
     int is_int;
     char ibuf[24];   /* decimal text of an integer key */
@@ -96,6 +97,7 @@ struct sl_engine {
     size_t ents_top, ents_cap;
     sl_path path[SL_MAX_DEPTH + 2];
     /* decode */
+    int has_nulls;           /* some decoded table had null fields (S_NULLS is not empty) */
     const uint8_t *dbytes;
     size_t dlen;
     int dtext, dfailed;

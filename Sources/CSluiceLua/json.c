@@ -63,6 +63,7 @@ static int jp_fail(jp *j, const char *why) {
 
 static inline void skip_ws(jp *j) {
     const uint8_t *p = j->p, *end = j->end;
+    if (p < end && *p > ' ') return; /* the common case: no whitespace */
     while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
     j->p = p;
 }
@@ -212,9 +213,16 @@ static int parse_key(lua_State *L, jp *j) {
     const uint8_t *p = scan_plain(s, end);
     if (p >= end || *p != '"' || p - s > SL_KEY_CACHE_LEN) return parse_string(L, j);
     size_t n = (size_t)(p - s);
-    uint32_t h = (uint32_t)n * 0x9E3779B1u;
-    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x01000193u;
-    h = (h ^ (h >> 15)) & (SL_KEY_CACHE - 1);
+    /* hash of the length and the first and last 8 bytes (keys are short) */
+    uint64_t a = 0, b = 0;
+    if (n >= 8) {
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+    } else {
+        memcpy(&a, s, n);
+    }
+    uint64_t x = (a ^ (b * 0x9E3779B97F4A7C15ull) ^ n) * 0xFF51AFD7ED558CCDull;
+    uint32_t h = (uint32_t)(x >> 40) & (SL_KEY_CACHE - 1);
     sl_key *k = &j->e->keys[h];
     j->p = p + 1;
     if (k->len == n && memcmp(k->bytes, s, n) == 0) {
@@ -238,11 +246,13 @@ static int parse_number(lua_State *L, jp *j) {
     if (*p == '0') {
         p++;
     } else if (*p >= '1' && *p <= '9') {
-        while (p < end && *p >= '0' && *p <= '9') {
-            uint64_t d = (uint64_t)(*p - '0');
-            if (u > (UINT64_MAX - d) / 10) overflow = 1;
-            else u = u * 10 + d;
-            p++;
+        const uint8_t *digits = p;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+        /* up to 19 digits always fit in uint64; more is beyond int64 anyway (no leading zeros) */
+        if (p - digits <= 19) {
+            for (const uint8_t *q = digits; q < p; q++) u = u * 10 + (uint64_t)(*q - '0');
+        } else {
+            overflow = 1;
         }
     } else {
         j->p = p;
@@ -323,6 +333,7 @@ static int parse_object(lua_State *L, jp *j, int depth) {
     }
     e->ohint[depth] = n < SL_HINT_CAP ? n : SL_HINT_CAP;
     if (ns) {
+        e->has_nulls = 1;
         lua_pushvalue(L, t);
         lua_pushvalue(L, ns);
         lua_rawset(L, lua_upvalueindex(2));
@@ -467,14 +478,31 @@ static int out_reserve(sl_engine *e, size_t extra) {
     return 1;
 }
 
+static const char digit_pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
 static size_t fmt_int(int64_t v, char *buf) {
     char tmp[24];
-    int n = 0;
+    char *t = tmp + sizeof tmp;
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do { tmp[n++] = (char)('0' + u % 10); u /= 10; } while (u);
-    size_t len = 0;
-    if (v < 0) buf[len++] = '-';
-    while (n) buf[len++] = tmp[--n];
+    while (u >= 100) {
+        unsigned d = (unsigned)(u % 100) * 2;
+        u /= 100;
+        *--t = digit_pairs[d + 1];
+        *--t = digit_pairs[d];
+    }
+    if (u >= 10) {
+        unsigned d = (unsigned)u * 2;
+        *--t = digit_pairs[d + 1];
+        *--t = digit_pairs[d];
+    } else {
+        *--t = (char)('0' + u);
+    }
+    if (v < 0) *--t = '-';
+    size_t len = (size_t)(tmp + sizeof tmp - t);
+    memcpy(buf, t, len);
     buf[len] = 0;
     return len;
 }
@@ -529,7 +557,7 @@ static int enc_string(sl_engine *e, const char *s, size_t n, int depth) {
     *o++ = '"';
     while (p < end) {
         const uint8_t *run = p;
-        while (p < end && str_cls[*p] == 0) p++;
+        p = scan_plain(p, end);
         if (p > run) { memcpy(o, run, (size_t)(p - run)); o += p - run; }
         if (p >= end) break;
         uint8_t c = *p, k = str_cls[c];
@@ -585,8 +613,16 @@ static int ents_reserve(sl_engine *e) {
     return 1;
 }
 
+static inline uint64_t key_prefix(const char *k, size_t n) {
+    uint8_t b[8] = {0};
+    memcpy(b, k, n < 8 ? n : 8);
+    return ((uint64_t)b[0] << 56) | ((uint64_t)b[1] << 48) | ((uint64_t)b[2] << 40) | ((uint64_t)b[3] << 32) |
+           ((uint64_t)b[4] << 24) | ((uint64_t)b[5] << 16) | ((uint64_t)b[6] << 8) | (uint64_t)b[7];
+}
+
 static int ent_cmp(const void *a, const void *b) {
     const sl_ent *x = a, *y = b;
+    if (x->prefix != y->prefix) return x->prefix < y->prefix ? -1 : 1;
     const char *kx = x->is_int ? x->ibuf : x->k, *ky = y->is_int ? y->ibuf : y->k;
     size_t n = x->klen < y->klen ? x->klen : y->klen;
     int c = memcmp(kx, ky, n);
@@ -628,14 +664,19 @@ static int enc_table(sl_engine *e, lua_State *L, int idx, int depth) {
         lua_settop(L, top);
         if (is_array) return enc_array(e, L, idx, depth, (lua_Integer)lua_rawlen(L, idx));
     }
-    lua_pushvalue(L, idx);
-    int ns = lua_rawget(L, S_NULLS) == LUA_TTABLE ? top + 1 : 0;
+    int ns = 0;
+    if (e->has_nulls) {
+        lua_pushvalue(L, idx);
+        if (lua_rawget(L, S_NULLS) == LUA_TTABLE) ns = top + 1;
+        else lua_pop(L, 1);
+    }
     size_t eb = e->ents_top, cnt = 0;
     int all_int = 1;
     lua_Integer maxk = 0;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        if (!lua_checkstack(L, 4)) return enc_fail(e, depth, "table too large to encode");
+        /* stack: ..., key, value; the value stays, a copy of the key continues the walk */
+        if ((cnt & 7) == 0 && !lua_checkstack(L, 20)) return enc_fail(e, depth, "table too large to encode");
         if (!ents_reserve(e)) return enc_fail(e, depth, "out of memory");
         sl_ent *en = &e->ents[e->ents_top++];
         int kt = lua_type(L, -2);
@@ -656,8 +697,9 @@ static int enc_table(sl_engine *e, lua_State *L, int idx, int depth) {
                      kt == LUA_TNUMBER ? "float" : lua_typename(L, kt));
             return enc_fail(e, depth, what);
         }
-        lua_rotate(L, -2, 1); /* keep the value, continue from the key */
-        en->vidx = lua_gettop(L) - 1;
+        en->prefix = key_prefix(en->is_int ? en->ibuf : en->k, en->klen);
+        en->vidx = lua_gettop(L);
+        lua_pushvalue(L, -2);
         cnt++;
     }
     if (cnt > 0 && all_int && !ns && (size_t)maxk == cnt) {
@@ -680,6 +722,7 @@ static int enc_table(sl_engine *e, lua_State *L, int idx, int depth) {
             sl_ent *en = &e->ents[e->ents_top++];
             en->k = lua_tolstring(L, -1, &en->klen);
             en->is_int = 0;
+            en->prefix = key_prefix(en->k, en->klen);
             en->vidx = 0;
         }
     }
