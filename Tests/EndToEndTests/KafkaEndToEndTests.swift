@@ -134,24 +134,30 @@ import Glibc
         try dir.write(Self.passthrough("kill9", commitMs: commitMs), to: "pipelines/p.yaml")
         let env = ["KAFKA_BROKERS": kafka.bootstrap]
 
-        // A live stream: at most `chunk` events every `pause` seconds, i.e. <= 10k events/s.
+        // A live stream, started once the pipeline owns all partitions (no backlog): at most `chunk`
+        // events every `pause` seconds, i.e. <= 5k events/s. SLUICE_LOG=debug logs every offset commit.
         let input = Kafka.seqEvents(20_000)
-        let chunk = 500, pause = 0.05
-        let run1 = try scratch.run("pipelines/p.yaml", name: "kill9-1", environment: env)
+        let chunk = 250, pause = 0.05
+        let run1 = try scratch.run("pipelines/p.yaml", name: "kill9-1", environment: env.merging(["SLUICE_LOG": "debug"]) { $1 })
         defer { run1.kill() }
+        try #require(Kafka.waitUntil { Self.assignment(run1.stderrText, topic: "in").count == 4 }, "\(run1.log)")
         let feeder = Feeder(kafka, topic: "in", lines: input, chunk: chunk, pause: pause)
         defer { feeder.cancel() }
         var atKill = 0
-        let partly = Kafka.waitUntil { atKill = kafka.count("out"); return atKill >= 6000 }
-        try #require(partly, "output never reached 6000: \(run1.log)")
+        let partly = Kafka.waitUntil {
+            atKill = kafka.count("out")
+            return atKill >= 6000 && !Self.committed(run1.stderrText, topic: "in").isEmpty
+        }
+        try #require(partly, "output never reached 6000 with a commit: \(run1.log)")
         run1.kill()
+        let committed = Self.committed(run1.stderrText, topic: "in")
         #expect(atKill < input.count, "the whole input was already copied before the kill; nothing was tested")
 
         let run2 = try scratch.run("pipelines/p.yaml", name: "kill9-2", environment: env)
         defer { run2.kill() }
         #expect(feeder.finish() == nil)
         let complete = Kafka.waitUntil(timeout: 120) {
-            Self.audit((try? kafka.consume("out")) ?? [], against: input).missing.isEmpty
+            kafka.count("out") >= input.count && Self.audit((try? kafka.consume("out")) ?? [], against: input).missing.isEmpty
         }
         #expect(complete, "\(run2.log)")
         #expect(run2.terminate() == 0, "\(run2.log)")
@@ -161,12 +167,43 @@ import Glibc
         #expect(audit.missing.count == 0, "lost \(audit.missing.count) events, e.g. \(audit.missing.prefix(5))")
         #expect(audit.foreign == 0)
         #expect(output.count == input.count + audit.duplicates)
-        // Duplicates are what the killed process wrote after its last commit: at most one commit
-        // interval of input (<= 10k events/s x 0.5 s) plus what was in flight (one feeder chunk, one sink batch).
-        let bound = 10_000 * commitMs / 1000 + 2 * chunk
-        print("kafka e2e: kill -9 after \(atKill) of \(input.count) events copied: \(audit.duplicates) duplicate(s) (bound \(bound))")
+
+        // Every duplicate sits at or after the last offset the killed process committed in its partition:
+        // what was committed is never read again, and the restart resumed exactly there.
+        var position: [String: (partition: Int, offset: Int)] = [:]
+        for line in try kafka.consume("in", format: "%p %o %s\n") {
+            let parts = line.split(separator: " ", maxSplits: 2)
+            if parts.count == 3, let p = Int(parts[0]), let o = Int(parts[1]) { position[String(parts[2])] = (p, o) }
+        }
+        let copies = Kafka.multiset(output)
+        let duplicated = copies.filter { $0.value > 1 }.keys
+        let belowCommit = duplicated.filter { line in
+            guard let at = position[line] else { return true }
+            return at.offset < committed[at.partition, default: 0]
+        }
+        #expect(belowCommit.isEmpty, "\(belowCommit.count) duplicates were before the committed offsets \(committed)")
+        #expect(duplicated.allSatisfy { copies[$0] == 2 }, "an event was copied more than twice for one crash")
+        // And their number stays within one commit interval of the stream (<= 5k events/s x 0.5 s), twice
+        // over for a kill landing just before a commit, plus one feeder chunk in flight.
+        let bound = 2 * (chunk * Int(1 / pause)) * commitMs / 1000 + chunk
+        print("kafka e2e: kill -9 after \(atKill) of \(input.count) events copied (commits logged up to \(committed.sorted { $0.key < $1.key })): \(audit.duplicates) duplicate(s) (bound \(bound))")
         #expect(audit.duplicates <= bound, "\(audit.duplicates) duplicates")
         scratch.remove()
+    }
+
+    /// The last committed offset of each partition of `topic`, from a run's debug log (`committed in[0]@42 ...`).
+    static func committed(_ log: String, topic: String) -> [Int: Int] {
+        var out: [Int: Int] = [:]
+        for line in log.split(separator: "\n") {
+            guard let r = line.range(of: "kafka consumer: committed ") else { continue }
+            for item in line[r.upperBound...].split(separator: " ") where item.hasPrefix("\(topic)[") {
+                let body = item.dropFirst(topic.count + 1)
+                guard let close = body.firstIndex(of: "]"), let p = Int(body[..<close]),
+                      let o = Int(body[body.index(close, offsetBy: 2)...]) else { continue }
+                out[p] = o
+            }
+        }
+        return out
     }
 
     @Test func brokerDownForSecondsThenBackLosesNothing() throws {
@@ -191,7 +228,7 @@ import Glibc
         feeder.resume()
         #expect(feeder.finish() == nil)
         let complete = Kafka.waitUntil(timeout: 120) {
-            Self.audit((try? kafka.consume("out")) ?? [], against: input).missing.isEmpty
+            kafka.count("out") >= input.count && Self.audit((try? kafka.consume("out")) ?? [], against: input).missing.isEmpty
         }
         #expect(complete, "\(run.log)")
         #expect(run.terminate() == 0, "\(run.log)")
