@@ -128,9 +128,25 @@ private let counterThunk: sl_counter_fn = { ctx, name, len, value in
 /// Not thread-safe: use it from one thread at a time (one engine per worker). It may be
 /// built on one thread and handed to another (hence `@unchecked Sendable`).
 ///
-/// Event tables: JSON null reads as nil, but null fields of the input are written back as
-/// null unless the UDF assigns them; inside arrays, null is the `null` sentinel so arrays have
-/// no holes. Object keys are written sorted bytewise (Lua tables have no order).
+/// How events look in Lua and how they are written back:
+/// - A JSON object is a table. A null field reads as nil; fields that were null in the input
+///   are written back as null unless the UDF assigns them a value (assigning nil keeps the null).
+///   The global `null` writes an explicit null.
+/// - A JSON array is a sequence with a shared array metatable, so `[]` stays `[]`; `array(...)`
+///   makes one. Inside arrays JSON null is the `null` sentinel, so arrays have no holes.
+///   Other tables: keys exactly 1..n -> array; empty -> `{}`; otherwise an object (integer keys
+///   become strings; other key types fail to encode). For array-marked tables only 1..#t is written.
+/// - Object keys are written sorted bytewise (Lua tables have no order), so output is deterministic.
+/// - Integers are 64-bit integers; floats stay floats (`1.0` is written `1.0`, shortest text that
+///   reads back exactly); numbers beyond int64 decode as floats. NaN and infinity fail to encode.
+/// - Strings must be valid UTF-8 (decode rejects invalid input and lone `\u` surrogates; encode
+///   rejects invalid UTF-8 a UDF made). Nesting is capped at 128 levels both ways (cycles fail).
+/// - Text events are Lua strings; `encodeText` writes a string raw and anything else as JSON.
+///
+/// UDFs are `function(event, ctx)`; `ctx` has `emit`, `now`, `log`, `count`, `meta`, `version`.
+/// The sandbox is a whitelist (see `sluice_lua.h`/`engine.c`): no io, os beyond time/clock/date,
+/// debug, package, dofile/loadfile, string.dump, binary chunks, `__gc`; `require` only inside
+/// `udfDir`; `xpcall` handlers run after the error unwound (not yieldable across).
 public final class LuaEngine: @unchecked Sendable {
     private let engine: OpaquePointer
     private let logBox: LogBox
