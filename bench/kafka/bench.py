@@ -5,6 +5,7 @@ One `sluice dev kafka` broker holds an input topic of N play events (keyed by ev
 enough partitions to stay under the mock broker's ~5 MiB per partition). Then, alternately (A B A B ...):
 
   sluice  `sluice run bench/kafka/kafka-lua.yaml`: consumer group -> Lua map adding a field -> producer
+          (once per --batches value: settings.batch_size, which sets how much the pipeline holds)
   kcat    `kcat -C -t in -e -f '%k\\t%s\\n' | kcat -P -t out -K '\\t'` (copy, no transformation)
 
 each into a fresh output topic. The output topic's high watermarks (`kcat -Q`, every 50 ms) give the
@@ -103,6 +104,8 @@ def main():
     ap.add_argument("--partitions", type=int, default=48)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workers", default="2")
+    ap.add_argument("--batches", default="512,4096",
+                    help="sluice settings.batch_size values to run (each is one copier in the A B C rotation)")
     ap.add_argument("--timeout", type=float, default=300)
     a = ap.parse_args()
 
@@ -135,15 +138,16 @@ def main():
             raise SystemExit(f"bench_in holds {have} messages, expected {n}")
         log(f"input loaded in {time.monotonic() - t:.1f} s")
 
-        results = {"sluice": [], "kcat": []}
+        kinds = [f"sluice-b{x}" for x in a.batches.split(",")] + ["kcat"]
+        results = {k: [] for k in kinds}
         for r in range(a.rounds):
-            for kind in ("sluice", "kcat"):
-                out = f"out_{kind}_{r}"
+            for kind in kinds:
+                out = f"out_{kind.replace('-', '_')}_{r}"
                 dev.command(f"topic {out} {parts}")
                 launch = time.monotonic()
-                if kind == "sluice":
+                if kind.startswith("sluice"):
                     env = dict(os.environ, KAFKA_BROKERS=b, BENCH_IN_TOPIC="bench_in", BENCH_OUT_TOPIC=out,
-                               BENCH_GROUP=f"bench-{r}", BENCH_WORKERS=a.workers)
+                               BENCH_GROUP=f"bench-{kind}-{r}", BENCH_WORKERS=a.workers, BENCH_BATCH=kind[len("sluice-b"):])
                     err = open(os.path.join(work, f"{out}.stderr"), "w")
                     p = subprocess.Popen([a.sluice, "run", os.path.join(HERE, "kafka-lua.yaml")], env=env,
                                          stdout=subprocess.DEVNULL, stderr=err)
@@ -155,7 +159,7 @@ def main():
                     c.stdout.close()
                     procs = [c, pp]
                 t_first, c_first, t_last = watch(b, out, parts, n, procs, a.timeout)
-                if kind == "sluice":
+                if kind.startswith("sluice"):
                     p.send_signal(signal.SIGTERM)
                     cpu = wait4(p)
                     if p.returncode != 0:
@@ -167,11 +171,11 @@ def main():
                 row = {"round": r, "msg_s": rate, "from_launch_s": t_last - launch, "copy_s": t_last - t_first,
                        "cpu_s": cpu, "out": total}
                 results[kind].append(row)
-                log(f"round {r} {kind:6}: {rate:10,.0f} msg/s (first out -> last out {t_last - t_first:.2f} s; "
+                log(f"round {r} {kind:12}: {rate:10,.0f} msg/s (first out -> last out {t_last - t_first:.2f} s; "
                     f"from launch {t_last - launch:.2f} s), CPU {cpu:.2f} s = {n / cpu:,.0f} msg/CPU-s, out {total}")
                 if total != n:
                     log(f"  note: {out} holds {total} messages for {n} in")
-        sample = subprocess.run(["kcat", "-C", "-b", b, "-t", "out_sluice_0", "-c", "1", "-e", "-q"],
+        sample = subprocess.run(["kcat", "-C", "-b", b, "-t", f"out_{kinds[0].replace('-', '_')}_0", "-c", "1", "-e", "-q"],
                                 capture_output=True, text=True).stdout.strip()
         if '"pipeline":"sluice"' not in sample:
             raise SystemExit(f"the UDF's field is missing from sluice's output: {sample}")
@@ -180,13 +184,16 @@ def main():
 
     med = {k: statistics.median(x["msg_s"] for x in v) for k, v in results.items()}
     cpu = {k: statistics.median(n / x["cpu_s"] for x in v) for k, v in results.items()}
+    launch = {k: statistics.median(x["from_launch_s"] for x in v) for k, v in results.items()}
     model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"machine: {os.cpu_count()} cores, {model}, Linux {platform.release()}")
     print(f"messages: {n} ({size / n:.0f} B each) over {parts} partitions, rounds: {a.rounds}, sluice workers: {a.workers}")
-    for k in ("sluice", "kcat"):
+    for k in kinds:
         rates = ", ".join(f"{x['msg_s']:,.0f}" for x in results[k])
-        print(f"{k:6}: median {med[k]:,.0f} msg/s (runs: {rates}); median {cpu[k]:,.0f} msg per CPU-second")
-    print(f"ratio sluice / kcat pipe: {med['sluice'] / med['kcat']:.2f}")
+        print(f"{k:12}: median {med[k]:,.0f} msg/s first out -> last out (runs: {rates}); "
+              f"{launch[k]:.2f} s from launch; {cpu[k]:,.0f} msg per CPU-second")
+    for k in kinds[:-1]:
+        print(f"ratio {k} / kcat pipe: {med[k] / med['kcat']:.2f}")
     print(json.dumps(results))
 
 
