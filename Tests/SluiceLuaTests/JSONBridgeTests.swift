@@ -294,3 +294,47 @@ import Testing
         #expect(h.engine.liveHandles == 0)
     }
 }
+
+@Suite struct JSONFuzzTests {
+    /// Deterministic xorshift so failures reproduce.
+    struct Rng {
+        var s: UInt64
+        mutating func next() -> UInt64 { s ^= s << 13; s ^= s >> 7; s ^= s << 17; return s }
+        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+    }
+
+    @Test func mutatedInputNeverCrashesAndWhatDecodesReEncodesToValidJSON() throws {
+        let h = try Harness()
+        let seed = Array(#"{"event_id":"e1","n":-12.5e3,"big":9223372036854775807,"s":"a\"\\\u00e9\ud83d\ude00","a":[1,null,true,false,{"x":[]}],"o":{},"z":null}"#.utf8)
+        var rng = Rng(s: 0x9E3779B97F4A7C15)
+        let alphabet = Array(#"{}[]":,\-+.eE0123456789tfnulrsa \u"#.utf8) + [0x00, 0x1F, 0x7F, 0x80, 0xC3, 0xED, 0xF0, 0xFF]
+        var decoded = 0
+        for _ in 0..<20_000 {
+            var b = seed
+            for _ in 0..<(1 + rng.below(4)) {
+                switch rng.below(4) {
+                case 0: if !b.isEmpty { b[rng.below(b.count)] = alphabet[rng.below(alphabet.count)] }
+                case 1: b.insert(alphabet[rng.below(alphabet.count)], at: rng.below(b.count + 1))
+                case 2: if b.count > 1 { b.remove(at: rng.below(b.count)) }
+                default: b = Array(b.prefix(rng.below(b.count + 1)))
+                }
+            }
+            switch h.engine.decodeJSON(b) {
+            case .failure(let f):
+                #expect(f.kind == .decode)
+            case .success(let ev):
+                decoded += 1
+                var out: [UInt8] = []
+                try h.engine.encodeJSON(ev, into: &out).get()
+                let again = try h.engine.decodeJSON(out).get()
+                var out2: [UInt8] = []
+                try h.engine.encodeJSON(again, into: &out2).get()
+                #expect(out == out2, "\(String(decoding: b, as: UTF8.self))")
+                h.engine.release(ev)
+                h.engine.release(again)
+            }
+        }
+        #expect(decoded > 0)
+        #expect(h.engine.liveHandles == 0)
+    }
+}
