@@ -271,6 +271,7 @@ import Glibc
         let bad = out.filter { !($0.marker == "A" && $0.version == 1) && !($0.marker == "B" && $0.version == 2) }
         #expect(bad.isEmpty, "\(bad.prefix(5))")
         #expect(zip(out, out.dropFirst()).allSatisfy { $0.1.version >= $0.0.version })
+        print("reload during drain (gap \(gapMs) ms): \(Self.runs(out.map { "\($0.marker)/\($0.version)" })); \(summary)")
         let final = summary.firstMatch(of: /udf version (\d+), 0 reload\(s\) rejected/).map { Int($0.1)! }
         #expect(final == 1 || final == 2, "\(summary)")
         if out.contains(where: { $0.version == 2 }) { #expect(final == 2) }
