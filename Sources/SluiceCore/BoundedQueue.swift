@@ -40,6 +40,12 @@ public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
 
     /// Blocks until an item is available. Returns nil once the queue is closed and empty.
     public func pop() -> Element? {
+        pop(stamping: { () })?.0
+    }
+
+    /// Like `pop`, and runs `stamp` while the queue is locked: consumers that stamp what they take
+    /// (with the live UDF version, say) get stamps in the order the items left the queue.
+    public func pop<Stamp>(stamping stamp: () -> Stamp) -> (Element, Stamp)? {
         condition.lock()
         defer { condition.unlock() }
         while head == items.count && !closed {
@@ -52,7 +58,7 @@ public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
         if head == items.count { items.removeAll(keepingCapacity: true); head = 0 }
         else if head > 1024 && head * 2 > items.count { items.removeFirst(head); head = 0 }
         condition.broadcast()
-        return item
+        return (item, stamp())
     }
 
     /// No more pushes; consumers drain what is left, then get nil.

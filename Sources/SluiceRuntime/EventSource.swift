@@ -86,6 +86,16 @@ private func readLines(fd: Int32, name: String, batchSize: Int, stop: StopFlag, 
         }
         batcher.feed(UnsafeRawBufferPointer(start: buffer, count: n), flush: emit)
     }
+    // Stopped mid-line: read on, one byte at a time so nothing past it is consumed, to the end of
+    // that line (waiting up to a second for it) rather than cut it in two.
+    let deadline = ContinuousClock.now + .seconds(1)
+    while stop.isSet && batcher.hasPartialLine && ContinuousClock.now < deadline {
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&pfd, 1, 100) > 0 else { continue }
+        let n = read(fd, buffer, 1)
+        if n <= 0 { break }
+        batcher.feed(UnsafeRawBufferPointer(start: buffer, count: n), flush: emit)
+    }
     batcher.finish(flush: emit)
 }
 

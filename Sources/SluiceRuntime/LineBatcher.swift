@@ -40,6 +40,9 @@ struct LineBatcher {
         }
     }
 
+    /// True while a line has started but its newline has not been read yet.
+    var hasPartialLine: Bool { !partial.isEmpty }
+
     /// End of input: the last line may lack its newline.
     mutating func finish(flush: ([Event]) -> Void) {
         if !partial.isEmpty {

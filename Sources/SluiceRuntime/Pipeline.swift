@@ -64,6 +64,9 @@ public final class Pipeline: Sendable {
     let lua: LuaSettings
     /// Hot reload of UDFs (nil when `udfs.reload: off` or the pipeline has no Lua).
     let reloader: Reloader?
+    /// `settings.admin`: /metrics, /health, /ready, POST /reload.
+    let admin: AdminServer?
+    let phase = PipelinePhase()
 
     public init(spec: PipelineSpec, options: RunOptions = RunOptions()) throws(PipelineError) {
         self.spec = spec
@@ -135,13 +138,25 @@ public final class Pipeline: Sendable {
                                           output: options.captureSinks ? MemoryOutput() : DescriptorOutput(sink: Self.deadLetterName, fd: 2))
         }
 
+        if let a = spec.settings.admin, options.sourceOverrides == nil {
+            admin = try AdminServer(host: a.host, port: a.port)
+        } else {
+            admin = nil
+        }
+
         // Fail before starting if any Lua cannot load, with its file:line.
         do { _ = try Worker(plan: plan, lua: lua) }
         catch { throw PipelineError(message: error.description) }
     }
 
     /// Asks the sources to stop; the run then drains and returns. Safe to call from any thread, more than once.
-    public func stop() { stopFlag.set() }
+    public func stop() {
+        stopFlag.set()
+        if phase.current == .running { phase.set(.draining) }
+    }
+
+    /// The admin endpoint's port, if `settings.admin` is set.
+    public var adminPort: Int? { admin?.port }
 
     /// Reloads the UDFs now (SIGHUP). Ignored when `udfs.reload` is `off`.
     public func reload() {
@@ -178,6 +193,16 @@ public final class Pipeline: Sendable {
             }
         }
 
+        let adminDone = DispatchGroup()
+        let adminStop = StopFlag()
+        if let admin {
+            let routes = AdminRoutes(pipeline: spec.name, stats: stats, sinks: sinkRunners + [deadLetterRunner],
+                                     reloader: reloader, phase: phase)
+            startThread("sluice-admin", adminDone) {
+                admin.serve(stopped: { adminStop.isSet }) { routes.respond(method: $0, path: $1) }
+            }
+            options.log("info", "admin endpoint on http://\(spec.settings.admin?.host ?? ""):\(admin.port) (/metrics /health /ready POST /reload)")
+        }
         let reloadDone = DispatchGroup()
         if let reloader { startThread("sluice-reload", reloadDone) { reloader.run() } }
 
@@ -196,7 +221,9 @@ public final class Pipeline: Sendable {
             }
         }
 
+        if !stopFlag.isSet { phase.set(.running) }
         sourcesDone.wait()
+        phase.set(.draining)
         work.close()
         workersDone.wait()
         reloader?.stop()
@@ -207,6 +234,9 @@ public final class Pipeline: Sendable {
         // Everything is written and acknowledged: sources may commit and close.
         for source in sources { source.finish() }
         reloadDone.wait()
+        phase.set(.stopped)
+        adminStop.set()
+        adminDone.wait()
 
         var captured: [String: [[UInt8]]] = [:]
         for runner in sinkRunners + [deadLetterRunner] {
@@ -237,8 +267,9 @@ public final class Pipeline: Sendable {
             }
             return
         }
-        while let batch = work.pop() {
-            let output = worker.process(batch)
+        let live = lua.live
+        while let (batch, code) = work.pop(stamping: { live?.current }) {
+            let output = worker.process(batch, code: code)
             sequencers[batch.source].inTurn(batch.sequence) {
                 publish(output, acknowledgement: batch.acknowledgement)
             }

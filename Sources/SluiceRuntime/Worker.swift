@@ -61,9 +61,10 @@ final class Worker {
 
     /// The code version the engine was built from.
     private(set) var codeVersion = 0
+    private var codeBuilt: LiveCode.Version?
 
-    private func buildEngine() throws(LuaLoadError) {
-        let target = lua.live?.current ?? LiveCode.Version(number: lua.version, dir: lua.udfDir)
+    private func buildEngine(_ version: LiveCode.Version? = nil) throws(LuaLoadError) {
+        let target = version ?? lua.live?.current ?? LiveCode.Version(number: lua.version, dir: lua.udfDir)
         let e = try LuaEngine(udfDir: target.dir, limits: lua.limits, version: target.number, log: lua.log)
         var functions: [LuaCode: LuaFunctionID] = [:]
         for code in plan.luaCode {
@@ -75,18 +76,20 @@ final class Worker {
         self.engine = e
         self.functions = functions
         codeVersion = target.number
+        codeBuilt = target
     }
 
-    /// At a batch boundary: switch to newly published UDF code. If it cannot load here, keep running
-    /// the current version (the reloader already compiled it, so this only happens on resource trouble).
-    private func adoptLiveCode() {
-        guard needsLua, let live = lua.live, live.current.number != codeVersion else { return }
-        do { try buildEngine() }
+    /// At a batch boundary: switch to the UDF code version stamped on the batch when it left the work
+    /// queue (so versions never go backwards in output order). If it cannot load here, keep running the
+    /// current version (the reloader already compiled it, so this only happens on resource trouble).
+    private func adopt(_ version: LiveCode.Version?) {
+        guard needsLua, let version, version.number > codeVersion else { return }
+        do { try buildEngine(version) }
         catch { lua.log("error", "worker keeps UDF version \(codeVersion): \(error)") }
     }
 
-    func process(_ batch: Batch) -> WorkerOutput {
-        adoptLiveCode()
+    func process(_ batch: Batch, code: LiveCode.Version? = nil) -> WorkerOutput {
+        adopt(code)
         let nodeCount = plan.nodes.count
         received = Array(repeating: 0, count: nodeCount)
         emitted = received
@@ -143,7 +146,7 @@ final class Worker {
     private func rebuildAfterPoison() {
         engine = nil
         do {
-            try buildEngine()
+            try buildEngine(codeBuilt)   // the same version: the rest of the batch must not change code
         } catch {
             engine = nil
             lua.log("error", "could not rebuild the Lua state after it went over its memory limit: \(error)")

@@ -146,6 +146,8 @@ public struct Settings: Sendable {
     public var batchSize: Int
     /// Worker threads for stateless transforms; nil = one per core.
     public var workers: Int?
+    /// The admin HTTP endpoint (`/metrics`, `/health`, `/ready`, `POST /reload`); nil = none.
+    public var admin: AdminSpec?
     public init(queueCapacity: Int = 1024, batchSize: Int = 256, workers: Int? = nil) {
         self.queueCapacity = queueCapacity; self.batchSize = batchSize; self.workers = workers
     }
@@ -190,4 +192,11 @@ public struct KafkaSinkSpec: Sendable, Equatable {
     public init(brokers: String, topic: String, key: String? = nil, options: [String: String] = [:]) {
         self.brokers = brokers; self.topic = topic; self.key = key; self.options = options
     }
+}
+
+/// `settings.admin.listen: HOST:PORT` (port 0 = any free port, printed at start).
+public struct AdminSpec: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+    public init(host: String, port: Int) { self.host = host; self.port = port }
 }

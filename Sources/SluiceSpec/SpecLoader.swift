@@ -772,8 +772,20 @@ struct Loader {
 
     mutating func parseSettings(_ node: YAMLNode) -> Settings {
         var s = Settings()
-        guard let f = fields(node, "'settings'", allowed: ["queue_capacity", "batch_size", "workers"],
-                             notSupported: ["checkpoint", "admin"]) else { return s }
+        guard let f = fields(node, "'settings'", allowed: ["queue_capacity", "batch_size", "workers", "admin"],
+                             notSupported: ["checkpoint"]) else { return s }
+        if let a = f["admin"], let af = fields(a, "'admin' in 'settings'", allowed: ["listen"]) {
+            if let l = af["listen"], let text = nonEmptyString(l, "'listen' in 'admin'") {
+                let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+                if parts.count == 2, let port = Int(parts[1]), (0...65535).contains(port), !parts[0].isEmpty {
+                    s.admin = AdminSpec(host: String(parts[0]), port: port)
+                } else {
+                    diags.error(l.location, "invalid address '\(text)' for 'listen' in 'admin' (expected HOST:PORT, e.g. 127.0.0.1:9464)")
+                }
+            } else if af["listen"] == nil {
+                diags.error(a.location, "missing 'listen' in 'admin' (e.g. listen: 127.0.0.1:9464)")
+            }
+        }
         if let n = f["queue_capacity"], let v = integer(n, "'queue_capacity' in 'settings'", min: 1) { s.queueCapacity = v }
         if let n = f["batch_size"], let v = integer(n, "'batch_size' in 'settings'", min: 1) { s.batchSize = v }
         if let n = f["workers"] {

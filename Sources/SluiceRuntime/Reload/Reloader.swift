@@ -18,6 +18,10 @@ final class Reloader: Sendable {
     private let stopped = Atomic<Bool>(false)
     private let published = Atomic<Int>(0)
     private let rejected = Atomic<Int>(0)
+    private let lastProblem = Mutex<String?>(nil)
+
+    /// The message of the last rejected reload, cleared when a reload goes live (`/ready` shows it).
+    var lastError: String? { lastProblem.withLock { $0 } }
 
     /// Takes the first snapshot (version 1). Returns nil when reload is `off`.
     init?(mode: ReloadMode, udfDir: String, plan: Plan, lua: LuaSettings) throws {
@@ -65,10 +69,12 @@ final class Reloader: Sendable {
         if let problem = Self.check(dir: dir, version: next, plan: plan, lua: lua) {
             snapshots.discard(next)
             rejected.add(1, ordering: .relaxed)
+            lastProblem.withLock { $0 = problem }
             lua.log("error", "UDF reload rejected, keeping version \(next - 1): \(problem)")
             return
         }
         live.publish(LiveCode.Version(number: next, dir: dir))
+        lastProblem.withLock { $0 = nil }
         published.add(1, ordering: .relaxed)
         lua.log("info", "UDF version \(next) is live")
     }

@@ -1,0 +1,83 @@
+import Synchronization
+
+/// What the admin endpoint answers. Reads the pipeline's live counters; never blocks the event path.
+struct AdminRoutes: Sendable {
+    let pipeline: String
+    let stats: PipelineStats
+    let sinks: [SinkRunner]
+    let reloader: Reloader?
+    let phase: PipelinePhase
+
+    func respond(method: String, path: String) -> AdminServer.Response {
+        switch (method, path) {
+        case ("GET", "/metrics"):
+            return AdminServer.Response(status: 200, contentType: "text/plain; version=0.0.4", body: metrics())
+        case ("GET", "/health"):
+            return AdminServer.Response(status: 200, body: "ok\n")
+        case ("GET", "/ready"):
+            let detail = readiness()
+            return AdminServer.Response(status: phase.current == .running ? 200 : 503, body: detail)
+        case ("POST", "/reload"):
+            guard let reloader else { return AdminServer.Response(status: 404, body: "hot reload is off (udfs.reload: off) or the pipeline has no Lua\n") }
+            reloader.requestReload()
+            return AdminServer.Response(status: 202, body: "reload requested\n")
+        case (_, "/metrics"), (_, "/health"), (_, "/ready"), (_, "/reload"):
+            return AdminServer.Response(status: 405, body: "method not allowed\n")
+        default:
+            return AdminServer.Response(status: 404, body: "not found; try /metrics /health /ready POST /reload\n")
+        }
+    }
+
+    private func readiness() -> String {
+        var lines = ["phase: \(phase.current.rawValue)"]
+        if let reloader {
+            lines.append("udf version: \(reloader.live.current.number)")
+            if let e = reloader.lastError { lines.append("last reload error: \(e)") }
+        }
+        for sink in sinks { lines.append("sink \(sink.name) queued: \(sink.queue.currentWeight)/\(sink.queue.capacity)") }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Prometheus text format.
+    func metrics() -> String {
+        var out: [String] = []
+        func family(_ name: String, _ type: String, _ help: String, _ samples: [(String, Double)]) {
+            out.append("# HELP \(name) \(help)")
+            out.append("# TYPE \(name) \(type)")
+            for (labels, v) in samples { out.append("\(name)\(labels) \(v == v.rounded() ? String(Int64(v)) : String(v))") }
+        }
+        let p = "pipeline=\"\(escape(pipeline))\""
+        let counts = stats.snapshot.sorted { $0.key < $1.key }
+        family("sluice_events_received_total", "counter", "Events received by a component.",
+               counts.map { ("{\(p),component=\"\(escape($0.key))\"}", Double($0.value.received)) })
+        family("sluice_events_emitted_total", "counter", "Events a component passed on (sinks: written).",
+               counts.map { ("{\(p),component=\"\(escape($0.key))\"}", Double($0.value.emitted)) })
+        family("sluice_events_dead_lettered_total", "counter", "Events a component sent to the dead letter sink.",
+               counts.map { ("{\(p),component=\"\(escape($0.key))\"}", Double($0.value.deadLettered)) })
+        family("sluice_events_dropped_total", "counter", "Events a sink dropped (when_full: drop_newest).",
+               counts.map { ("{\(p),component=\"\(escape($0.key))\"}", Double($0.value.dropped)) })
+        family("sluice_sink_queue_events", "gauge", "Events waiting in a sink's queue (a sink that is behind).",
+               sinks.map { ("{\(p),sink=\"\(escape($0.name))\"}", Double($0.queue.currentWeight)) })
+        family("sluice_sink_queue_capacity", "gauge", "Capacity of a sink's queue, in events.",
+               sinks.map { ("{\(p),sink=\"\(escape($0.name))\"}", Double($0.queue.capacity)) })
+        family("sluice_udf_version", "gauge", "The UDF code version live (1 + published reloads).",
+               [("{\(p)}", Double(reloader?.live.current.number ?? 1))])
+        family("sluice_udf_reloads_rejected_total", "counter", "Reloads rejected (the running version was kept).",
+               [("{\(p)}", Double(reloader?.counts.rejected ?? 0))])
+        family("sluice_udf_counter_total", "counter", "Totals of ctx.count(metric, n) from UDFs.",
+               stats.udfCounters.sorted { $0.key < $1.key }.map { ("{\(p),metric=\"\(escape($0.key))\"}", Double($0.value)) })
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    private func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+    }
+}
+
+/// Where the pipeline is in its life, for `/ready`.
+final class PipelinePhase: Sendable {
+    enum Phase: String, Sendable { case starting, running, draining, stopped }
+    private let value = Mutex(Phase.starting)
+    var current: Phase { value.withLock { $0 } }
+    func set(_ p: Phase) { value.withLock { $0 = p } }
+}
