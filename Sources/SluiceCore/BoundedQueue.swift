@@ -29,6 +29,19 @@ public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
         return true
     }
 
+    /// Waits up to `timeout` seconds for room. Returns false if it is still full then, or closed.
+    public func push(_ item: Element, weight w: Int = 1, timeout: Double) -> Bool {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        condition.lock()
+        defer { condition.unlock() }
+        while !closed && weight > 0 && weight + w > capacity {
+            if !condition.wait(until: deadline) { break }
+        }
+        if closed || (weight > 0 && weight + w > capacity) { return false }
+        append(item, w)
+        return true
+    }
+
     /// Adds the item only if it fits now. Returns false when full or closed.
     public func offer(_ item: Element, weight w: Int = 1) -> Bool {
         condition.lock()

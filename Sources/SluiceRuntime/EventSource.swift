@@ -32,10 +32,11 @@ final class SourceOutlet {
         if work.push(Batch(source: source, sequence: sequence, events: events, acknowledgement: acknowledgement)) { sequence += 1 }
     }
 
-    /// Hands the batch over only if there is room now; false means "full, try again later".
-    func offer(_ events: [Event], acknowledgement: Acknowledgement? = nil) -> Bool {
+    /// Hands the batch over if there is room within `wait` seconds; false means "still full, try again later".
+    func offer(_ events: [Event], acknowledgement: Acknowledgement? = nil, wait: Double = 0) -> Bool {
         guard !events.isEmpty else { return true }
-        guard work.offer(Batch(source: source, sequence: sequence, events: events, acknowledgement: acknowledgement)) else { return false }
+        let batch = Batch(source: source, sequence: sequence, events: events, acknowledgement: acknowledgement)
+        guard wait > 0 ? work.push(batch, timeout: wait) : work.offer(batch) else { return false }
         sequence += 1
         return true
     }

@@ -2,8 +2,8 @@ import SluiceCore
 import SluiceKafka
 import SluiceSpec
 
-/// `kafka:` source: a consumer group member. Batches are offered without blocking; when the work
-/// queue is full the consumer pauses its partitions and keeps polling. A batch's offsets become
+/// `kafka:` source: a consumer group member. A batch waits up to a second for room in the work queue;
+/// if the queue stays full the consumer pauses its partitions and keeps polling. A batch's offsets become
 /// committable only when every destination has written its events (`Acknowledgement`).
 final class KafkaSource: EventSource {
     let name: String
@@ -29,7 +29,9 @@ final class KafkaSource: EventSource {
                 return (t, p, o)
             }
             let ack = Acknowledgement { client.acknowledge(positions) }
-            return outlet.offer(events, acknowledgement: ack)
+            // Ordinary backpressure: wait a little for room. Only a real stall pauses the partitions
+            // (librdkafka drops what it prefetched on pause, and refetching costs a fetch backoff).
+            return outlet.offer(events, acknowledgement: ack, wait: 1.0)
         }
     }
 
