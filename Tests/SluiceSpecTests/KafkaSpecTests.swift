@@ -44,3 +44,14 @@ import Testing
         "p.yaml:2:33: missing 'topic' in 'kafka' of sink 'out'",
     ])
 }
+
+@Test func adminListenParsesHostAndPort() throws {
+    let spec = try load(minimal("settings: { admin: { listen: 127.0.0.1:9464 } }"))
+    #expect(spec.settings.admin == AdminSpec(host: "127.0.0.1", port: 9464))
+}
+
+@Test func adminListenWithoutAPortIsLocated() {
+    #expect(errors(minimal("settings: { admin: { listen: localhost } }")) == [
+        "p.yaml:6:30: invalid address 'localhost' for 'listen' in 'admin' (expected HOST:PORT, e.g. 127.0.0.1:9464)",
+    ])
+}

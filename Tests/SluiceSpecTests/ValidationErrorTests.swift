@@ -252,7 +252,7 @@ import Testing
         "p.yaml:9:38: 'retry' is not supported yet (in sink 'out')",
         "p.yaml:10:18: 'memcached' is not supported yet (in sink 'm')",
         "p.yaml:11:13: 'checkpoint' is not supported yet (in 'settings')",
-        "p.yaml:11:41: 'admin' is not supported yet (in 'settings')",
+        "p.yaml:11:58: invalid address 'x' for 'listen' in 'admin' (expected HOST:PORT, e.g. 127.0.0.1:9464)",
     ])
 }
 
