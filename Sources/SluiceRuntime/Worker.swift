@@ -104,6 +104,14 @@ final class Worker {
         if edges.count == 1, case .node(let first) = edges[0], case .declarative(let chain, let through) = plan.nodes[first].operation {
             fusedEntry = (chain, through)
         }
+        // When the only consumer decodes into Lua, the decoder validates: no separate pass.
+        var decodesFirst = false
+        if needsLua, edges.count == 1, case .node(let first) = edges[0] {
+            switch plan.nodes[first].operation {
+            case .map, .flatMap, .filter(.lua): decodesFirst = true
+            default: break
+            }
+        }
 
         for event in batch.events {
             received[currentSource] += 1
@@ -114,7 +122,7 @@ final class Worker {
                 _ = runChain(chain, through: through, on: event.bytes, validate: true)
                 continue
             }
-            if currentFormat == .json, let problem = Self.jsonProblem(event.bytes) {
+            if currentFormat == .json, let problem = decodesFirst ? Self.objectProblem(event.bytes) : Self.jsonProblem(event.bytes) {
                 deadLetter(component: plan.nodes[currentSource].name, reason: problem, detail: nil, event: event)
                 continue
             }
@@ -133,6 +141,14 @@ final class Worker {
 
     /// `ctx.count` totals taken at the end of the last batch.
     private(set) var batchLuaCounters: [(String, Int64)] = []
+
+    /// Only checks that the text starts like an object (the Lua decoder validates the rest).
+    private static func objectProblem(_ bytes: [UInt8]) -> String? {
+        for b in bytes where b != 0x20 && b != 0x09 && b != 0x0D {
+            return b == UInt8(ascii: "{") ? nil : "invalid event: expected a JSON object"
+        }
+        return "invalid event: expected a JSON object"
+    }
 
     private static func jsonProblem(_ bytes: [UInt8]) -> String? {
         bytes.withUnsafeBytes { raw -> String? in
