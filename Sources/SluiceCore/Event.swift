@@ -24,13 +24,18 @@ public struct EventMeta: Sendable, Equatable {
 /// The payload stays as bytes until a stage needs to look inside, so an event that
 /// passes through unchanged is written out exactly as it came in.
 public struct Event: Sendable {
-    public var bytes: [UInt8]
+    /// The payload; often a slice of a larger read buffer shared by the events of a batch.
+    public var bytes: ArraySlice<UInt8>
     public var meta: EventMeta?
     /// Where it came from inside its source (line number for files and stdin, 0 if unknown).
     public var position: Int64
 
     public init(bytes: [UInt8], meta: EventMeta? = nil, position: Int64 = 0) {
-        self.bytes = bytes; self.meta = meta; self.position = position
+        self.bytes = bytes[...]; self.meta = meta; self.position = position
+    }
+
+    public init(slice: ArraySlice<UInt8>, meta: EventMeta? = nil, position: Int64 = 0) {
+        self.bytes = slice; self.meta = meta; self.position = position
     }
 
     public init(_ text: String, position: Int64 = 0) {

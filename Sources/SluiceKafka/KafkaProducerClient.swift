@@ -43,7 +43,7 @@ public struct KafkaMessage: Sendable, Equatable {
     /// A record from an event: its payload bytes as the value, the given key (e.g. from a `KeyTemplate`;
     /// nil falls back to the event's Kafka key, if any), and the event's headers and timestamp.
     public init(event: Event, key: [UInt8]?) {
-        self.init(value: event.bytes, key: key ?? event.meta?.key, headers: event.meta?.headers ?? [],
+        self.init(value: Array(event.bytes), key: key ?? event.meta?.key, headers: event.meta?.headers ?? [],
                   timestamp: event.meta?.timestamp)
     }
 }

@@ -85,7 +85,7 @@ private func readLines(fd: Int32, name: String, batchSize: Int, stop: StopFlag, 
             usleep(50_000)   // tail -f: wait for the writer to append more
             continue
         }
-        batcher.feed(UnsafeRawBufferPointer(start: buffer, count: n), flush: emit)
+        batcher.feed(Array(UnsafeRawBufferPointer(start: buffer, count: n)), flush: emit)
     }
     // Stopped mid-line: read on, one byte at a time so nothing past it is consumed, to the end of
     // that line (waiting up to a second for it) rather than cut it in two.
@@ -95,7 +95,7 @@ private func readLines(fd: Int32, name: String, batchSize: Int, stop: StopFlag, 
         guard poll(&pfd, 1, 100) > 0 else { continue }
         let n = read(fd, buffer, 1)
         if n <= 0 { break }
-        batcher.feed(UnsafeRawBufferPointer(start: buffer, count: n), flush: emit)
+        batcher.feed(Array(UnsafeRawBufferPointer(start: buffer, count: n)), flush: emit)
     }
     batcher.finish(flush: emit)
 }

@@ -16,24 +16,27 @@ struct LineBatcher {
         events.reserveCapacity(self.batchSize)
     }
 
-    /// Feeds a chunk; calls `flush` with each full batch.
-    mutating func feed(_ chunk: UnsafeRawBufferPointer, flush: ([Event]) -> Void) {
-        guard let base = chunk.baseAddress else { return }
-        var start = 0
+    /// Feeds a chunk; calls `flush` with each full batch. Events are slices of `chunk` (no copy per
+    /// line); only a line split across chunks is copied.
+    mutating func feed(_ chunk: [UInt8], flush: ([Event]) -> Void) {
         let count = chunk.count
+        var start = 0
         while start < count {
-            guard let nl = memchr(base + start, 0x0A, count - start) else {
-                partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[start..<count]))
+            let found: Int? = chunk.withUnsafeBytes { raw in
+                guard let nl = memchr(raw.baseAddress! + start, 0x0A, count - start) else { return nil }
+                return raw.baseAddress!.distance(to: UnsafeRawPointer(nl))
+            }
+            guard let end = found else {
+                partial.append(contentsOf: chunk[start..<count])
                 return
             }
-            let end = base.distance(to: UnsafeRawPointer(nl))
             if partial.isEmpty {
-                addLine(UnsafeRawBufferPointer(rebasing: chunk[start..<end]))
+                addLine(chunk, start..<end)
             } else {
-                partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[start..<end]))
+                partial.append(contentsOf: chunk[start..<end])
                 let whole = partial
-                partial.removeAll(keepingCapacity: true)
-                whole.withUnsafeBytes { addLine($0) }
+                partial = []
+                addLine(whole, 0..<whole.count)
             }
             start = end + 1
             if events.count >= batchSize { flush(takeEvents()) }
@@ -47,8 +50,8 @@ struct LineBatcher {
     mutating func finish(flush: ([Event]) -> Void) {
         if !partial.isEmpty {
             let whole = partial
-            partial.removeAll()
-            whole.withUnsafeBytes { addLine($0) }
+            partial = []
+            addLine(whole, 0..<whole.count)
         }
         if !events.isEmpty { flush(takeEvents()) }
     }
@@ -60,13 +63,13 @@ struct LineBatcher {
         return out
     }
 
-    private mutating func addLine(_ raw: UnsafeRawBufferPointer) {
+    private mutating func addLine(_ storage: [UInt8], _ range: Range<Int>) {
         line += 1
-        var n = raw.count
-        if n > 0 && raw[n - 1] == 0x0D { n -= 1 }
+        var end = range.upperBound
+        if end > range.lowerBound && storage[end - 1] == 0x0D { end -= 1 }
         var blank = true
-        for i in 0..<n where raw[i] != 0x20 && raw[i] != 0x09 { blank = false; break }
+        for i in range.lowerBound..<end where storage[i] != 0x20 && storage[i] != 0x09 { blank = false; break }
         if blank { return }
-        events.append(Event(bytes: Array(UnsafeRawBufferPointer(rebasing: raw[0..<n])), position: line))
+        events.append(Event(slice: storage[range.lowerBound..<end], position: line))
     }
 }

@@ -25,8 +25,8 @@ final class Worker {
     /// An event on its way through the plan: raw bytes, or a Lua value plus the bytes it was decoded from
     /// (kept while the value is known to be unchanged, so it is written out exactly as it came in).
     private enum Payload {
-        case bytes([UInt8])
-        case lua(LuaEventHandle, original: [UInt8]?)
+        case bytes(ArraySlice<UInt8>)
+        case lua(LuaEventHandle, original: ArraySlice<UInt8>?)
     }
 
     private enum Verdict { case pass, reject, failed, poisoned }
@@ -143,14 +143,14 @@ final class Worker {
     private(set) var batchLuaCounters: [(String, Int64)] = []
 
     /// Only checks that the text starts like an object (the Lua decoder validates the rest).
-    private static func objectProblem(_ bytes: [UInt8]) -> String? {
+    private static func objectProblem(_ bytes: ArraySlice<UInt8>) -> String? {
         for b in bytes where b != 0x20 && b != 0x09 && b != 0x0D {
             return b == UInt8(ascii: "{") ? nil : "invalid event: expected a JSON object"
         }
         return "invalid event: expected a JSON object"
     }
 
-    private static func jsonProblem(_ bytes: [UInt8]) -> String? {
+    private static func jsonProblem(_ bytes: ArraySlice<UInt8>) -> String? {
         bytes.withUnsafeBytes { raw -> String? in
             if let error = JSONValidator.validate(raw) { return "invalid JSON: \(error)" }
             var i = 0
@@ -247,18 +247,18 @@ final class Worker {
     }
 
     /// Runs a fused declarative chain; a kept event continues after the chain's last node.
-    private func runChain(_ chain: DeclarativeChain, through: [Int], on bytes: [UInt8], validate: Bool) -> Bool {
+    private func runChain(_ chain: DeclarativeChain, through: [Int], on bytes: ArraySlice<UInt8>, validate: Bool) -> Bool {
         // Reuse one buffer: by the next event nothing references it any more, so no allocation.
         var out = scratch
         scratch = []
         out.removeAll(keepingCapacity: true)
         defer { scratch = out }
-        switch chain.run(bytes, into: &out, validate: validate) {
+        switch bytes.withUnsafeBytes({ chain.run($0, into: &out, validate: validate) }) {
         case .kept:
             for n in through.dropLast() { emitted[n] += 1; received[n] += 1 }
             received[through.last!] += 1
             received[through.first!] -= 1   // counted by the caller
-            var v = Payload.bytes(out)
+            var v = Payload.bytes(out[...])
             return walk(through.last!, &v)
         case .dropped:
             return true
@@ -306,7 +306,7 @@ final class Worker {
             switch result {
             case .success:
                 sinkOut[sink].append(out, meta: current.meta)
-                if format == .json { value = .lua(h, original: out) }
+                if format == .json { value = .lua(h, original: out[...]) }
             case .failure(let failure):
                 deadLetter(component: plan.sinks[sink].name, reason: failure.message, detail: failure.traceback, event: current)
             }
@@ -314,7 +314,7 @@ final class Worker {
     }
 
     /// The value as JSON bytes (encoding a Lua table once and remembering the result).
-    private func bytes(_ value: inout Payload, component: String) -> [UInt8]? {
+    private func bytes(_ value: inout Payload, component: String) -> ArraySlice<UInt8>? {
         switch value {
         case .bytes(let b): return b
         case .lua(_, let original?): return original
@@ -323,8 +323,8 @@ final class Worker {
             var out: [UInt8] = []
             switch engine.encodeJSON(h, into: &out) {
             case .success:
-                value = .lua(h, original: out)
-                return out
+                value = .lua(h, original: out[...])
+                return out[...]
             case .failure(let failure):
                 deadLetter(component: component, reason: failure.message, detail: failure.traceback, event: current)
                 return nil

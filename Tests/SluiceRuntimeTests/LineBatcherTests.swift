@@ -7,7 +7,7 @@ import SluiceCore
         var batcher = LineBatcher(batchSize: batchSize)
         var batches: [[Event]] = []
         for c in chunks {
-            Array(c.utf8).withUnsafeBytes { batcher.feed($0) { batches.append($0) } }
+            batcher.feed(Array(c.utf8)) { batches.append($0) }
         }
         batcher.finish { batches.append($0) }
         return (batches.map { $0.map(\.text) }, batches.map { $0.map(\.position) })
