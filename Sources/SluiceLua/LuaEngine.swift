@@ -125,8 +125,7 @@ private let counterThunk: sl_counter_fn = { ctx, name, len, value in
 
 /// One sandboxed Lua state with a pipeline's UDFs loaded.
 ///
-/// Not thread-safe: use it from one thread at a time (one engine per worker). It may be
-/// built on one thread and handed to another (hence `@unchecked Sendable`).
+/// Not thread-safe and not `Sendable`: the thread that builds it owns it (one engine per worker).
 ///
 /// How events look in Lua and how they are written back:
 /// - A JSON object is a table. A null field reads as nil; fields that were null in the input
@@ -147,7 +146,7 @@ private let counterThunk: sl_counter_fn = { ctx, name, len, value in
 /// The sandbox is a whitelist (see `sluice_lua.h`/`engine.c`): no io, os beyond time/clock/date,
 /// debug, package, dofile/loadfile, string.dump, binary chunks, `__gc`; `require` only inside
 /// `udfDir`; `xpcall` handlers run after the error unwound (not yieldable across).
-public final class LuaEngine: @unchecked Sendable {
+public final class LuaEngine {
     private let engine: OpaquePointer
     private let logBox: LogBox
     private let udfDir: String
