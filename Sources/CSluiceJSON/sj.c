@@ -1006,23 +1006,10 @@ value:
         SCALAR_DONE(v);
         goto after;
     }
-    case 't': {
+    case 't': case 'f': case 'n': {
         const uint8_t *v = p;
-        p = validate_literal(p, end, base, "true", 4, res);
-        if (!p) return res ? res->code : SJ_ERR_CHAR;
-        SCALAR_DONE(v);
-        goto after;
-    }
-    case 'f': {
-        const uint8_t *v = p;
-        p = validate_literal(p, end, base, "false", 5, res);
-        if (!p) return res ? res->code : SJ_ERR_CHAR;
-        SCALAR_DONE(v);
-        goto after;
-    }
-    case 'n': {
-        const uint8_t *v = p;
-        p = validate_literal(p, end, base, "null", 4, res);
+        const char *word = *p == 't' ? "true" : *p == 'f' ? "false" : "null";
+        p = validate_literal(p, end, base, word, *p == 'f' ? 5 : 4, res);
         if (!p) return res ? res->code : SJ_ERR_CHAR;
         SCALAR_DONE(v);
         goto after;

@@ -548,6 +548,16 @@ static int ctx_newindex(lua_State *L) {
 
 /* ------------------------------------------------------------------ loaders */
 
+/* Stores the function on top of the stack in the funcs table (argument 1); returns its new id. */
+static int register_function(lua_State *L, sl_engine *e) {
+    int32_t id = e->nfuncs + 1;
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, 1, id);
+    e->nfuncs = id;
+    lua_pushinteger(L, id);
+    return 1;
+}
+
 /* (funcs) -> id, for module e->load_a and function e->load_b. upvalue 1: require. */
 static int loader_fn(lua_State *L) {
     sl_engine *e = sl_E(L);
@@ -563,12 +573,7 @@ static int loader_fn(lua_State *L) {
     lua_rawget(L, -2);
     if (!lua_isfunction(L, -1))
         return luaL_error(L, "'%s' is not a function in module '%s' (got %s)", name, module, luaL_typename(L, -1));
-    int32_t id = e->nfuncs + 1;
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, 1, id);
-    e->nfuncs = id;
-    lua_pushinteger(L, id);
-    return 1;
+    return register_function(L, e);
 }
 
 /* (funcs) -> id, for expression e->load_a labelled e->load_b. upvalue 1: env. */
@@ -591,12 +596,7 @@ static int expr_fn(lua_State *L) {
     if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
     lua_call(L, 0, 1);
     if (!lua_isfunction(L, -1)) return luaL_error(L, "expression did not compile to a function");
-    int32_t id = e->nfuncs + 1;
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, 1, id);
-    e->nfuncs = id;
-    lua_pushinteger(L, id);
-    return 1;
+    return register_function(L, e);
 }
 
 /* (old handles, count, newcap) -> new handles table with the first `count` slots copied. */
