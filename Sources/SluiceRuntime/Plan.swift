@@ -7,18 +7,17 @@ enum LuaCode: Sendable, Hashable {
     case expression(source: String, label: String)
 }
 
+/// Lua code a stage runs and its index in `Plan.luaCode`: workers keep the resolved functions in
+/// an array, so a call needs no lookup by name.
+struct LuaRef: Sendable {
+    var code: LuaCode
+    var slot: Int
+}
+
 /// A test on an event, compiled: declarative ones never enter Lua.
 enum Condition: Sendable {
     case match(CompiledMatch)
-    case lua(LuaCode)
-
-    init(_ predicate: Predicate, label: String) {
-        switch predicate {
-        case .match(let spec): self = .match(CompiledMatch(spec))
-        case .udf(let ref): self = .lua(.udf(module: ref.module, function: ref.function))
-        case .lua(let expression, _): self = .lua(.expression(source: expression, label: label))
-        }
-    }
+    case lua(LuaRef)
 }
 
 /// The executable form of a pipeline: every source and transform is a node with its downstream edges.
@@ -28,8 +27,8 @@ struct Plan: Sendable {
         case source(DataFormat)
         /// A Lua filter (declarative ones are fused into `.declarative`).
         case filter(Condition)
-        case map(LuaCode)
-        case flatMap(LuaCode)
+        case map(LuaRef)
+        case flatMap(LuaRef)
         /// This declarative node and the declarative nodes that follow it in a straight line,
         /// fused into one pass over the bytes; `through` lists the fused nodes, this one first.
         case declarative(DeclarativeChain, through: [Int])
@@ -63,6 +62,23 @@ struct Plan: Sendable {
     var sinks: [Sink] = []
     /// Node index of each source, in spec order.
     var sourceNodes: [Int] = []
+    /// Every piece of Lua the plan needs, each once; `LuaRef.slot` indexes it.
+    private(set) var luaCode: [LuaCode] = []
+
+    /// The slot of `code`, adding it on first use.
+    private mutating func ref(_ code: LuaCode) -> LuaRef {
+        if let slot = luaCode.firstIndex(of: code) { return LuaRef(code: code, slot: slot) }
+        luaCode.append(code)
+        return LuaRef(code: code, slot: luaCode.count - 1)
+    }
+
+    private mutating func condition(_ predicate: Predicate, label: String) -> Condition {
+        switch predicate {
+        case .match(let spec): return .match(CompiledMatch(spec))
+        case .udf(let r): return .lua(ref(.udf(module: r.module, function: r.function)))
+        case .lua(let expression, _): return .lua(ref(.expression(source: expression, label: label)))
+        }
+    }
 
     init(_ spec: PipelineSpec) {
         var index: [String: Int] = [:]
@@ -77,9 +93,9 @@ struct Plan: Sendable {
             switch t.kind {
             case .filter(.match): op = .declarative(DeclarativeChain([]), through: [])   // fused below
             case .project: op = .declarative(DeclarativeChain([]), through: [])
-            case .filter(let p): op = .filter(Condition(p, label: t.name))
-            case .map(let ref): op = .map(.udf(module: ref.module, function: ref.function))
-            case .flatMap(let ref): op = .flatMap(.udf(module: ref.module, function: ref.function))
+            case .filter(let p): op = .filter(condition(p, label: t.name))
+            case .map(let r): op = .map(ref(.udf(module: r.module, function: r.function)))
+            case .flatMap(let r): op = .flatMap(ref(.udf(module: r.module, function: r.function)))
             }
             nodes.append(Node(name: t.name, operation: op))
         }
@@ -108,24 +124,9 @@ struct Plan: Sendable {
         }
         for (i, s) in spec.sinks.enumerated() {
             sinks.append(Sink(name: s.name, format: s.format, queue: s.queue))
-            let when = s.when.map { Condition($0, label: "\(s.name).when") }
+            let when = s.when.map { condition($0, label: "\(s.name).when") }
             for upstream in s.from { if let u = index[upstream] { nodes[u].downstream.append(.sink(i, when: when)) } }
         }
     }
 
-    /// Every piece of Lua the plan needs, for resolving in a fresh engine.
-    var luaCode: [LuaCode] {
-        var all: [LuaCode] = []
-        func add(_ c: Condition?) { if case .lua(let code)? = c { all.append(code) } }
-        for n in nodes {
-            switch n.operation {
-            case .filter(let c): add(c)
-            case .map(let code), .flatMap(let code): all.append(code)
-            default: break
-            }
-            for e in n.downstream { if case .sink(_, let when) = e { add(when) } }
-        }
-        var seen = Set<LuaCode>()
-        return all.filter { seen.insert($0).inserted }
-    }
 }

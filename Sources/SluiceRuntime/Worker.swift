@@ -35,7 +35,8 @@ final class Worker {
     private let lua: LuaSettings
     private let needsLua: Bool
     private var engine: LuaEngine?
-    private var functions: [LuaCode: LuaFunctionID] = [:]
+    /// Resolved functions, indexed by `LuaRef.slot`.
+    private var functions: [LuaFunctionID] = []
 
     // Per-batch state.
     private var live: [LuaEventHandle] = []
@@ -66,11 +67,11 @@ final class Worker {
     private func buildEngine(_ version: LiveCode.Version? = nil) throws(LuaLoadError) {
         let target = version ?? lua.live?.current ?? LiveCode.Version(number: lua.version, dir: lua.udfDir)
         let e = try LuaEngine(udfDir: target.dir, limits: lua.limits, version: target.number, log: lua.log)
-        var functions: [LuaCode: LuaFunctionID] = [:]
+        var functions: [LuaFunctionID] = []
         for code in plan.luaCode {
             switch code {
-            case .udf(let module, let function): functions[code] = try e.function(module: module, name: function)
-            case .expression(let source, let label): functions[code] = try e.expression(source, label: label)
+            case .udf(let module, let function): functions.append(try e.function(module: module, name: function))
+            case .expression(let source, let label): functions.append(try e.expression(source, label: label))
             }
         }
         self.engine = e
@@ -222,7 +223,8 @@ final class Worker {
             case .poisoned: return false
             }
         case .map(let code), .flatMap(let code):
-            guard let engine, let fn = functions[code] else { return true }
+            guard let engine, code.slot < functions.count else { return true }
+            let fn = functions[code.slot]
             guard let h = handle(&value, component: name) else { return true }
             var outputs: [LuaEventHandle] = []
             let result: Result<Void, LuaFailure>
@@ -274,7 +276,8 @@ final class Worker {
             guard let bytes = bytes(&value, component: component) else { return .failed }
             return bytes.withUnsafeBytes { match.matches($0) } ? .pass : .reject
         case .lua(let code):
-            guard let engine, let fn = functions[code] else { return .reject }
+            guard let engine, code.slot < functions.count else { return .reject }
+            let fn = functions[code.slot]
             guard let h = handle(&value, component: component) else { return .failed }
             switch engine.test(fn, h, meta: current.meta) {
             case .success(let keep): return keep ? .pass : .reject

@@ -127,12 +127,12 @@ extension Plan {
         var names: [String] = []
         for node in nodes {
             switch node.operation {
-            case .filter(.lua(let c)) where c == code: names.append(node.name)
-            case .map(let c) where c == code, .flatMap(let c) where c == code: names.append(node.name)
+            case .filter(.lua(let r)) where r.code == code: names.append(node.name)
+            case .map(let r) where r.code == code, .flatMap(let r) where r.code == code: names.append(node.name)
             default: break
             }
             for edge in node.downstream {
-                if case .sink(let s, .lua(let c)?) = edge, c == code, !names.contains(sinks[s].name) { names.append(sinks[s].name) }
+                if case .sink(let s, .lua(let r)?) = edge, r.code == code, !names.contains(sinks[s].name) { names.append(sinks[s].name) }
             }
         }
         return names.map { "'\($0)'" }.joined(separator: ", ")
