@@ -167,7 +167,7 @@ public final class Pipeline: Sendable {
     public func run() -> RunReport {
         let errors = ErrorList()
         let work = BoundedQueue<Batch>(capacity: workerCount * 4)
-        let sequencers = spec.sources.map { _ in Sequencer() }
+        let sequencers = spec.sources.map { _ in Sequencer(limit: workerCount * 4) }
 
         let sinkGroup = DispatchGroup()
         let dlq = deadLetterRunner
@@ -260,7 +260,7 @@ public final class Pipeline: Sendable {
                     DeadLetter(component: spec.sources[batch.source].name, reason: "worker could not load Lua code: \(error)",
                                source: spec.sources[batch.source].name, event: $0)
                 }
-                sequencers[batch.source].inTurn(batch.sequence) {
+                sequencers[batch.source].complete(batch.sequence) { [self] in
                     publishDeadLetters(dead, acknowledgement: batch.acknowledgement)
                     batch.acknowledgement?.release()
                 }
@@ -270,7 +270,7 @@ public final class Pipeline: Sendable {
         let live = lua.live
         while let (batch, code) = work.pop(stamping: { live?.current }) {
             let output = worker.process(batch, code: code)
-            sequencers[batch.source].inTurn(batch.sequence) {
+            sequencers[batch.source].complete(batch.sequence) { [self] in
                 publish(output, acknowledgement: batch.acknowledgement)
             }
             stats.mergeLuaCounters(worker.batchLuaCounters)

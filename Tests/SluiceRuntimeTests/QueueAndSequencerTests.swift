@@ -42,14 +42,14 @@ import SluiceCore
     }
 
     @Test func sequencerPublishesInSequenceOrderWhateverTheFinishingOrder() {
-        let sequencer = Sequencer()
+        let sequencer = Sequencer(limit: 4)
         let order = OrderLog()
         let group = DispatchGroup()
         for n in (0..<50).reversed() {
             group.enter()
             Thread {
                 usleep(UInt32.random(in: 0...2000))
-                sequencer.inTurn(UInt64(n)) { order.append(n) }
+                sequencer.complete(UInt64(n)) { order.append(n) }
                 group.leave()
             }.start()
         }
