@@ -76,17 +76,6 @@ public final class Pipeline: Sendable {
         var lua = LuaSettings(udfDir: spec.udfs.dir,
                               limits: LuaLimits(instructions: spec.udfs.instructionLimit, memoryBytes: spec.udfs.memoryLimit),
                               version: 1, log: options.log)
-        if options.sourceOverrides == nil, !plan.luaCode.isEmpty {
-            do {
-                reloader = try Reloader(mode: spec.udfs.reload, udfDir: spec.udfs.dir, plan: plan, lua: lua)
-            } catch {
-                throw PipelineError(message: "cannot snapshot the UDF directory \(spec.udfs.dir): \(error)")
-            }
-            lua.live = reloader?.live
-        } else {
-            reloader = nil
-        }
-        self.lua = lua
 
         var sources: [any EventSource] = []
         for source in spec.sources {
@@ -147,6 +136,19 @@ public final class Pipeline: Sendable {
         // Fail before starting if any Lua cannot load, with its file:line.
         do { _ = try Worker(plan: plan, lua: lua) }
         catch { throw PipelineError(message: error.description) }
+
+        // Last, so that a failure above leaves no UDF snapshot behind.
+        if options.sourceOverrides == nil, !plan.luaCode.isEmpty {
+            do {
+                reloader = try Reloader(mode: spec.udfs.reload, udfDir: spec.udfs.dir, plan: plan, lua: lua)
+            } catch {
+                throw PipelineError(message: "cannot snapshot the UDF directory \(spec.udfs.dir): \(error)")
+            }
+            lua.live = reloader?.live
+        } else {
+            reloader = nil
+        }
+        self.lua = lua
     }
 
     /// Asks the sources to stop; the run then drains and returns. Safe to call from any thread, more than once.
