@@ -4,48 +4,6 @@ import SluiceCore
 import SluiceSpec
 import SluiceLua
 
-/// How a pipeline run is wired to the outside world.
-public struct RunOptions: Sendable {
-    /// Replace every source by these in-memory events (`sluice test`); sources not named get none.
-    public var sourceOverrides: [String: [Event]]?
-    /// Keep sink and dead letter output in memory instead of writing it (`sluice test`).
-    public var captureSinks: Bool
-    /// Where the engine and UDFs log: (level, message).
-    public var log: @Sendable (String, String) -> Void
-
-    public init(sourceOverrides: [String: [Event]]? = nil, captureSinks: Bool = false,
-                log: @escaping @Sendable (String, String) -> Void = RunOptions.stderrLog) {
-        self.sourceOverrides = sourceOverrides; self.captureSinks = captureSinks; self.log = log
-    }
-
-    /// Logs to stderr; `debug` lines only when `SLUICE_LOG=debug`.
-    public static let stderrLog: @Sendable (String, String) -> Void = { level, message in
-        if level == "debug" && !debugLogging { return }
-        FileHandle.standardError.write(Data("sluice: \(level): \(message)\n".utf8))
-    }
-
-    static let debugLogging = ProcessInfo.processInfo.environment["SLUICE_LOG"] == "debug"
-}
-
-/// The result of a finished run.
-public struct RunReport: Sendable {
-    public var counts: [String: ComponentCounts]
-    public var udfCounters: [String: Int64]
-    /// With `captureSinks`: every sink's events, in order. The dead letter records are under `dead_letter`.
-    public var captured: [String: [[UInt8]]]
-    /// Problems that stopped a source or a sink early.
-    public var errors: [String]
-    /// The UDF version live at the end (1 + reloads published) and reloads rejected.
-    public var udfVersion: Int
-    public var reloadsRejected: Int
-}
-
-/// A pipeline could not be built.
-public struct PipelineError: Error, CustomStringConvertible, Sendable {
-    public var message: String
-    public var description: String { message }
-}
-
 /// A running pipeline: source threads feed a bounded work queue, N workers run the fused stateless
 /// transforms, and every sink drains its own bounded queue on its own thread.
 /// `stop()` (SIGINT/SIGTERM) stops the sources; everything already read is processed and written.

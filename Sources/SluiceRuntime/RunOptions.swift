@@ -1,0 +1,25 @@
+import Foundation
+import SluiceCore
+
+/// How a pipeline run is wired to the outside world.
+public struct RunOptions: Sendable {
+    /// Replace every source by these in-memory events (`sluice test`); sources not named get none.
+    public var sourceOverrides: [String: [Event]]?
+    /// Keep sink and dead letter output in memory instead of writing it (`sluice test`).
+    public var captureSinks: Bool
+    /// Where the engine and UDFs log: (level, message).
+    public var log: @Sendable (String, String) -> Void
+
+    public init(sourceOverrides: [String: [Event]]? = nil, captureSinks: Bool = false,
+                log: @escaping @Sendable (String, String) -> Void = RunOptions.stderrLog) {
+        self.sourceOverrides = sourceOverrides; self.captureSinks = captureSinks; self.log = log
+    }
+
+    /// Logs to stderr; `debug` lines only when `SLUICE_LOG=debug`.
+    public static let stderrLog: @Sendable (String, String) -> Void = { level, message in
+        if level == "debug" && !debugLogging { return }
+        FileHandle.standardError.write(Data("sluice: \(level): \(message)\n".utf8))
+    }
+
+    static let debugLogging = ProcessInfo.processInfo.environment["SLUICE_LOG"] == "debug"
+}

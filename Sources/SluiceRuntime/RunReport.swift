@@ -1,0 +1,18 @@
+/// The result of a finished run.
+public struct RunReport: Sendable {
+    public var counts: [String: ComponentCounts]
+    public var udfCounters: [String: Int64]
+    /// With `captureSinks`: every sink's events, in order. The dead letter records are under `dead_letter`.
+    public var captured: [String: [[UInt8]]]
+    /// Problems that stopped a source or a sink early.
+    public var errors: [String]
+    /// The UDF version live at the end (1 + reloads published) and reloads rejected.
+    public var udfVersion: Int
+    public var reloadsRejected: Int
+}
+
+/// A pipeline could not be built.
+public struct PipelineError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var description: String { message }
+}
