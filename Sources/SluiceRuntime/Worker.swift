@@ -152,12 +152,7 @@ final class Worker {
     }
 
     private static func jsonProblem(_ bytes: ArraySlice<UInt8>) -> String? {
-        bytes.withUnsafeBytes { raw -> String? in
-            if let error = JSONValidator.validate(raw) { return "invalid JSON: \(error)" }
-            var i = 0
-            while i < raw.count, raw[i] == 0x20 || raw[i] == 0x09 || raw[i] == 0x0D { i += 1 }
-            return i < raw.count && raw[i] == UInt8(ascii: "{") ? nil : "invalid event: expected a JSON object"
-        }
+        bytes.withUnsafeBytes { raw in JSONValidator.validateObject(raw).map { "invalid JSON: \($0)" } }
     }
 
     private func rebuildAfterPoison() {

@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -34,8 +35,6 @@ final class SignalHandlers {
 
     deinit { for s in sources { s.cancel() } }
 }
-
-import Synchronization
 
 private final class SignalCount: Sendable {
     private let count = Atomic<Int>(0)

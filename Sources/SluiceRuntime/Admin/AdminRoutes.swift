@@ -48,14 +48,14 @@ struct AdminRoutes: Sendable {
         }
         let p = "pipeline=\"\(escape(pipeline))\""
         let counts = stats.snapshot.sorted { $0.key < $1.key }
-        family("sluice_events_received_total", "counter", "Events received by a component.",
-               counts.map { ("{\(p),component=\"\(escape($0.key))\"}", Double($0.value.received)) })
-        family("sluice_events_emitted_total", "counter", "Events a component passed on (sinks: written).",
-               counts.map { ("{\(p),component=\"\(escape($0.key))\"}", Double($0.value.emitted)) })
+        func perComponent(_ count: KeyPath<ComponentCounts, Int>) -> [(String, Double)] {
+            counts.map { ("{\(p),component=\"\(escape($0.key))\"}", Double($0.value[keyPath: count])) }
+        }
+        family("sluice_events_received_total", "counter", "Events received by a component.", perComponent(\.received))
+        family("sluice_events_emitted_total", "counter", "Events a component passed on (sinks: written).", perComponent(\.emitted))
         family("sluice_events_dead_lettered_total", "counter", "Events a component sent to the dead letter sink.",
-               counts.map { ("{\(p),component=\"\(escape($0.key))\"}", Double($0.value.deadLettered)) })
-        family("sluice_events_dropped_total", "counter", "Events a sink dropped (when_full: drop_newest).",
-               counts.map { ("{\(p),component=\"\(escape($0.key))\"}", Double($0.value.dropped)) })
+               perComponent(\.deadLettered))
+        family("sluice_events_dropped_total", "counter", "Events a sink dropped (when_full: drop_newest).", perComponent(\.dropped))
         family("sluice_sink_queue_events", "gauge", "Events waiting in a sink's queue (a sink that is behind).",
                sinks.map { ("{\(p),sink=\"\(escape($0.name))\"}", Double($0.queue.currentWeight)) })
         family("sluice_sink_queue_capacity", "gauge", "Capacity of a sink's queue, in events.",
