@@ -27,6 +27,9 @@ public enum MermaidGraph {
             case .map(let ref): kind = "map \(ref)"
             case .flatMap(let ref): kind = "flat_map \(ref)"
             case .project: kind = "project"
+            case .join: kind = "join"
+            case .dedup: kind = "dedup"
+            case .aggregate: kind = "aggregate"
             }
             lines.append("  \(id(t.name))[\(label(t.name, kind))]")
             for f in t.from { lines.append("  \(id(f)) --> \(id(t.name))") }

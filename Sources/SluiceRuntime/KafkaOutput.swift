@@ -17,7 +17,11 @@ final class KafkaOutput: SinkOutput {
         self.sink = sink
         self.topic = spec.topic
         do {
-            key = try spec.key.map { t throws(KafkaError) in try KeyTemplate(t) }
+            key = try spec.key.map { t throws(KeyTemplateError) in try KeyTemplate(t) }
+        } catch {
+            throw SinkError(sink: sink, message: "\(error)")
+        }
+        do {
             producer = try KafkaProducerClient(config: KafkaProducerConfig(brokers: spec.brokers, options: spec.options)) { level, message in
                 log(level, "sink '\(sink)': \(message)")
             }

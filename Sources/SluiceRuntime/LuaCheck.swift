@@ -34,7 +34,9 @@ public enum LuaCheck {
             switch t.kind {
             case .filter(let p): check(p, label: t.name)
             case .map(let ref), .flatMap(let ref): check(ref)
-            case .project: break
+            case .project, .dedup: break
+            case .join(let j): if let m = j.merge { check(m) }
+            case .aggregate(let a): if case .udf(let ref) = a.reduce { check(ref) }
             }
         }
         for s in spec.sinks { check(s.when, label: "\(s.name).when") }

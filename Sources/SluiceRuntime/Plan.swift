@@ -32,6 +32,8 @@ struct Plan: Sendable {
         /// This declarative node and the declarative nodes that follow it in a straight line,
         /// fused into one pass over the bytes; `through` lists the fused nodes, this one first.
         case declarative(DeclarativeChain, through: [Int])
+        /// A stateful transform (join, dedup, aggregate): `Plan.operators` index. Starts a stage.
+        case keyed(Int)
     }
 
     enum Edge: Sendable {
@@ -96,6 +98,7 @@ struct Plan: Sendable {
             case .filter(let p): op = .filter(condition(p, label: t.name))
             case .map(let r): op = .map(ref(.udf(module: r.module, function: r.function)))
             case .flatMap(let r): op = .flatMap(ref(.udf(module: r.module, function: r.function)))
+            case .join, .dedup, .aggregate: op = .keyed(0)
             }
             nodes.append(Node(name: t.name, operation: op))
         }

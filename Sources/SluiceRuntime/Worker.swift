@@ -240,6 +240,8 @@ final class Worker {
         case .declarative(let chain, let through):
             guard let bytes = bytes(&value, component: name) else { return true }
             return runChain(chain, through: through, on: bytes, validate: false)
+        case .keyed:
+            return true
         }
     }
 

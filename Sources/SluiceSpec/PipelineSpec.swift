@@ -64,6 +64,8 @@ public struct SourceSpec: Sendable {
     public var location: SourceLocation
     public var format: DataFormat
     public var kind: Kind
+    /// `time`, `lateness`, `idle`: event time and the watermark of this source.
+    public var time: EventTimeSpec = EventTimeSpec()
 
     public enum Kind: Sendable {
         /// `path` is absolute (resolved against the spec directory).
@@ -97,7 +99,33 @@ public struct TransformSpec: Sendable {
         case map(UDFRef)
         case flatMap(UDFRef)
         case project([ProjectField])
+        case join(JoinSpec)
+        case dedup(DedupSpec)
+        case aggregate(AggregateSpec)
     }
+    /// Workers of the stage a stateful transform starts (nil = `settings.workers`).
+    public var parallelism: Int?
+    /// `state: { max_keys, max_bytes }` of a stateful transform.
+    public var state: StateLimits = StateLimits()
+
+    /// True for `join`, `dedup` and `aggregate`: keyed, on event time, starting a new stage.
+    public var isStateful: Bool {
+        switch kind {
+        case .join, .dedup, .aggregate: return true
+        default: return false
+        }
+    }
+
+    /// The keyed inputs of a stateful transform (left then right for a join); empty for stateless ones.
+    public var keyedInputs: [KeyedInput] {
+        switch kind {
+        case .join(let j): return [j.left, j.right]
+        case .dedup(let d): return [d.input]
+        case .aggregate(let a): return [a.input]
+        default: return []
+        }
+    }
+
     public init(name: String, location: SourceLocation, from: [String], kind: Kind) {
         self.name = name; self.location = location; self.from = from; self.kind = kind
     }
@@ -148,6 +176,9 @@ public struct Settings: Sendable {
     public var workers: Int?
     /// The admin HTTP endpoint (`/metrics`, `/health`, `/ready`, `POST /reload`); nil = none.
     public var admin: AdminSpec?
+    /// `max_drift` (ms, default 5 min): a source whose watermark runs further ahead of the slowest
+    /// input of a stateful transform it feeds is paused until the others catch up.
+    public var maxDrift: Int64 = 300_000
     public init(queueCapacity: Int = 1024, batchSize: Int = 256, workers: Int? = nil) {
         self.queueCapacity = queueCapacity; self.batchSize = batchSize; self.workers = workers
     }

@@ -1,5 +1,6 @@
 import Testing
 @testable import SluiceKafka
+import SluiceCore
 
 @Suite struct OffsetTrackerTests {
     @Test func inOrderAcknowledgementsAdvanceTheCommittableOffset() {
@@ -99,9 +100,9 @@ import Testing
     }
 
     @Test func malformedTemplatesAreRejected() {
-        #expect(throws: KafkaError.self) { try KeyTemplate("{a") }
-        #expect(throws: KafkaError.self) { try KeyTemplate("a}") }
-        #expect(throws: KafkaError.self) { try KeyTemplate("{}") }
+        #expect(throws: KeyTemplateError.self) { try KeyTemplate("{a") }
+        #expect(throws: KeyTemplateError.self) { try KeyTemplate("a}") }
+        #expect(throws: KeyTemplateError.self) { try KeyTemplate("{}") }
         #expect((try? KeyTemplate("{a}-{b.c}"))?.fields == ["a", "b.c"])
     }
 }

@@ -8,6 +8,13 @@ import CSluiceJSON
 /// - A missing field, a `null`, or input that is not a JSON object renders as the empty string (so
 ///   `'{a}:{b}'` with no `b` gives `"x:"`); `fields(in:)` tells which fields are missing, to reject if wanted.
 /// - `{{` and `}}` are literal braces; everything else is copied as is.
+/// A key template that does not parse: the template and what is wrong with it.
+public struct KeyTemplateError: Error, Sendable, CustomStringConvertible {
+    public var template: String
+    public var message: String
+    public var description: String { "key template '\(template)': \(message)" }
+}
+
 public struct KeyTemplate: Sendable, Equatable, CustomStringConvertible {
     enum Part: Sendable, Equatable {
         case literal([UInt8])
@@ -24,14 +31,14 @@ public struct KeyTemplate: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Parses a template; throws on an unclosed `{`, an empty `{}`, or a lone `}`.
-    public init(_ template: String) throws(KafkaError) {
+    public init(_ template: String) throws(KeyTemplateError) {
         description = template
         var parts: [Part] = []
         var literal: [UInt8] = []
         let b = Array(template.utf8)
         var i = 0
-        func fail(_ why: String) -> KafkaError {
-            KafkaError(code: -186, message: "key template '\(template)': \(why) at character \(i + 1)")
+        func fail(_ why: String) -> KeyTemplateError {
+            KeyTemplateError(template: template, message: "\(why) at character \(i + 1)")
         }
         while i < b.count {
             let c = b[i]

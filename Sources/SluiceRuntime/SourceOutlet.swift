@@ -1,0 +1,28 @@
+import SluiceCore
+
+/// What a source hands its batches to: the bounded work queue, stamping each batch with the
+/// source's next sequence number. Used only by the source's own thread.
+final class SourceOutlet {
+    let source: Int
+    private let work: BoundedQueue<Batch>
+    private var sequence: UInt64 = 0
+
+    init(source: Int, work: BoundedQueue<Batch>) {
+        self.source = source; self.work = work
+    }
+
+    /// Blocks while the work queue is full (backpressure).
+    func emit(_ events: [Event], acknowledgement: Acknowledgement? = nil) {
+        guard !events.isEmpty else { return }
+        if work.push(Batch(source: source, sequence: sequence, events: events, acknowledgement: acknowledgement)) { sequence += 1 }
+    }
+
+    /// Hands the batch over if there is room within `wait` seconds; false means "still full, try again later".
+    func offer(_ events: [Event], acknowledgement: Acknowledgement? = nil, wait: Double = 0) -> Bool {
+        guard !events.isEmpty else { return true }
+        let batch = Batch(source: source, sequence: sequence, events: events, acknowledgement: acknowledgement)
+        guard wait > 0 ? work.push(batch, timeout: wait) : work.offer(batch) else { return false }
+        sequence += 1
+        return true
+    }
+}
