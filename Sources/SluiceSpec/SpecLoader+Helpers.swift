@@ -112,6 +112,19 @@ extension Loader {
         return out
     }
 
+    /// A duration (`250ms`, `10s`, `5m`, `1h`, `1d`) in milliseconds; `positive` rejects zero.
+    mutating func duration(_ node: YAMLNode, _ what: String, positive: Bool) -> Int64? {
+        guard let text = node.scalarText, !node.isNull, let ms = YAMLScalars.parseDurationMillis(text) else {
+            diags.error(node.location, "invalid duration \(node.kindDescription) for \(what) (expected e.g. 250ms, 10s, 5m or 1h)")
+            return nil
+        }
+        if positive && ms <= 0 {
+            diags.error(node.location, "\(what) must be greater than 0, found \(text)")
+            return nil
+        }
+        return ms
+    }
+
     mutating func udfRef(_ node: YAMLNode, _ what: String) -> UDFRef? {
         guard let text = string(node, what) else { return nil }
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)

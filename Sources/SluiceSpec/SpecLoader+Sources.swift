@@ -5,12 +5,13 @@ extension Loader {
     mutating func parseSource(_ key: YAMLNode, _ value: YAMLNode) -> SourceSpec? {
         let name = key.scalarText ?? ""
         let what = "source '\(name)'"
-        let f = fields(value, what, allowed: Self.sourceTypes + ["format"], notSupported: ["time"])
+        let f = fields(value, what, allowed: Self.sourceTypes + ["format", "time", "lateness", "idle"])
         graph.append(GraphNode(name: name, role: .source, location: key.location, from: [], fromKnown: true))
         var format = DataFormat.json
         if let node = f?["format"], let v = choice(node, "'format' of \(what)", ["json", "text"]) {
             format = DataFormat(rawValue: v) ?? .json
         }
+        let time = eventTime(f, what)
         guard let (type, typeKey, body) = typeKey("source", name, key, f, value, types: Self.sourceTypes, unsupported: [])
         else { return nil }
         let inner = "'\(type)' of \(what)"
@@ -72,7 +73,27 @@ extension Loader {
         default:
             return nil
         }
-        guard let kind else { return nil }
-        return SourceSpec(name: name, location: key.location, format: format, kind: kind)
+        guard let kind, let time else { return nil }
+        var source = SourceSpec(name: name, location: key.location, format: format, kind: kind)
+        source.time = time
+        return source
+    }
+
+    /// `time: FIELD`, `lateness: D`, `idle: D` of a source; nil if any of them is invalid.
+    mutating func eventTime(_ f: Fields?, _ what: String) -> EventTimeSpec? {
+        var t = EventTimeSpec()
+        var ok = true
+        if let node = f?["time"] {
+            if let text = string(node, "'time' of \(what)"), let p = fieldPath(text, at: node.location, "'time' of \(what)") {
+                t.field = p
+            } else { ok = false }
+        }
+        if let node = f?["lateness"] {
+            if let v = duration(node, "'lateness' of \(what)", positive: false) { t.lateness = v } else { ok = false }
+        }
+        if let node = f?["idle"] {
+            if let v = duration(node, "'idle' of \(what)", positive: true) { t.idle = v } else { ok = false }
+        }
+        return ok ? t : nil
     }
 }

@@ -1,15 +1,22 @@
 import SluiceCore
 
-/// Stateless transforms: `filter`, `map`, `flat_map`, `project`.
+/// Transforms; the stateless ones (`filter`, `map`, `flat_map`, `project`) in full.
 extension Loader {
     mutating func parseTransform(_ key: YAMLNode, _ value: YAMLNode) -> TransformSpec? {
         let name = key.scalarText ?? ""
         let what = "transform '\(name)'"
-        let f = fields(value, what, allowed: Self.transformTypes + ["from"], notSupported: ["join", "dedup", "aggregate"])
+        let f = fields(value, what, allowed: Self.transformTypes + ["from", "parallelism", "state"])
+        let typed = typeKey("transform", name, key, f, value, types: Self.transformTypes, unsupported: [])
+        if let (type, typeKey, body) = typed, Self.statefulTypes.contains(type), let f {
+            return parseStateful(name, key, f, type, typeKey, body)
+        }
         let from = readFrom("transform", name, key, f, role: .transform)
-        guard let (type, typeKey, body) = typeKey("transform", name, key, f, value, types: Self.transformTypes,
-                                                  unsupported: ["join", "dedup", "aggregate"])
-        else { return nil }
+        guard let (type, typeKey, body) = typed else { return nil }
+        for k in ["parallelism", "state"] {
+            if let kn = f?.keyNode(k) {
+                diags.error(kn.location, "'\(k)' applies only to stateful transforms (join, dedup, aggregate), not to '\(type)' (in \(what))")
+            }
+        }
         let inner = "'\(type)' of \(what)"
         var kind: TransformSpec.Kind?
         switch type {
