@@ -162,6 +162,7 @@ struct Plan: Sendable {
             let when = s.when.map { condition($0, label: "\(s.name).when") }
             for upstream in s.from { if let u = index[upstream] { nodes[u].downstream.append(.sink(i, when: when)) } }
         }
+        wireStages()
     }
 
 }
