@@ -323,8 +323,8 @@ extension Loader {
         return nonEmptyString(node, what).map { ($0, node.location) }
     }
 
-    /// A key template with at least one `{field}`; a malformed one is reported at its node.
-    mutating func keyTemplate(_ node: YAMLNode, _ what: String) -> KeyTemplate? {
+    /// A key template (with at least one `{field}` if `requireField`); a malformed one is reported at its node.
+    mutating func keyTemplate(_ node: YAMLNode, _ what: String, requireField: Bool = true) -> KeyTemplate? {
         guard let text = nonEmptyString(node, what) else { return nil }
         let template: KeyTemplate
         do {
@@ -333,7 +333,7 @@ extension Loader {
             diags.error(node.location, "invalid key template '\(text)' for \(what): \(error.message)")
             return nil
         }
-        if template.fields.isEmpty {
+        if requireField && template.fields.isEmpty {
             diags.error(node.location, "key template '\(text)' for \(what) names no field (e.g. '{profile_id}')")
             return nil
         }
