@@ -31,7 +31,7 @@ extension Loader {
         if node.scalarText == "none", !node.isNull { return WindowSpec.none }
         guard node.mappingPairs != nil, let w = fields(node, what, allowed: ["tumbling", "sliding", "every", "session"]) else {
             if node.mappingPairs == nil {
-                let found = node.isNull ? "nothing" : node.scalarText.map { "'\($0)'" } ?? node.kindDescription
+                let found = node.scalarText.map { "'\($0)'" } ?? node.kindDescription
                 diags.error(node.location, "invalid window \(found) for \(what) (\(expected))")
             }
             return nil
@@ -146,7 +146,7 @@ extension Loader {
         }
         let options = ["on_window_close", "on_change"]
         guard let text = node.scalarText, !node.isNull, options.contains(text) else {
-            let found = node.isNull ? "nothing" : node.scalarText.map { "'\($0)'" } ?? node.kindDescription
+            let found = node.scalarText.map { "'\($0)'" } ?? node.kindDescription
             let hint = node.scalarText.flatMap { Suggest.closest(to: $0, among: options) }.map { "; did you mean '\($0)'?" } ?? ""
             diags.error(node.location, "invalid value \(found) for \(what) (expected on_window_close, on_change or { every: D }\(hint))")
             return nil

@@ -182,3 +182,13 @@ func statefulErrors(_ transform: String) -> [String] {
         "p.yaml:5:24: invalid duration '5' for 'max_drift' in 'settings' (expected e.g. 250ms, 10s, 5m or 1h)",
     ])
 }
+
+/// A misspelt stateful type key is reported once (its `from` may be inside the body, so no "missing 'from'").
+@Test func misspeltStatefulTypeKey() {
+    #expect(statefulErrors(#"  t: { dedupe: { from: plays, key: '{id}', within: 1m } }"#) == [
+        "p.yaml:5:8: unknown key 'dedupe' in transform 't' (did you mean 'dedup'?)",
+    ])
+    #expect(statefulErrors(#"  t: { from: plays, agregate: { key: '{id}' } }"#) == [
+        "p.yaml:5:21: unknown key 'agregate' in transform 't' (did you mean 'aggregate'?)",
+    ])
+}
