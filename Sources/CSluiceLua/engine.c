@@ -497,7 +497,9 @@ static int ctx_count(lua_State *L) {
     lua_Integer cur = 0;
     if (lua_rawget(L, lua_upvalueindex(1)) == LUA_TNUMBER) cur = lua_tointeger(L, -1);
     lua_pop(L, 1);
-    lua_pushinteger(L, (lua_Integer)((lua_Unsigned)cur + (lua_Unsigned)n));
+    lua_Integer sum;   /* saturate, like the Swift totals: never wrap to a negative count */
+    if (__builtin_add_overflow(cur, n, &sum)) sum = n > 0 ? LUA_MAXINTEGER : LUA_MININTEGER;
+    lua_pushinteger(L, sum);
     lua_rawset(L, lua_upvalueindex(1));
     return 0;
 }
