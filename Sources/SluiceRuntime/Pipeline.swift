@@ -44,7 +44,7 @@ public final class Pipeline: Sendable {
             switch source.kind {
             case .file(let path, let follow):
                 guard FileManager.default.isReadableFile(atPath: path) else {
-                    throw PipelineError(message: "\(source.location): source '\(source.name)': cannot read \(path)")
+                    throw PipelineError(message: "\(source.location): source '\(source.name)': cannot read \(path)", kind: .input)
                 }
                 sources.append(FileSource(name: source.name, path: path, follow: follow))
             case .stdin:
