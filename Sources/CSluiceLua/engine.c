@@ -1010,6 +1010,14 @@ int sl_call(sl_engine *e, int32_t fn, int32_t h, const sl_meta *meta, int mode,
             rc = SL_BAD_RETURN;
         } else {
             nlist = lua_rawlen(L, res);
+            size_t nkeys = 0;   /* a hash ({a = 1}) or a list with named keys is not a list */
+            lua_pushnil(L);
+            while (lua_next(L, res) && nkeys <= nlist) { lua_pop(L, 1); nkeys++; }
+            lua_settop(L, res);
+            if (nkeys != nlist) {
+                sl_set_errorf(e, "flat_map must return a list of events or nil, got a table with non-list keys");
+                rc = SL_BAD_RETURN;
+            }
             for (size_t i = 1; i <= nlist && rc == SL_OK; i++) {
                 int et = lua_rawgeti(L, res, (lua_Integer)i);
                 if (!is_event_value(et)) {

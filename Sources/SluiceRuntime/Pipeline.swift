@@ -173,7 +173,8 @@ public final class Pipeline: Sendable {
             let stopFlag = stopFlag
             startThread("sluice-source-\(name)", sourcesDone) {
                 do {
-                    try source.run(batchSize: batchSize, stop: stopFlag, outlet: SourceOutlet(source: index, work: work))
+                    try source.run(batchSize: batchSize, stop: stopFlag,
+                                   outlet: SourceOutlet(source: index, work: work, deadLetters: { [self] in sourceDeadLetters($0) }))
                 } catch {
                     log("error", "\(error)")
                     errors.append("\(error)")

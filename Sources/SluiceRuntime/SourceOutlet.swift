@@ -7,8 +7,11 @@ final class SourceOutlet {
     private let work: BoundedQueue<Batch>
     private var sequence: UInt64 = 0
 
-    init(source: Int, work: BoundedQueue<Batch>) {
-        self.source = source; self.work = work
+    /// Where a source sends events it rejects itself (a generator's failed calls); nil drops them.
+    let deadLetters: (@Sendable ([DeadLetter]) -> Void)?
+
+    init(source: Int, work: BoundedQueue<Batch>, deadLetters: (@Sendable ([DeadLetter]) -> Void)? = nil) {
+        self.source = source; self.work = work; self.deadLetters = deadLetters
     }
 
     /// Blocks while the work queue is full (backpressure).

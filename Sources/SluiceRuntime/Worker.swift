@@ -232,6 +232,11 @@ final class Worker {
             if case .failure(let failure) = result {
                 return luaFailed(failure, component: name, node: node)
             }
+            if currentFormat == .json, let problem = EventShapeCheck.problem(outputs, engine: engine, operation: plan.nodes[node].operation) {
+                rejected[node] += 1
+                deadLetter(component: name, reason: problem, detail: nil, event: current)
+                return true
+            }
             for o in outputs {
                 var v = Payload.lua(o, original: nil)
                 if !walk(node, &v) { return false }
