@@ -80,6 +80,10 @@ struct FileSource: EventSource {
     var follow: Bool
 
     func run(batchSize: Int, stop: StopFlag, outlet: SourceOutlet) throws(SourceError) {
+        if follow {
+            try FollowedFile(name: name, path: path).run(batchSize: batchSize, stop: stop) { outlet.emit($0) }
+            return
+        }
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { throw SourceError(source: name, message: "cannot open \(path): \(errnoText())") }
         defer { close(fd) }

@@ -56,6 +56,13 @@ struct LineBatcher {
         if !events.isEmpty { flush(takeEvents()) }
     }
 
+    /// The file being read ended for good (truncated, rotated or replaced): its last line may lack
+    /// its newline; positions of the next file start again at line 1.
+    mutating func endOfFile(flush: ([Event]) -> Void) {
+        finish(flush: flush)
+        line = 0
+    }
+
     /// Hands out what has been collected so far (for sources that must not wait for a full batch).
     mutating func takeEvents() -> [Event] {
         let out = events
