@@ -1,6 +1,7 @@
 /* The engine: a sandboxed Lua state with memory accounting, instruction budget,
  * event handles, ctx, and protected calls into UDFs. */
 #include "internal.h"
+#include "patterns.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,6 +204,9 @@ static void charge(lua_State *L, sl_engine *e, int64_t n) {
         luaL_error(L, "instruction limit exceeded (%I instructions)", (lua_Integer)e->instr_limit);
     }
 }
+
+/* For C library replacements (patterns.c): charges `n` and raises once the budget is spent. */
+void sl_charge_instructions(lua_State *L, int64_t n) { charge(L, sl_E(L), n); }
 
 static void begin_budget(sl_engine *e) {
     e->instr_used = 0;
@@ -630,6 +634,7 @@ static int setup_fn(lua_State *L) {
     lua_pushcfunction(L, luaopen_string); lua_call(L, 0, 1);
     int STR = lua_gettop(L);
     lua_pushnil(L); lua_setfield(L, STR, "dump");                 /* also hides ("").dump */
+    sl_install_bounded_strings(L, STR);                           /* find/match/gmatch/gsub/rep under the budget */
     lua_pushcfunction(L, luaopen_table); lua_call(L, 0, 1);
     int TBL = lua_gettop(L);
     lua_pushcfunction(L, luaopen_math); lua_call(L, 0, 1);
