@@ -10,11 +10,12 @@ import SluiceCore
 struct FollowedFile {
     var name: String
     var path: String
+    var maxLineBytes = EventLimits.defaultMaxEventBytes + 1
 
     private static let bufferSize = 1 << 20
 
     func run(batchSize: Int, stop: StopFlag, emit: ([Event]) -> Void) throws(SourceError) {
-        var batcher = LineBatcher(batchSize: batchSize)
+        var batcher = LineBatcher(batchSize: batchSize, maxLineBytes: maxLineBytes)
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: Self.bufferSize, alignment: 16)
         defer { buffer.deallocate() }
         let watcher = DirectoryWatcher(directory: Self.directory(of: path))

@@ -116,6 +116,12 @@ final class Worker {
 
         for event in batch.events {
             received[currentSource] += 1
+            if event.bytes.count > maxEventBytes {
+                rejected[currentSource] += 1
+                deadLetter(component: plan.nodes[currentSource].name,
+                           reason: EventLimits.tooLarge(event.bytes.count, max: maxEventBytes), detail: nil, event: event)
+                continue
+            }
             if currentFormat == .json, let (chain, through) = fusedEntry {
                 current = event
                 emitted[currentSource] += 1
@@ -139,6 +145,9 @@ final class Worker {
         if let engine { batchLuaCounters = engine.takeCounters() }
         return WorkerOutput(sinks: sinkOut, deadLetters: dead, counts: countsByName())
     }
+
+    /// `settings.max_event_bytes`: larger events are dead-lettered `too_large` before any stage sees them.
+    var maxEventBytes = EventLimits.defaultMaxEventBytes
 
     /// `ctx.count` totals taken at the end of the last batch.
     private(set) var batchLuaCounters: [(String, Int64)] = []

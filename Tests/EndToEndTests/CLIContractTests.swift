@@ -61,3 +61,31 @@ import Testing
         #expect(dir.lines("out/dead.jsonl").count == 200)
     }
 }
+
+/// The default `max_event_bytes` (1 MiB) applies end to end, through the line reader.
+@Suite struct EventSizeEndToEndTests {
+    @Test func aTwoMebibyteLineIsDeadLetteredTooLargeAndTheNextLineIsWritten() async throws {
+        let dir = try SluiceBinary.scratch()
+        try dir.write("""
+        pipeline: big
+        sources:
+          s: { file: { path: ../data/in.jsonl } }
+        sinks:
+          o: { from: s, file: { path: ../out/o.jsonl } }
+        dead_letter:
+          file: { path: ../out/dead.jsonl }
+        """, to: "pipelines/p.yaml")
+        let big = #"{"pad":""# + String(repeating: "x", count: 2 << 20) + #""}"#
+        try dir.write(#"{"n":1}"# + "\n" + big + "\n" + #"{"n":3}"# + "\n", to: "data/in.jsonl")
+        let r = try await SluiceBinary.runAsync(["run", "pipelines/p.yaml"], cwd: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        let written = dir.lines("out/o.jsonl")
+        #expect(written.count == 2 && written.first == #"{"n":1}"# && written.last == #"{"n":3}"#,
+                "\(written.map { $0.prefix(40) })")
+        let dead = dir.lines("out/dead.jsonl")
+        #expect(dead.count == 1, "\(dead.map { $0.prefix(200) })")
+        #expect(dead.first?.contains(#""reason":"too_large"#) == true, "\(dead.map { $0.prefix(200) })")
+        #expect(dead.first?.contains(#""position":2"#) == true)
+        #expect((dead.first?.utf8.count ?? 0) < (1 << 20) + 4096, "the dead letter holds at most the limit of the line")
+    }
+}
