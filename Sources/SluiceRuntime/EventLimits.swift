@@ -7,7 +7,7 @@ public enum EventLimits {
     /// The dead-letter reason for an event over the limit. A line the line reader had to cut
     /// (it keeps `max + 1` bytes of it) is reported as such.
     static func tooLarge(_ size: Int, max: Int) -> String {
-        size == max + 1
+        max < Int.max && size == max + 1
             ? "too_large: a line longer than max_event_bytes (\(max) bytes); its first \(size) bytes are kept in the event"
             : "too_large: event of \(size) bytes is over max_event_bytes (\(max) bytes)"
     }

@@ -44,7 +44,7 @@ struct FollowedFile {
             if !pending.isEmpty { emit(pending) }
 
             var open = stat()
-            if fstat(fd, &open) == 0, open.st_size < offset {
+            if fstat(fd, &open) == 0, open.st_mode & S_IFMT == S_IFREG, open.st_size < offset {
                 // Truncated: what was there is gone; start again from the top.
                 batcher.endOfFile(flush: emit)
                 lseek(fd, 0, SEEK_SET)

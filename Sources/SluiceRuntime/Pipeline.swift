@@ -46,9 +46,9 @@ public final class Pipeline: Sendable {
                 guard FileManager.default.isReadableFile(atPath: path) else {
                     throw PipelineError(message: "\(source.location): source '\(source.name)': cannot read \(path)", kind: .input)
                 }
-                sources.append(FileSource(name: source.name, path: path, follow: follow, maxLineBytes: options.maxEventBytes + 1))
+                sources.append(FileSource(name: source.name, path: path, follow: follow, maxLineBytes: options.maxEventBytes.saturatingAdd(1)))
             case .stdin:
-                sources.append(StdinSource(name: source.name, maxLineBytes: options.maxEventBytes + 1))
+                sources.append(StdinSource(name: source.name, maxLineBytes: options.maxEventBytes.saturatingAdd(1)))
             case .generate(let count, let rate, let udf):
                 sources.append(GenerateSource(name: source.name, count: count, ratePerSecond: rate,
                                               module: udf.module, function: udf.function, lua: lua))
