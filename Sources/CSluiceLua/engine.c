@@ -1,6 +1,7 @@
 /* The engine: a sandboxed Lua state with memory accounting, instruction budget,
  * event handles, ctx, and protected calls into UDFs. */
 #include "internal.h"
+#include "patterns.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,6 +204,9 @@ static void charge(lua_State *L, sl_engine *e, int64_t n) {
         luaL_error(L, "instruction limit exceeded (%I instructions)", (lua_Integer)e->instr_limit);
     }
 }
+
+/* For C library replacements (patterns.c): charges `n` and raises once the budget is spent. */
+void sl_charge_instructions(lua_State *L, int64_t n) { charge(L, sl_E(L), n); }
 
 void begin_budget(sl_engine *e) {
     e->instr_used = 0;
@@ -497,7 +501,9 @@ static int ctx_count(lua_State *L) {
     lua_Integer cur = 0;
     if (lua_rawget(L, lua_upvalueindex(1)) == LUA_TNUMBER) cur = lua_tointeger(L, -1);
     lua_pop(L, 1);
-    lua_pushinteger(L, (lua_Integer)((lua_Unsigned)cur + (lua_Unsigned)n));
+    lua_Integer sum;   /* saturate, like the Swift totals: never wrap to a negative count */
+    if (__builtin_add_overflow(cur, n, &sum)) sum = n > 0 ? LUA_MAXINTEGER : LUA_MININTEGER;
+    lua_pushinteger(L, sum);
     lua_rawset(L, lua_upvalueindex(1));
     return 0;
 }
@@ -628,6 +634,7 @@ static int setup_fn(lua_State *L) {
     lua_pushcfunction(L, luaopen_string); lua_call(L, 0, 1);
     int STR = lua_gettop(L);
     lua_pushnil(L); lua_setfield(L, STR, "dump");                 /* also hides ("").dump */
+    sl_install_bounded_strings(L, STR);                           /* find/match/gmatch/gsub/rep under the budget */
     lua_pushcfunction(L, luaopen_table); lua_call(L, 0, 1);
     int TBL = lua_gettop(L);
     lua_pushcfunction(L, luaopen_math); lua_call(L, 0, 1);
@@ -1008,6 +1015,14 @@ int sl_call(sl_engine *e, int32_t fn, int32_t h, const sl_meta *meta, int mode,
             rc = SL_BAD_RETURN;
         } else {
             nlist = lua_rawlen(L, res);
+            size_t nkeys = 0;   /* a hash ({a = 1}) or a list with named keys is not a list */
+            lua_pushnil(L);
+            while (lua_next(L, res) && nkeys <= nlist) { lua_pop(L, 1); nkeys++; }
+            lua_settop(L, res);
+            if (nkeys != nlist) {
+                sl_set_errorf(e, "flat_map must return a list of events or nil, got a table with non-list keys");
+                rc = SL_BAD_RETURN;
+            }
             for (size_t i = 1; i <= nlist && rc == SL_OK; i++) {
                 int et = lua_rawgeti(L, res, (lua_Integer)i);
                 if (!is_event_value(et)) {

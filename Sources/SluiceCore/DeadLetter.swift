@@ -15,8 +15,10 @@ public struct DeadLetter: Sendable {
         self.source = source; self.event = event
     }
 
-    /// One JSON object: `{"component":..,"reason":..,"detail":..,"source":..,"position":..,"event":"<raw payload>"}`.
-    /// The raw payload is kept as a string so malformed input is preserved exactly.
+    /// One JSON object: `{"component":..,"reason":..,"detail":..,"source":..,"position":..,"event":"<raw payload>"}`,
+    /// plus `"event_base64"` when the payload is not valid UTF-8. `event` is the payload as a JSON
+    /// string: exact for UTF-8 payloads (malformed JSON included); invalid UTF-8 sequences in it become
+    /// U+FFFD, so `event_base64` then carries the exact bytes. Documented in docs/pipeline-format.md (`dead_letter`).
     public func encoded() -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(event.bytes.count + reason.utf8.count + 96)
@@ -38,6 +40,11 @@ public struct DeadLetter: Sendable {
         }
         out.append(contentsOf: Array(#","event":"#.utf8))
         JSONWriter.appendString(bytes: event.bytes, to: &out)
+        if String(validating: event.bytes, as: UTF8.self) == nil {
+            out.append(contentsOf: Array(#","event_base64":""#.utf8))
+            Base64.append(event.bytes, to: &out)
+            out.append(UInt8(ascii: "\""))
+        }
         out.append(UInt8(ascii: "}"))
         return out
     }

@@ -147,7 +147,8 @@ private let counterThunk: sl_counter_fn = { ctx, name, len, value in
 /// debug, package, dofile/loadfile, string.dump, binary chunks, `__gc`; `require` only inside
 /// `udfDir`; `xpcall` handlers run after the error unwound (not yieldable across).
 public final class LuaEngine {
-    private let engine: OpaquePointer
+    /// The C engine; internal so that extensions in other files (LuaEngine+Shape) can reach it.
+    let engine: OpaquePointer
     private let logBox: LogBox
     private let udfDir: String
     private let displayDir: String

@@ -25,10 +25,10 @@ public struct SourceError: Error, CustomStringConvertible, Sendable {
 private func errnoText() -> String { String(cString: strerror(errno)) }
 
 /// Reads a file descriptor as lines. Without `idleFlush`, partial batches wait for more data;
-/// with it, they are flushed whenever the input goes quiet (stdin, followed files).
-private func readLines(fd: Int32, name: String, batchSize: Int, stop: StopFlag, follow: Bool,
+/// with it, they are flushed whenever the input goes quiet (stdin).
+private func readLines(fd: Int32, name: String, batchSize: Int, maxLineBytes: Int, stop: StopFlag,
                        usePoll: Bool, emit: ([Event]) -> Void) throws(SourceError) {
-    var batcher = LineBatcher(batchSize: batchSize)
+    var batcher = LineBatcher(batchSize: batchSize, maxLineBytes: maxLineBytes)
     let bufferSize = 1 << 20
     let buffer = UnsafeMutableRawPointer.allocate(byteCount: bufferSize, alignment: 16)
     defer { buffer.deallocate() }
@@ -51,13 +51,7 @@ private func readLines(fd: Int32, name: String, batchSize: Int, stop: StopFlag, 
             if errno == EINTR { continue }
             throw SourceError(source: name, message: "read failed: \(errnoText())")
         }
-        if n == 0 {
-            if !follow { break }
-            let pending = batcher.takeEvents()
-            if !pending.isEmpty { emit(pending) }
-            usleep(50_000)   // tail -f: wait for the writer to append more
-            continue
-        }
+        if n == 0 { break }   // followed files are read by FollowedFile
         batcher.feed(Array(UnsafeRawBufferPointer(start: buffer, count: n)), flush: emit)
     }
     // Stopped mid-line: read on, one byte at a time so nothing past it is consumed, to the end of
@@ -78,20 +72,30 @@ struct FileSource: EventSource {
     var name: String
     var path: String
     var follow: Bool
+    /// Lines are cut at this length (`max_event_bytes + 1`): see `LineBatcher.maxLineBytes`.
+    var maxLineBytes = EventLimits.defaultMaxEventBytes + 1
 
     func run(batchSize: Int, stop: StopFlag, outlet: SourceOutlet) throws(SourceError) {
+        if follow {
+            try FollowedFile(name: name, path: path, maxLineBytes: maxLineBytes).run(batchSize: batchSize, stop: stop) { outlet.emit($0) }
+            return
+        }
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { throw SourceError(source: name, message: "cannot open \(path): \(errnoText())") }
         defer { close(fd) }
-        try readLines(fd: fd, name: name, batchSize: batchSize, stop: stop, follow: follow, usePoll: false) { outlet.emit($0) }
+        try readLines(fd: fd, name: name, batchSize: batchSize, maxLineBytes: maxLineBytes, stop: stop,
+                      usePoll: false) { outlet.emit($0) }
     }
 }
 
 /// `stdin: {}`: lines from standard input until end of file or stop.
 struct StdinSource: EventSource {
     var name: String
+    /// Lines are cut at this length (`max_event_bytes + 1`): see `LineBatcher.maxLineBytes`.
+    var maxLineBytes = EventLimits.defaultMaxEventBytes + 1
     func run(batchSize: Int, stop: StopFlag, outlet: SourceOutlet) throws(SourceError) {
-        try readLines(fd: 0, name: name, batchSize: batchSize, stop: stop, follow: false, usePoll: true) { outlet.emit($0) }
+        try readLines(fd: 0, name: name, batchSize: batchSize, maxLineBytes: maxLineBytes, stop: stop,
+                      usePoll: true) { outlet.emit($0) }
     }
 }
 

@@ -7,12 +7,18 @@ import Glibc
 /// Blank lines are skipped but still counted, so positions are real line numbers.
 struct LineBatcher {
     let batchSize: Int
+    /// A longer line is cut to this many bytes (the rest, up to its newline, is skipped), so an
+    /// unfinished line never holds more: pass `max_event_bytes + 1` and the worker dead-letters it.
+    let maxLineBytes: Int
     private var partial: [UInt8] = []
+    /// Inside a line that was cut: skip bytes until its newline.
+    private var skipping = false
     private var line: Int64 = 0
     private(set) var events: [Event] = []
 
-    init(batchSize: Int) {
+    init(batchSize: Int, maxLineBytes: Int = EventLimits.defaultMaxEventBytes + 1) {
         self.batchSize = max(1, batchSize)
+        self.maxLineBytes = max(1, maxLineBytes)
         events.reserveCapacity(self.batchSize)
     }
 
@@ -27,16 +33,20 @@ struct LineBatcher {
                 return raw.baseAddress!.distance(to: UnsafeRawPointer(nl))
             }
             guard let end = found else {
-                partial.append(contentsOf: chunk[start..<count])
+                appendPartial(chunk[start..<count])
                 return
             }
-            if partial.isEmpty {
+            if skipping {
+                skipping = false   // the newline ends the line that was cut; it was emitted already
+            } else if partial.isEmpty && end - start <= maxLineBytes {
                 addLine(chunk, start..<end)
             } else {
-                partial.append(contentsOf: chunk[start..<end])
-                let whole = partial
-                partial = []
-                addLine(whole, 0..<whole.count)
+                appendPartial(chunk[start..<end])
+                if skipping { skipping = false } else {
+                    let whole = partial
+                    partial = []
+                    addLine(whole, 0..<whole.count)
+                }
             }
             start = end + 1
             if events.count >= batchSize { flush(takeEvents()) }
@@ -44,16 +54,42 @@ struct LineBatcher {
     }
 
     /// True while a line has started but its newline has not been read yet.
-    var hasPartialLine: Bool { !partial.isEmpty }
+    var hasPartialLine: Bool { !partial.isEmpty || skipping }
+
+    /// Bytes of the unfinished line held now (at most `maxLineBytes`).
+    var partialLineBytes: Int { partial.count }
+
+    /// Adds bytes of an unfinished line; at `maxLineBytes` the line is emitted cut and the rest skipped.
+    private mutating func appendPartial(_ bytes: ArraySlice<UInt8>) {
+        if skipping { return }
+        let room = maxLineBytes - partial.count
+        if bytes.count <= room {
+            partial.append(contentsOf: bytes)
+            return
+        }
+        partial.append(contentsOf: bytes.prefix(room))
+        let whole = partial
+        partial = []
+        addLine(whole, 0..<whole.count)
+        skipping = true
+    }
 
     /// End of input: the last line may lack its newline.
     mutating func finish(flush: ([Event]) -> Void) {
+        skipping = false
         if !partial.isEmpty {
             let whole = partial
             partial = []
             addLine(whole, 0..<whole.count)
         }
         if !events.isEmpty { flush(takeEvents()) }
+    }
+
+    /// The file being read ended for good (truncated, rotated or replaced): its last line may lack
+    /// its newline; positions of the next file start again at line 1.
+    mutating func endOfFile(flush: ([Event]) -> Void) {
+        finish(flush: flush)
+        line = 0
     }
 
     /// Hands out what has been collected so far (for sources that must not wait for a full batch).

@@ -53,11 +53,11 @@ public final class Pipeline: Sendable {
             switch source.kind {
             case .file(let path, let follow):
                 guard FileManager.default.isReadableFile(atPath: path) else {
-                    throw PipelineError(message: "\(source.location): source '\(source.name)': cannot read \(path)")
+                    throw PipelineError(message: "\(source.location): source '\(source.name)': cannot read \(path)", kind: .input)
                 }
-                sources.append(FileSource(name: source.name, path: path, follow: follow))
+                sources.append(FileSource(name: source.name, path: path, follow: follow, maxLineBytes: options.maxEventBytes.saturatingAdd(1)))
             case .stdin:
-                sources.append(StdinSource(name: source.name))
+                sources.append(StdinSource(name: source.name, maxLineBytes: options.maxEventBytes.saturatingAdd(1)))
             case .generate(let count, let rate, let udf):
                 sources.append(GenerateSource(name: source.name, count: count, ratePerSecond: rate,
                                               module: udf.module, function: udf.function, lua: lua))
@@ -208,7 +208,7 @@ public final class Pipeline: Sendable {
             startThread("sluice-source-\(name)", sourcesDone) {
                 // Owned by this thread, like the outlet.
                 let timing = timed ? SourceTiming(index: index, spec: sourceSpec.time, format: sourceSpec.format, board: board, stop: stopFlag) : nil
-                let outlet = SourceOutlet(source: index, work: work, timing: timing)
+                let outlet = SourceOutlet(source: index, work: work, timing: timing, deadLetters: { [self] in sourceDeadLetters($0) })
                 do {
                     try source.run(batchSize: batchSize, stop: stopFlag, outlet: outlet)
                 } catch {
@@ -273,6 +273,7 @@ public final class Pipeline: Sendable {
             }
             return
         }
+        worker.maxEventBytes = options.maxEventBytes
         let live = lua.live
         while let (batch, code) = work.pop(stamping: { live?.current }) {
             let output = worker.process(batch, code: code)

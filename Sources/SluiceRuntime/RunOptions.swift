@@ -9,6 +9,9 @@ public struct RunOptions: Sendable {
     public var captureSinks: Bool
     /// Where the engine and UDFs log: (level, message).
     public var log: @Sendable (String, String) -> Void
+    /// `settings.max_event_bytes`: larger events are dead-lettered `too_large`, and the line readers
+    /// cut longer lines at this length plus one byte (so they are dead-lettered, not buffered).
+    public var maxEventBytes = EventLimits.defaultMaxEventBytes
 
     public init(sourceOverrides: [String: [Event]]? = nil, captureSinks: Bool = false,
                 log: @escaping @Sendable (String, String) -> Void = RunOptions.stderrLog) {

@@ -30,6 +30,15 @@ public struct OperatorSummary: Sendable {
 
 /// A pipeline could not be built.
 public struct PipelineError: Error, CustomStringConvertible, Sendable {
+    /// What went wrong, which decides the CLI's exit code.
+    public enum Kind: Sendable, Equatable {
+        /// The spec cannot be built into a pipeline (exit 2).
+        case spec
+        /// A source's input cannot be read, e.g. a missing file (exit 1, like a read failure at run time).
+        case input
+    }
+
     public var message: String
+    public var kind: Kind = .spec
     public var description: String { message }
 }

@@ -24,13 +24,21 @@ protocol SinkOutput: Sendable {
 
 /// Writes to a file descriptor (an appended file, stdout or stderr), retrying partial writes.
 /// A batch counts as delivered once `write(2)` has accepted it.
+///
+/// A file is opened in `init` with `O_NONBLOCK` (then cleared), so errors show at start-up without
+/// blocking. A FIFO with no reader yet (`ENXIO`) is opened later, blocking, by the first `send` —
+/// on the sink's own thread — so it never stalls the thread building the pipeline or other sinks.
 final class DescriptorOutput: SinkOutput {
     let sink: String
-    let fd: Int32
+    /// The file to open on the sink's thread when `init` could not (FIFO without a reader).
+    private let deferredPath: String?
+    /// The descriptor, -1 until a deferred open succeeds. Locked: `send` runs on the sink's thread,
+    /// `deinit` wherever the last reference goes.
+    private let descriptor: Mutex<Int32>
     let ownsDescriptor: Bool
 
     init(sink: String, fd: Int32) {
-        self.sink = sink; self.fd = fd; self.ownsDescriptor = false
+        self.sink = sink; self.descriptor = Mutex(fd); self.ownsDescriptor = false; self.deferredPath = nil
     }
 
     /// Opens `path` for appending, creating it and its parent directories.
@@ -40,14 +48,52 @@ final class DescriptorOutput: SinkOutput {
             do { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) }
             catch { throw SinkError(sink: sink, message: "cannot create directory \(parent): \(error.localizedDescription)") }
         }
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw SinkError(sink: sink, message: "cannot open \(path): \(String(cString: strerror(errno)))") }
-        self.sink = sink; self.fd = fd; self.ownsDescriptor = true
+        let flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC
+        var fd = open(path, flags | O_NONBLOCK, 0o644)
+        var deferred: String?
+        if fd >= 0 {
+            let current = fcntl(fd, F_GETFL)
+            if current < 0 || fcntl(fd, F_SETFL, current & ~O_NONBLOCK) < 0 {
+                let reason = String(cString: strerror(errno))
+                Glibc.close(fd)
+                throw SinkError(sink: sink, message: "cannot make \(path) blocking: \(reason)")
+            }
+        } else if errno == ENXIO {
+            deferred = path   // a FIFO nobody reads yet: open it, blocking, on the sink's thread
+            fd = -1
+        } else {
+            throw SinkError(sink: sink, message: "cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        self.sink = sink; self.descriptor = Mutex(fd); self.ownsDescriptor = true; self.deferredPath = deferred
     }
 
-    deinit { if ownsDescriptor { Glibc.close(fd) } }
+    deinit {
+        let fd = descriptor.withLock { $0 }
+        if ownsDescriptor && fd >= 0 { Glibc.close(fd) }
+    }
+
+    /// The descriptor, opening a deferred FIFO first (blocks until it has a reader).
+    private func openDescriptor() -> Result<Int32, SinkError> {
+        let fd = descriptor.withLock { $0 }
+        if fd >= 0 { return .success(fd) }
+        guard let path = deferredPath else { return .failure(SinkError(sink: sink, message: "no descriptor")) }
+        var opened: Int32
+        repeat { opened = open(path, O_WRONLY | O_APPEND | O_CLOEXEC) } while opened < 0 && errno == EINTR
+        guard opened >= 0 else {
+            return .failure(SinkError(sink: sink, message: "cannot open \(path): \(String(cString: strerror(errno)))"))
+        }
+        descriptor.withLock { $0 = opened }
+        return .success(opened)
+    }
 
     func send(_ batch: SinkBatch, done: @escaping @Sendable ([DeliveryFailure]) -> Void) {
+        let fd: Int32
+        switch openDescriptor() {
+        case .success(let d): fd = d
+        case .failure(let error):
+            done((0..<batch.count).map { (index: $0, reason: error.message) })
+            return
+        }
         var failure: String?
         batch.data.withUnsafeBytes { raw in
             var offset = 0

@@ -43,11 +43,12 @@ final class SinkRunner: Sendable {
     func drain(stats: PipelineStats, log: @escaping @Sendable (String, String) -> Void, releaseFailed: Bool = true,
                failed: @escaping @Sendable (SinkBatch, [DeliveryFailure]) -> Void) {
         let name = name
+        let failureLog = SinkFailureLog(sink: name, log: log)
         while let batch = queue.pop() {
             output.send(batch) { failures in
                 stats.add(name) { $0.emitted += batch.count - failures.count }
                 if !failures.isEmpty {
-                    log("error", "sink '\(name)': \(failures.count) event(s) not delivered: \(failures[0].reason)")
+                    failureLog.record(events: failures.count, reason: failures[0].reason)
                     failed(batch, failures)
                     if !releaseFailed { return }
                 }
@@ -55,5 +56,6 @@ final class SinkRunner: Sendable {
             }
         }
         output.close()
+        failureLog.finish()
     }
 }

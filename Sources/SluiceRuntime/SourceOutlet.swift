@@ -9,8 +9,12 @@ final class SourceOutlet {
     private var sequence: UInt64 = 0
     private let timing: SourceTiming?
 
-    init(source: Int, work: BoundedQueue<Batch>, timing: SourceTiming? = nil) {
-        self.source = source; self.work = work; self.timing = timing
+    /// Where a source sends events it rejects itself (a generator's failed calls); nil drops them.
+    let deadLetters: (@Sendable ([DeadLetter]) -> Void)?
+
+    init(source: Int, work: BoundedQueue<Batch>, timing: SourceTiming? = nil,
+         deadLetters: (@Sendable ([DeadLetter]) -> Void)? = nil) {
+        self.source = source; self.work = work; self.timing = timing; self.deadLetters = deadLetters
     }
 
     /// Blocks while the work queue is full (backpressure).

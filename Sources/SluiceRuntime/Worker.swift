@@ -144,6 +144,12 @@ final class Worker {
                 currentWatermarkBefore = batch.watermarksBefore[index]
             }
             received[currentSource] += 1
+            if event.bytes.count > maxEventBytes {
+                rejected[currentSource] += 1
+                deadLetter(component: plan.nodes[currentSource].name,
+                           reason: EventLimits.tooLarge(event.bytes.count, max: maxEventBytes), detail: nil, event: event)
+                continue
+            }
             if currentFormat == .json, let (chain, through) = fusedEntry {
                 current = event
                 emitted[currentSource] += 1
@@ -213,6 +219,9 @@ final class Worker {
 
     /// After a stateful operator's UDF call poisoned the engine: a fresh one of the same version.
     func recoverFromPoison() { if engine?.isPoisoned ?? false { rebuildAfterPoison() } }
+
+    /// `settings.max_event_bytes`: larger events are dead-lettered `too_large` before any stage sees them.
+    var maxEventBytes = EventLimits.defaultMaxEventBytes
 
     /// `ctx.count` totals taken at the end of the last batch.
     private(set) var batchLuaCounters: [(String, Int64)] = []
@@ -307,6 +316,11 @@ final class Worker {
             live.append(contentsOf: outputs)
             if case .failure(let failure) = result {
                 return luaFailed(failure, component: name, node: node)
+            }
+            if currentFormat == .json, let problem = EventShapeCheck.problem(outputs, engine: engine, operation: plan.nodes[node].operation) {
+                rejected[node] += 1
+                deadLetter(component: name, reason: problem, detail: nil, event: current)
+                return true
             }
             for o in outputs {
                 var v = Payload.lua(o, original: nil)

@@ -8,8 +8,24 @@ struct Sluice: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sluice",
         abstract: "Run YAML stream pipelines with Lua UDFs, declarative filters and isolated sinks.",
+        version: SluiceVersion.current,
         subcommands: [Run.self, Validate.self, Test.self, Graph.self, Dev.self]
     )
+
+    /// Parses and runs like ArgumentParser's default, but with the README's exit codes:
+    /// argument errors exit 2 (ArgumentParser's default is 64, EX_USAGE).
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                printError(fullMessage(for: error))
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
 }
 
 /// Loads and fully validates a spec (YAML, graph, Lua), printing every problem as `file:line:col: message`.
@@ -52,7 +68,7 @@ struct Run: ParsableCommand {
         do { pipeline = try Pipeline(spec: spec) }
         catch {
             printError(error.description)
-            throw ExitCode(2)
+            throw ExitCode(error.kind == .input ? 1 : 2)
         }
         let signals = SignalHandlers(onStop: { pipeline.stop() }, onReload: { pipeline.reload() })
         let report = pipeline.run()

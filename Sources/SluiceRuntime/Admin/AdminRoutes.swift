@@ -46,7 +46,8 @@ struct AdminRoutes: Sendable {
         func family(_ name: String, _ type: String, _ help: String, _ samples: [(String, Double)]) {
             out.append("# HELP \(name) \(help)")
             out.append("# TYPE \(name) \(type)")
-            for (labels, v) in samples { out.append("\(name)\(labels) \(v == v.rounded() ? String(Int64(v)) : String(v))") }
+            // Int64(exactly:) is nil past ±2^63 (where Int64(v) would trap): those print as floats.
+            for (labels, v) in samples { out.append("\(name)\(labels) \(Int64(exactly: v).map { String($0) } ?? String(v))") }
         }
         let p = "pipeline=\"\(escape(pipeline))\""
         let counts = stats.snapshot.sorted { $0.key < $1.key }
