@@ -204,7 +204,7 @@ static void charge(lua_State *L, sl_engine *e, int64_t n) {
     }
 }
 
-static void begin_budget(sl_engine *e) {
+void begin_budget(sl_engine *e) {
     e->instr_used = 0;
     e->sticky = 0;
     e->instr_hit = 0;
@@ -463,8 +463,8 @@ static int sb_require(lua_State *L) {
 
 static int ctx_emit(lua_State *L) {
     sl_engine *e = sl_E(L);
-    if (e->mode != SL_MODE_MAP && e->mode != SL_MODE_FLATMAP)
-        return luaL_error(L, "ctx.emit is only available in map and flat_map");
+    if (e->mode != SL_MODE_MAP && e->mode != SL_MODE_FLATMAP && e->mode != SL_MODE_MERGE)
+        return luaL_error(L, "ctx.emit is only available in map, flat_map and merge");
     int t = lua_type(L, 1);
     if (t != LUA_TTABLE && t != LUA_TSTRING) return luaL_typeerror(L, 1, "table");
     lua_settop(L, 1);
@@ -731,14 +731,14 @@ static int setup_fn(lua_State *L) {
 
 /* ------------------------------------------------------------------ engine */
 
-static int fail_memory(sl_engine *e) {
+int fail_memory(sl_engine *e) {
     e->poisoned = 1;
     sl_set_errorf(e, "memory limit exceeded (%zu bytes)", e->mem_limit);
     return SL_MEMORY;
 }
 
 /* Classifies a finished protected call; on error the message is at the top of the stack. */
-static int classify(sl_engine *e, int st) {
+int classify(sl_engine *e, int st) {
     lua_State *L = e->L;
     if (e->pend_set) { e->poisoned = 1; e->pend_set = 0; } /* a refusal that was never retried */
     if (e->poisoned || st == LUA_ERRMEM) { e->trace_len = 0; return fail_memory(e); }
@@ -810,7 +810,7 @@ size_t sl_memory(const sl_engine *e) { return e->mem_used; }
 int64_t sl_live_handles(const sl_engine *e) { return (int64_t)e->hcount - (int64_t)e->n_free; }
 
 /* Makes sure `need` handle slots can be assigned without allocating in Lua. */
-static int reserve_handles(sl_engine *e, size_t need) {
+int reserve_handles(sl_engine *e, size_t need) {
     if (e->n_free + (size_t)(e->hcap - e->hcount) >= need) return SL_OK;
     lua_State *L = e->L;
     size_t cap = (size_t)e->hcap * 2;
@@ -832,7 +832,7 @@ static int reserve_handles(sl_engine *e, size_t need) {
 }
 
 /* Pops the top value into a handle slot (capacity reserved beforehand). */
-static int32_t put_handle(sl_engine *e) {
+int32_t put_handle(sl_engine *e) {
     int32_t slot;
     if (e->n_free) slot = e->free_slots[--e->n_free];
     else slot = ++e->hcount;
@@ -840,7 +840,7 @@ static int32_t put_handle(sl_engine *e) {
     return slot;
 }
 
-static int valid_handle(const sl_engine *e, int32_t h) { return h >= 1 && h <= e->hcount; }
+int valid_handle(const sl_engine *e, int32_t h) { return h >= 1 && h <= e->hcount; }
 
 void sl_release(sl_engine *e, int32_t h) {
     if (!valid_handle(e, h)) return;
@@ -932,7 +932,7 @@ int sl_copy(sl_engine *e, int32_t h, int32_t *out) {
     return SL_OK;
 }
 
-static void clear_emits(sl_engine *e) {
+void clear_emits(sl_engine *e) {
     lua_State *L = e->L;
     for (int i = 1; i <= e->n_emit; i++) {
         lua_pushnil(L);
@@ -941,7 +941,7 @@ static void clear_emits(sl_engine *e) {
     e->n_emit = 0;
 }
 
-static int outs_reserve(sl_engine *e, size_t n) {
+int outs_reserve(sl_engine *e, size_t n) {
     if (n <= e->cap_outs) return 1;
     size_t cap = e->cap_outs ? e->cap_outs : 16;
     while (cap < n) cap *= 2;

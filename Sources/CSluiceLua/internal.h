@@ -105,6 +105,9 @@ struct sl_engine {
     size_t sbuf_cap;
     int ohint[SL_MAX_DEPTH + 2], ahint[SL_MAX_DEPTH + 2];
     sl_key keys[SL_KEY_CACHE];
+    /* handles of the list sl_list is building */
+    const int32_t *list_hs;
+    size_t list_n;
     /* arguments of the loader running under pcall */
     const char *load_a, *load_b;
     size_t load_alen;
@@ -123,6 +126,16 @@ extern char sl_null_tag;
 
 void sl_set_error(sl_engine *e, const char *msg, size_t len);
 void sl_set_errorf(sl_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* engine.c, shared with keyed.c */
+void begin_budget(sl_engine *e);
+int fail_memory(sl_engine *e);
+int classify(sl_engine *e, int st);
+int reserve_handles(sl_engine *e, size_t need);
+int32_t put_handle(sl_engine *e);
+int valid_handle(const sl_engine *e, int32_t h);
+void clear_emits(sl_engine *e);
+int outs_reserve(sl_engine *e, size_t n);
 
 /* json.c */
 int sl_decode_fn(lua_State *L);  /* upvalues: array_mt, nulls */

@@ -42,6 +42,18 @@ public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
         return true
     }
 
+    /// Waits up to `timeout` seconds (0: not at all) until an item of weight `w` would fit. Another
+    /// producer may take the room first; callers that must not lose their turn then `push` (blocking).
+    public func waitForRoom(weight w: Int, timeout: Double) -> Bool {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        condition.lock()
+        defer { condition.unlock() }
+        while !closed && weight > 0 && weight + w > capacity {
+            if timeout <= 0 || !condition.wait(until: deadline) { break }
+        }
+        return !closed && (weight == 0 || weight + w <= capacity)
+    }
+
     /// Adds the item only if it fits now. Returns false when full or closed.
     public func offer(_ item: Element, weight w: Int = 1) -> Bool {
         condition.lock()

@@ -54,6 +54,14 @@ public struct Batch: Sendable {
     public var events: [Event]
     /// Set by sources that need to know when every destination has written the batch (Kafka).
     public var acknowledgement: Acknowledgement?
+    /// Event time of each event (ms), filled only when the source feeds a stateful transform;
+    /// `EventTime.missing` where the event has no usable time.
+    public var times: [Int64] = []
+    /// The watermark of each event's own input (its source or Kafka partition) just before it:
+    /// an event whose time is behind it is late.
+    public var watermarksBefore: [Int64] = []
+    /// The source's watermark after this batch (`EventTime.infinity` once a bounded source has ended).
+    public var watermark: Int64 = EventTime.missing
 
     public init(source: Int, sequence: UInt64, events: [Event], acknowledgement: Acknowledgement? = nil) {
         self.source = source; self.sequence = sequence; self.events = events; self.acknowledgement = acknowledgement

@@ -76,6 +76,23 @@ public struct KeyTemplate: Sendable, Equatable, CustomStringConvertible {
         return out
     }
 
+    /// Renders the key into `out` (cleared first); false if a field is missing or null (the event has no key).
+    public func renderComplete(_ json: ArraySlice<UInt8>, into out: inout [UInt8]) -> Bool {
+        out.removeAll(keepingCapacity: true)
+        return json.withUnsafeBufferPointer { input in
+            for part in parts {
+                switch part {
+                case .literal(let l): out.append(contentsOf: l)
+                case .field(let path):
+                    let v = Self.find(input, path)
+                    if Int(v.type) == SJ_MISSING || Int(v.type) == SJ_NULL { return false }
+                    Self.appendValue(input, path, to: &out)
+                }
+            }
+            return true
+        }
+    }
+
     /// The fields of the template that are missing or null in `json`.
     public func missingFields(in json: [UInt8]) -> [String] {
         json.withUnsafeBufferPointer { input in

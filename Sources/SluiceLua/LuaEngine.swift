@@ -154,6 +154,8 @@ public final class LuaEngine {
     private var functionCache: [String: LuaFunctionID] = [:]
     private var metaBlob: [UInt8] = []
     private var metaHeaders: [Int] = []
+    /// The C engine, for the calls in other files of this module.
+    var cEngine: OpaquePointer { engine }
     /// The limits this engine was built with.
     public let limits: LuaLimits
     /// The UDF version passed to `ctx.version`.
@@ -365,7 +367,7 @@ public final class LuaEngine {
 
     /// Lays the metadata out in reusable buffers for the C side (no allocation once warm).
     @inline(__always)
-    private func withMeta(_ meta: EventMeta?, _ body: (UnsafePointer<sl_meta>?) -> Int32) -> Int32 {
+    func withMeta(_ meta: EventMeta?, _ body: (UnsafePointer<sl_meta>?) -> Int32) -> Int32 {
         guard let m = meta else { return body(nil) }
         metaBlob.removeAll(keepingCapacity: true)
         metaHeaders.removeAll(keepingCapacity: true)
@@ -399,7 +401,7 @@ public final class LuaEngine {
         }
     }
 
-    private func failure(_ rc: Int32) -> LuaFailure {
+    func failure(_ rc: Int32) -> LuaFailure {
         var n = 0
         let msg = bytesToString(sl_error(engine, &n), n)
         var tn = 0

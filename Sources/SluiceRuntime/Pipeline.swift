@@ -25,12 +25,21 @@ public final class Pipeline: Sendable {
     /// `settings.admin`: /metrics, /health, /ready, POST /reload.
     let admin: AdminServer?
     let phase = PipelinePhase()
+    /// Source watermarks, idleness and drift (used when the pipeline has stateful transforms).
+    let board: WatermarkBoard
 
     public init(spec: PipelineSpec, options: RunOptions = RunOptions()) throws(PipelineError) {
         self.spec = spec
         self.options = options
-        self.plan = Plan(spec)
-        self.workerCount = max(1, spec.settings.workers ?? ProcessInfo.processInfo.activeProcessorCount)
+        let workerCount = max(1, spec.settings.workers ?? ProcessInfo.processInfo.activeProcessorCount)
+        self.workerCount = workerCount
+        let plan = Plan(spec, workers: workerCount)
+        self.plan = plan
+        // Sources that feed a common stateful transform must not drift apart by more than max_drift.
+        let peers = plan.sourceOperators.enumerated().map { s, ops in
+            plan.sourceOperators.indices.filter { $0 != s && !Set(plan.sourceOperators[$0]).isDisjoint(with: ops) }
+        }
+        self.board = WatermarkBoard(idleAfter: spec.sources.map(\.time.idle), peers: peers, maxDrift: spec.settings.maxDrift)
         var lua = LuaSettings(udfDir: spec.udfs.dir,
                               limits: LuaLimits(instructions: spec.udfs.instructionLimit, memoryBytes: spec.udfs.memoryLimit),
                               version: 1, log: options.log)
@@ -146,17 +155,39 @@ public final class Pipeline: Sendable {
             }
         }
 
+        // Keyed stages: started before the stateless workers that feed them.
+        let stages = KeyedStages(plan: plan, board: board, capacity: spec.settings.queueCapacity * 4)
+        let operatorsDone = plan.operators.map { _ in DispatchGroup() }
+        for (o, op) in plan.operators.enumerated() {
+            for lane in 0..<op.parallelism {
+                startThread("sluice-\(op.name)-\(lane)", operatorsDone[o]) { [self] in
+                    self.keyedStageLoop(stages, op: o, lane: lane, errors: errors)
+                }
+            }
+        }
+        let tickerStop = StopFlag()
+        let tickerDone = DispatchGroup()
+        if plan.isStateful {
+            let board = board
+            startThread("sluice-idle", tickerDone) {
+                while !tickerStop.isSet {
+                    usleep(100_000)
+                    if board.markIdle() { stages.poke() }
+                }
+            }
+        }
+
         let workersDone = DispatchGroup()
         for i in 0..<workerCount {
             startThread("sluice-worker-\(i)", workersDone) { [self] in
-                self.workerLoop(work: work, sequencers: sequencers, errors: errors)
+                self.workerLoop(work: work, sequencers: sequencers, stages: stages, errors: errors)
             }
         }
 
         let adminDone = DispatchGroup()
         let adminStop = StopFlag()
         if let admin {
-            let routes = AdminRoutes(pipeline: spec.name, stats: stats, sinks: sinkRunners + [deadLetterRunner],
+            let routes = AdminRoutes(pipeline: spec.name, stats: stats, operators: stages.metrics, sinks: sinkRunners + [deadLetterRunner],
                                      reloader: reloader, phase: phase)
             startThread("sluice-admin", adminDone) {
                 admin.serve(stopped: { adminStop.isSet }) { routes.respond(method: $0, path: $1) }
@@ -171,13 +202,20 @@ public final class Pipeline: Sendable {
             let name = spec.sources[index].name
             let batchSize = spec.settings.batchSize
             let stopFlag = stopFlag
+            let timed = !plan.sourceOperators[index].isEmpty
+            let sourceSpec = spec.sources[index]
+            let board = board
             startThread("sluice-source-\(name)", sourcesDone) {
+                // Owned by this thread, like the outlet.
+                let timing = timed ? SourceTiming(index: index, spec: sourceSpec.time, format: sourceSpec.format, board: board, stop: stopFlag) : nil
+                let outlet = SourceOutlet(source: index, work: work, timing: timing)
                 do {
-                    try source.run(batchSize: batchSize, stop: stopFlag, outlet: SourceOutlet(source: index, work: work))
+                    try source.run(batchSize: batchSize, stop: stopFlag, outlet: outlet)
                 } catch {
                     log("error", "\(error)")
                     errors.append("\(error)")
                 }
+                outlet.finish()
             }
         }
 
@@ -186,6 +224,13 @@ public final class Pipeline: Sendable {
         phase.set(.draining)
         work.close()
         workersDone.wait()
+        // Keyed stages drain in dependency order: every input of a stage has ended before it closes.
+        for o in plan.operatorOrder {
+            for inbox in stages.inboxes[o] { inbox.close() }
+            operatorsDone[o].wait()
+        }
+        tickerStop.set()
+        tickerDone.wait()
         reloader?.stop()
         for runner in sinkRunners { runner.queue.close() }
         sinksDone.wait()
@@ -203,10 +248,11 @@ public final class Pipeline: Sendable {
             if let memory = runner.output as? MemoryOutput { captured[runner.name] = memory.events }
         }
         return RunReport(counts: stats.snapshot, udfCounters: stats.udfCounters, captured: captured, errors: errors.all,
-                         udfVersion: reloader?.live.current.number ?? 1, reloadsRejected: reloader?.counts.rejected ?? 0)
+                         udfVersion: reloader?.live.current.number ?? 1, reloadsRejected: reloader?.counts.rejected ?? 0,
+                         operators: stages.metrics.totals.map { OperatorSummary(name: $0.name, figures: $0.figures) })
     }
 
-    private func workerLoop(work: BoundedQueue<Batch>, sequencers: [Sequencer], errors: ErrorList) {
+    private func workerLoop(work: BoundedQueue<Batch>, sequencers: [Sequencer], stages: KeyedStages, errors: ErrorList) {
         let worker: Worker
         do {
             worker = try Worker(plan: plan, lua: lua)
@@ -232,6 +278,8 @@ public final class Pipeline: Sendable {
             let output = worker.process(batch, code: code)
             sequencers[batch.source].complete(batch.sequence) { [self] in
                 publish(output, acknowledgement: batch.acknowledgement)
+                stages.publish(output.keyed, from: Channel(stage: 0, lane: batch.source),
+                               feeding: plan.sourceOperators[batch.source], watermark: batch.watermark)
             }
             stats.mergeLuaCounters(worker.batchLuaCounters)
         }
@@ -239,7 +287,7 @@ public final class Pipeline: Sendable {
 
     /// Hands a worker's results to the sinks. Each destination that takes events holds the batch's
     /// acknowledgement until it has written them; dropping (`drop_newest`) counts as done.
-    private func publish(_ output: WorkerOutput, acknowledgement ack: Acknowledgement?) {
+    func publish(_ output: WorkerOutput, acknowledgement ack: Acknowledgement?) {
         stats.merge(output.counts)
         for (i, produced) in output.sinks.enumerated() where !produced.isEmpty {
             let runner = sinkRunners[i]
@@ -261,7 +309,7 @@ public final class Pipeline: Sendable {
         ack?.release()
     }
 
-    private func publishDeadLetters(_ dead: [DeadLetter], acknowledgement ack: Acknowledgement?) {
+    func publishDeadLetters(_ dead: [DeadLetter], acknowledgement ack: Acknowledgement?) {
         guard !dead.isEmpty else { return }
         var batch = SinkBatch()
         for d in dead { batch.append(d.encoded()) }

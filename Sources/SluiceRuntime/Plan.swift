@@ -39,6 +39,8 @@ struct Plan: Sendable {
     enum Edge: Sendable {
         case node(Int)
         case sink(Int, when: Condition?)
+        /// Into input `input` (0 = left / only, 1 = right) of stateful operator `op`: crosses an exchange.
+        case keyed(op: Int, input: Int)
     }
 
     struct Node: Sendable {
@@ -62,6 +64,14 @@ struct Plan: Sendable {
 
     var nodes: [Node] = []
     var sinks: [Sink] = []
+    /// Stateful transforms; operator `i` runs in stage `i + 1` (stage 0 is the stateless prefix).
+    var operators: [KeyedOperator] = []
+    /// Operators each source feeds directly (its batches carry their watermark to them).
+    var sourceOperators: [[Int]] = []
+    /// Operators each operator's stage feeds directly.
+    var stageOperators: [[Int]] = []
+    /// Operators in an order where every operator comes after those that feed it.
+    var operatorOrder: [Int] = []
     /// Node index of each source, in spec order.
     var sourceNodes: [Int] = []
     /// Every piece of Lua the plan needs, each once; `LuaRef.slot` indexes it.
@@ -82,7 +92,8 @@ struct Plan: Sendable {
         }
     }
 
-    init(_ spec: PipelineSpec) {
+    /// `workers`: the default parallelism of a stateful transform's stage.
+    init(_ spec: PipelineSpec, workers: Int = 1) {
         var index: [String: Int] = [:]
         for source in spec.sources {
             index[source.name] = nodes.count
@@ -98,12 +109,33 @@ struct Plan: Sendable {
             case .filter(let p): op = .filter(condition(p, label: t.name))
             case .map(let r): op = .map(ref(.udf(module: r.module, function: r.function)))
             case .flatMap(let r): op = .flatMap(ref(.udf(module: r.module, function: r.function)))
-            case .join, .dedup, .aggregate: op = .keyed(0)
+            case .join(let j):
+                op = .keyed(operators.count)
+                operators.append(KeyedOperator(name: t.name, node: nodes.count, spec: t, inputs: [j.left, j.right],
+                                               udf: j.merge.map { ref(.udf(module: $0.module, function: $0.function)) },
+                                               parallelism: t.parallelism ?? workers))
+            case .dedup(let d):
+                op = .keyed(operators.count)
+                operators.append(KeyedOperator(name: t.name, node: nodes.count, spec: t, inputs: [d.input], udf: nil,
+                                               parallelism: t.parallelism ?? workers))
+            case .aggregate(let a):
+                op = .keyed(operators.count)
+                var udf: LuaRef?
+                if case .udf(let r) = a.reduce { udf = ref(.udf(module: r.module, function: r.function)) }
+                operators.append(KeyedOperator(name: t.name, node: nodes.count, spec: t, inputs: [a.input], udf: udf,
+                                               parallelism: t.parallelism ?? workers))
             }
             nodes.append(Node(name: t.name, operation: op))
         }
         for t in spec.transforms {
-            for upstream in t.from { if let u = index[upstream], let me = index[t.name] { nodes[u].downstream.append(.node(me)) } }
+            guard let me = index[t.name] else { continue }
+            if t.isStateful, case .keyed(let o) = nodes[me].operation {
+                for (i, input) in operators[o].inputs.enumerated() {
+                    if let u = index[input.from] { nodes[u].downstream.append(.keyed(op: o, input: i)) }
+                }
+                continue
+            }
+            for upstream in t.from { if let u = index[upstream] { nodes[u].downstream.append(.node(me)) } }
         }
         // Fuse each declarative node with the declarative nodes that follow it in a straight line.
         let first = spec.sources.count
@@ -130,6 +162,7 @@ struct Plan: Sendable {
             let when = s.when.map { condition($0, label: "\(s.name).when") }
             for upstream in s.from { if let u = index[upstream] { nodes[u].downstream.append(.sink(i, when: when)) } }
         }
+        wireStages()
     }
 
 }

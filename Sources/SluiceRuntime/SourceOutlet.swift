@@ -1,28 +1,58 @@
 import SluiceCore
 
 /// What a source hands its batches to: the bounded work queue, stamping each batch with the
-/// source's next sequence number. Used only by the source's own thread.
+/// source's next sequence number (and, when it feeds stateful transforms, event times and
+/// watermarks). Used only by the source's own thread.
 final class SourceOutlet {
     let source: Int
     private let work: BoundedQueue<Batch>
     private var sequence: UInt64 = 0
+    private let timing: SourceTiming?
 
-    init(source: Int, work: BoundedQueue<Batch>) {
-        self.source = source; self.work = work
+    init(source: Int, work: BoundedQueue<Batch>, timing: SourceTiming? = nil) {
+        self.source = source; self.work = work; self.timing = timing
     }
 
     /// Blocks while the work queue is full (backpressure).
     func emit(_ events: [Event], acknowledgement: Acknowledgement? = nil) {
         guard !events.isEmpty else { return }
-        if work.push(Batch(source: source, sequence: sequence, events: events, acknowledgement: acknowledgement)) { sequence += 1 }
+        var batch = Batch(source: source, sequence: sequence, events: events, acknowledgement: acknowledgement)
+        if let timing {
+            timing.stamp(&batch)
+            timing.holdBack(batch)
+            timing.setBusy(true)
+        }
+        defer { timing?.setBusy(false) }
+        if work.push(batch) { sequence += 1 }
     }
 
     /// Hands the batch over if there is room within `wait` seconds; false means "still full, try again later".
+    /// (A source that offers keeps its own batch; event times are stamped on the batch that goes.)
     func offer(_ events: [Event], acknowledgement: Acknowledgement? = nil, wait: Double = 0) -> Bool {
         guard !events.isEmpty else { return true }
-        let batch = Batch(source: source, sequence: sequence, events: events, acknowledgement: acknowledgement)
+        var batch = Batch(source: source, sequence: sequence, events: events, acknowledgement: acknowledgement)
+        if let timing {
+            timing.setBusy(true)
+            defer { timing.setBusy(false) }
+            guard work.waitForRoom(weight: 1, timeout: wait) else { return false }
+            timing.stamp(&batch)
+            timing.holdBack(batch)
+            work.push(batch)
+            sequence += 1
+            return true
+        }
         guard wait > 0 ? work.push(batch, timeout: wait) : work.offer(batch) else { return false }
         sequence += 1
         return true
+    }
+
+    /// The source has ended (or stopped): its watermark becomes +infinity, so every window it
+    /// holds open closes and every held result is emitted.
+    func finish() {
+        guard let timing else { return }
+        timing.finish()
+        var batch = Batch(source: source, sequence: sequence, events: [])
+        batch.watermark = EventTime.infinity
+        if work.push(batch) { sequence += 1 }
     }
 }

@@ -7,6 +7,16 @@ struct WorkerOutput: Sendable {
     var sinks: [SinkBatch]
     var deadLetters: [DeadLetter]
     var counts: [String: ComponentCounts]
+    /// Events bound for stateful transforms: `[operator][lane]`, in input order.
+    var keyed: [[[KeyedEvent]]] = []
+}
+
+/// An event a stateful transform produced, on its way to what follows the transform.
+struct OperatorOutput: Sendable {
+    var bytes: [UInt8]
+    /// Its event time (a join result: the right event's; a window: its last millisecond).
+    var time: Int64
+    var meta: EventMeta?
 }
 
 /// Settings a worker needs to build its Lua engine.
@@ -47,6 +57,11 @@ final class Worker {
     private var rejected: [Int] = []
     private var sinkReceived: [Int] = []
     private var current = Event(bytes: [])
+    /// Event time of the current event and the watermark of its input just before it.
+    private var currentTime = EventTime.missing
+    private var currentWatermarkBefore = EventTime.missing
+    private var keyedOut: [[[KeyedEvent]]] = []
+    private var keyBuffer: [UInt8] = []
     private var currentSource = 0
     private var currentFormat = DataFormat.json
     /// Set when the current source feeds exactly one declarative chain: validation happens inside it.
@@ -98,6 +113,7 @@ final class Worker {
         sinkReceived = Array(repeating: 0, count: plan.sinks.count)
         sinkOut = Array(repeating: SinkBatch(), count: plan.sinks.count)
         dead = []
+        resetKeyed()
         currentSource = plan.sourceNodes[batch.source]
         if case .source(let format) = plan.nodes[currentSource].operation { currentFormat = format }
         fusedEntry = nil
@@ -114,7 +130,12 @@ final class Worker {
             }
         }
 
-        for event in batch.events {
+        let timed = batch.times.count == batch.events.count
+        for (index, event) in batch.events.enumerated() {
+            if timed {
+                currentTime = batch.times[index]
+                currentWatermarkBefore = batch.watermarksBefore[index]
+            }
             received[currentSource] += 1
             if currentFormat == .json, let (chain, through) = fusedEntry {
                 current = event
@@ -137,8 +158,54 @@ final class Worker {
             if !healthy { rebuildAfterPoison() }
         }
         if let engine { batchLuaCounters = engine.takeCounters() }
-        return WorkerOutput(sinks: sinkOut, deadLetters: dead, counts: countsByName())
+        return WorkerOutput(sinks: sinkOut, deadLetters: dead, counts: countsByName(), keyed: keyedOut)
     }
+
+    private func resetKeyed() {
+        if keyedOut.count != plan.operators.count || keyedOut.contains(where: { !$0.allSatisfy(\.isEmpty) }) {
+            keyedOut = plan.operators.map { Array(repeating: [], count: $0.parallelism) }
+        }
+    }
+
+    /// Runs the outputs of stateful operator `op` through what follows it (fused stateless
+    /// transforms, sinks, further exchanges). `source` names the stage for dead letters.
+    func processOutputs(_ outputs: [OperatorOutput], of op: Int, code: LiveCode.Version? = nil) -> WorkerOutput {
+        adopt(code)
+        received = Array(repeating: 0, count: plan.nodes.count)
+        emitted = received
+        rejected = received
+        sinkReceived = Array(repeating: 0, count: plan.sinks.count)
+        sinkOut = Array(repeating: SinkBatch(), count: plan.sinks.count)
+        dead = []
+        resetKeyed()
+        currentFormat = .json
+        let node = plan.operators[op].node
+        currentSource = node
+        for o in outputs {
+            current = Event(bytes: o.bytes, meta: o.meta)
+            currentTime = o.time
+            currentWatermarkBefore = EventTime.missing   // judged by the receiving stage, against its channel
+            var value = Payload.bytes(current.bytes)
+            let healthy = walk(node, &value)
+            if let engine {
+                for h in live { engine.release(h) }
+            }
+            live.removeAll(keepingCapacity: true)
+            if !healthy { rebuildAfterPoison() }
+        }
+        if let engine { batchLuaCounters = engine.takeCounters() }
+        return WorkerOutput(sinks: sinkOut, deadLetters: dead, counts: countsByName(), keyed: keyedOut)
+    }
+
+    /// The Lua engine and resolved functions, for the UDFs of stateful operators (same thread).
+    var luaEngine: LuaEngine? { engine }
+    func function(_ ref: LuaRef) -> LuaFunctionID? { ref.slot < functions.count ? functions[ref.slot] : nil }
+
+    /// Switches to a newer UDF version between batches (stateful stages call this per message).
+    func adoptCode(_ version: LiveCode.Version?) { adopt(version) }
+
+    /// After a stateful operator's UDF call poisoned the engine: a fresh one of the same version.
+    func recoverFromPoison() { if engine?.isPoisoned ?? false { rebuildAfterPoison() } }
 
     /// `ctx.count` totals taken at the end of the last batch.
     private(set) var batchLuaCounters: [(String, Int64)] = []
@@ -192,6 +259,8 @@ final class Worker {
                     }
                 }
                 deliver(&value, to: sink)
+            case .keyed(let op, let input):
+                route(&value, to: op, input: input)
             case .node(let child):
                 var childValue = value
                 if case .lua(let h, let original) = value, plan.nodes[child].mutates, i < edges.count - 1, let engine {
@@ -241,8 +310,40 @@ final class Worker {
             guard let bytes = bytes(&value, component: name) else { return true }
             return runChain(chain, through: through, on: bytes, validate: false)
         case .keyed:
-            return true
+            return true   // reached through `.keyed` edges only
         }
+    }
+
+    /// Sends the current event towards the worker of operator `op` that owns its key, or to the
+    /// dead letter sink when it has no time (`no_time`), is behind its input's watermark (`late`)
+    /// or lacks a key field (`no_key`).
+    private func route(_ value: inout Payload, to op: Int, input: Int) {
+        let operator_ = plan.operators[op]
+        guard let b = bytes(&value, component: operator_.name) else { return }
+        let inputName = plan.nodes[currentSource].name
+        if currentTime == EventTime.missing {
+            deadLetter(component: operator_.name, reason: "no_time",
+                       detail: "the event has no usable event time (an integer of milliseconds or an RFC 3339 string)",
+                       event: Event(slice: b, meta: current.meta, position: current.position))
+            return
+        }
+        if currentWatermarkBefore != EventTime.missing && currentTime < currentWatermarkBefore {
+            deadLetter(component: operator_.name, reason: "late",
+                       detail: "event time \(currentTime) is behind the watermark \(currentWatermarkBefore) of input '\(inputName)'",
+                       event: Event(slice: b, meta: current.meta, position: current.position))
+            return
+        }
+        let template = operator_.inputs[input].key
+        guard template.renderComplete(b, into: &keyBuffer) else {
+            deadLetter(component: operator_.name, reason: "no_key",
+                       detail: "a field of the key '\(template)' is missing or null",
+                       event: Event(slice: b, meta: current.meta, position: current.position))
+            return
+        }
+        let key = StateKey(keyBuffer)
+        keyedOut[op][key.lane(of: operator_.parallelism)].append(
+            KeyedEvent(key: key, time: currentTime, input: input, bytes: Array(b), meta: current.meta,
+                       source: currentSource, position: current.position))
     }
 
     /// Runs a fused declarative chain; a kept event continues after the chain's last node.

@@ -39,7 +39,7 @@ import Testing
     transforms:
       t: { from: in }
     sinks: { out: { from: t, stdout: {} } }
-    """) == ["p.yaml:3:3: transform 't' has no type key (expected one of: filter, map, flat_map, project)"])
+    """) == ["p.yaml:3:3: transform 't' has no type key (expected one of: filter, map, flat_map, project, join, dedup, aggregate)"])
 }
 
 @Test func componentWithTwoTypeKeys() {
@@ -233,26 +233,19 @@ import Testing
     lookups: { titles: { file: { path: t.jsonl, key: id } } }
     sources:
       k: { kafka: { topics: [a] } }
-      in: { stdin: {}, time: ts }
-    transforms:
-      j: { join: {} }
-      d: { from: in, dedup: { key: '{id}' } }
+      in: { stdin: {} }
     sinks:
-      out: { from: in, http: { url: x }, retry: { max: 3 } }
+      out: { from: [in, k], http: { url: x }, retry: { max: 3 } }
       m: { from: in, memcached: {} }
     settings: { checkpoint: { every: 10s }, admin: { listen: x } }
     """) == [
         "p.yaml:1:1: 'lookups' is not supported yet",
         "p.yaml:3:8: missing 'brokers' in 'kafka' of source 'k'",
-        "p.yaml:4:20: 'time' is not supported yet (in source 'in')",
-        "p.yaml:6:3: missing 'from' in transform 'j'",
-        "p.yaml:6:8: 'join' is not supported yet (in transform 'j')",
-        "p.yaml:7:18: 'dedup' is not supported yet (in transform 'd')",
-        "p.yaml:9:20: 'http' is not supported yet (in sink 'out')",
-        "p.yaml:9:38: 'retry' is not supported yet (in sink 'out')",
-        "p.yaml:10:18: 'memcached' is not supported yet (in sink 'm')",
-        "p.yaml:11:13: 'checkpoint' is not supported yet (in 'settings')",
-        "p.yaml:11:58: invalid address 'x' for 'listen' in 'admin' (expected HOST:PORT, e.g. 127.0.0.1:9464)",
+        "p.yaml:6:25: 'http' is not supported yet (in sink 'out')",
+        "p.yaml:6:43: 'retry' is not supported yet (in sink 'out')",
+        "p.yaml:7:18: 'memcached' is not supported yet (in sink 'm')",
+        "p.yaml:8:13: 'checkpoint' is not supported yet (in 'settings')",
+        "p.yaml:8:58: invalid address 'x' for 'listen' in 'admin' (expected HOST:PORT, e.g. 127.0.0.1:9464)",
     ])
 }
 

@@ -29,8 +29,12 @@ enum {
     SL_BAD_HANDLE = 8     /* an event handle or function id that is not live */
 };
 
-/* What sl_call does with the UDF's return value. */
-enum { SL_MODE_TEST = 0, SL_MODE_MAP = 1, SL_MODE_FLATMAP = 2 };
+/* What sl_call does with the UDF's return value. MERGE: nil, one event or a list of events
+ * (a join's merge); REDUCE: the new state table (an aggregate's reduce). */
+enum { SL_MODE_TEST = 0, SL_MODE_MAP = 1, SL_MODE_FLATMAP = 2, SL_MODE_MERGE = 3, SL_MODE_REDUCE = 4 };
+
+/* An argument of sl_call_keyed that is nil. */
+#define SL_NIL_HANDLE (-1)
 
 typedef void (*sl_log_fn)(void *ctx, const char *level, size_t level_len, const char *msg, size_t msg_len);
 typedef void (*sl_counter_fn)(void *ctx, const char *name, size_t name_len, int64_t value);
@@ -80,6 +84,18 @@ int64_t sl_live_handles(const sl_engine *e);
  * for the duration of the call. */
 int sl_call(sl_engine *e, int32_t fn, int32_t handle, const sl_meta *meta, int mode,
             int *truthy, const int32_t **outs, size_t *n_outs);
+
+/* Calls fn(args[0], ..., args[nargs-1], ctx) for keyed transforms (merge, reduce). An argument
+ * SL_NIL_HANDLE is nil. `state` (0 = none) is the handle of the key's table, seen as ctx.state
+ * during the call. Modes MERGE and REDUCE only; outputs as for sl_call. */
+int sl_call_keyed(sl_engine *e, int32_t fn, const int32_t *args, size_t nargs, int32_t state,
+                  const sl_meta *meta, int mode, const int32_t **outs, size_t *n_outs);
+/* A new handle holding a list (a JSON array) of the values of `handles`. */
+int sl_list(sl_engine *e, const int32_t *handles, size_t n, int32_t *out);
+/* A new handle holding an empty table (an object). */
+int sl_new_table(sl_engine *e, int32_t *out);
+/* 1 if the handle holds a table with no entries. */
+int sl_is_empty(sl_engine *e, int32_t handle);
 
 int sl_poisoned(const sl_engine *e);
 size_t sl_memory(const sl_engine *e);

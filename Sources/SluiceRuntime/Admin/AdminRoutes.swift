@@ -1,9 +1,11 @@
 import Synchronization
+import SluiceCore
 
 /// What the admin endpoint answers. Reads the pipeline's live counters; never blocks the event path.
 struct AdminRoutes: Sendable {
     let pipeline: String
     let stats: PipelineStats
+    let operators: OperatorMetrics
     let sinks: [SinkRunner]
     let reloader: Reloader?
     let phase: PipelinePhase
@@ -66,6 +68,21 @@ struct AdminRoutes: Sendable {
                [("{\(p)}", Double(reloader?.counts.rejected ?? 0))])
         family("sluice_udf_counter_total", "counter", "Totals of ctx.count(metric, n) from UDFs.",
                stats.udfCounters.sorted { $0.key < $1.key }.map { ("{\(p),metric=\"\(escape($0.key))\"}", Double($0.value)) })
+        let ops = operators.totals
+        func perOperator(_ value: (OperatorMetrics.Figures) -> Double) -> [(String, Double)] {
+            ops.map { ("{\(p),operator=\"\(escape($0.name))\"}", value($0.figures)) }
+        }
+        if !ops.isEmpty {
+            family("sluice_operator_keys", "gauge", "Keys a stateful transform holds state for.", perOperator { Double($0.gauges.keys) })
+            family("sluice_operator_state_bytes", "gauge", "Bytes of state a stateful transform holds.", perOperator { Double($0.gauges.stateBytes) })
+            family("sluice_operator_watermark_ms", "gauge", "Watermark of a stateful transform (smallest over its workers; -1 before the first).",
+                   perOperator { $0.gauges.watermark == EventTime.missing ? -1 : Double(min($0.gauges.watermark, 1 << 62)) })
+            family("sluice_operator_late_events_total", "counter", "Events dead-lettered as late.", perOperator { Double($0.late) })
+            family("sluice_operator_held_results", "gauge", "Held events (join) or open windows (aggregate).", perOperator { Double($0.gauges.held) })
+            family("sluice_operator_timers_pending", "gauge", "Event-time timers waiting for the watermark.", perOperator { Double($0.gauges.timers) })
+            family("sluice_operator_deduplicated_total", "counter", "Events dropped as duplicates (dedup).", perOperator { Double($0.deduplicated) })
+            family("sluice_operator_state_full_total", "counter", "Events dead-lettered because the state limit was reached.", perOperator { Double($0.stateFull) })
+        }
         return out.joined(separator: "\n") + "\n"
     }
 

@@ -1,0 +1,125 @@
+import Foundation
+import Synchronization
+import SluiceCore
+import SluiceLua
+
+/// The keyed stages of a pipeline: one bounded inbox and one thread per worker of every stateful
+/// operator. Upstream workers publish per-destination batches into the inboxes (blocking when
+/// full: backpressure); each stage worker owns the state and timers of the keys hashed to it,
+/// advances its watermark (the minimum over its channels) and sends its results on.
+final class KeyedStages: Sendable {
+    let plan: Plan
+    let inboxes: [[BoundedQueue<KeyedBatch>]]
+    let board: WatermarkBoard
+    let metrics: OperatorMetrics
+    /// The watermark last sent on each channel to each operator, so unchanged ones are not resent.
+    private let lastSent: Mutex<[Channel: Int64]> = Mutex([:])
+
+    init(plan: Plan, board: WatermarkBoard, capacity: Int) {
+        self.plan = plan
+        self.board = board
+        inboxes = plan.operators.map { op in (0..<op.parallelism).map { _ in BoundedQueue<KeyedBatch>(capacity: capacity) } }
+        metrics = OperatorMetrics(operators: plan.operators)
+    }
+
+    /// Sends a batch's events for stateful operators on, with the channel's watermark: to every
+    /// worker of every operator the channel feeds (an empty batch when only the watermark moved).
+    func publish(_ keyed: [[[KeyedEvent]]], from channel: Channel, feeding operators: [Int], watermark: Int64) {
+        guard !operators.isEmpty else { return }
+        let moved = lastSent.withLock { sent -> Bool in
+            let old = sent[channel] ?? EventTime.missing
+            if watermark > old { sent[channel] = watermark; return true }
+            return false
+        }
+        for o in operators {
+            for lane in 0..<plan.operators[o].parallelism {
+                let events = o < keyed.count && lane < keyed[o].count ? keyed[o][lane] : []
+                guard !events.isEmpty || moved else { continue }
+                inboxes[o][lane].push(KeyedBatch(channel: channel, events: events, watermark: watermark),
+                                      weight: max(1, events.count))
+            }
+        }
+    }
+
+    /// Wakes every stage worker to recompute its watermark (a source became idle).
+    func poke() {
+        for lanes in inboxes {
+            for inbox in lanes { _ = inbox.offer(KeyedBatch(channel: Channel(stage: -1, lane: 0), events: [], watermark: EventTime.missing)) }
+        }
+    }
+}
+
+extension Pipeline {
+    /// The loop of worker `lane` of stateful operator `op`.
+    func keyedStageLoop(_ stages: KeyedStages, op: Int, lane: Int, errors: ErrorList) {
+        let spec = plan.operators[op]
+        let inbox = stages.inboxes[op][lane]
+        let worker: Worker
+        do {
+            worker = try Worker(plan: plan, lua: lua)
+        } catch {
+            options.log("error", "stage worker of '\(spec.name)' could not load its Lua code: \(error)")
+            errors.append(error.description)
+            stop()
+            while let batch = inbox.pop() {
+                let dead = batch.events.map {
+                    DeadLetter(component: spec.name, reason: "worker could not load Lua code: \(error)", source: spec.name,
+                               event: Event(bytes: $0.bytes, meta: $0.meta, position: $0.position))
+                }
+                publishDeadLetters(dead, acknowledgement: nil)
+            }
+            return
+        }
+        guard var behaviour = makeBehaviour(spec, lanes: spec.parallelism) else { return }
+        var tracker = WatermarkTracker(channels: spec.channels)
+        let myChannel = Channel(stage: spec.stage, lane: lane)
+        let downstream = plan.stageOperators[op]
+        let live = lua.live
+        while let (batch, code) = inbox.pop(stamping: { live?.current }) {
+            worker.adoptCode(code)
+            var ctx = OperatorContext(name: spec.name, worker: worker)
+            for e in batch.events {
+                if batch.channel.stage > 0, tracker.mark(batch.channel) != EventTime.missing, e.time < tracker.mark(batch.channel) {
+                    ctx.late += 1
+                    ctx.deadLetter(e, reason: "late", detail: "event time \(e.time) is behind the watermark \(tracker.mark(batch.channel)) of its input (stage \(batch.channel.stage) worker \(batch.channel.lane))")
+                    continue
+                }
+                behaviour.process(e, &ctx)
+            }
+            if batch.channel.stage >= 0 { tracker.update(batch.channel, batch.watermark) }
+            if let w = tracker.advance(board: stages.board) { behaviour.advance(to: w, &ctx) }
+            stats.add(spec.name) {
+                $0.received &+= batch.events.count
+                $0.deadLettered &+= ctx.deadLetters.count
+                $0.dropped &+= ctx.deduplicated
+            }
+            let output = worker.processOutputs(ctx.outputs, of: op, code: nil)
+            stats.mergeLuaCounters(worker.batchLuaCounters)
+            publishDeadLetters(ctx.deadLetters, acknowledgement: nil)
+            publish(output, acknowledgement: nil)
+            stages.publish(output.keyed, from: myChannel, feeding: downstream, watermark: tracker.current)
+            stages.metrics.update(op, lane: lane, gauges: behaviour.gauges, late: ctx.late,
+                                  deduplicated: ctx.deduplicated, stateFull: ctx.stateFull)
+        }
+        // Closed: every input has ended (their +infinity watermarks normally fired everything already).
+        var ctx = OperatorContext(name: spec.name, worker: worker)
+        behaviour.advance(to: EventTime.infinity, &ctx)
+        if !ctx.outputs.isEmpty || !ctx.deadLetters.isEmpty {
+            let output = worker.processOutputs(ctx.outputs, of: op, code: nil)
+            publishDeadLetters(ctx.deadLetters, acknowledgement: nil)
+            publish(output, acknowledgement: nil)
+            stages.publish(output.keyed, from: myChannel, feeding: downstream, watermark: EventTime.infinity)
+        }
+        stages.metrics.update(op, lane: lane, gauges: behaviour.gauges, late: 0, deduplicated: 0, stateFull: 0)
+    }
+
+    private func makeBehaviour(_ op: KeyedOperator, lanes: Int) -> (any KeyedOperatorBehaviour)? {
+        let budget = StateBudget(op.spec.state, lanes: lanes)
+        switch op.spec.kind {
+        case .join(let j): return JoinOperator(spec: j, merge: op.udf, budget: budget)
+        case .dedup(let d): return DedupOperator(spec: d, budget: budget)
+        case .aggregate(let a): return AggregateOperator(spec: a, udf: op.udf, budget: budget)
+        default: return nil   // only stateful transforms become operators
+        }
+    }
+}

@@ -1,0 +1,44 @@
+/// A rendered key of a stateful transform, hashed once (FNV-1a, stable across runs) so routing
+/// and state lookups never hash the bytes again.
+struct StateKey: Hashable, Sendable {
+    let bytes: [UInt8]
+    let hash: UInt64
+
+    init(_ bytes: [UInt8]) {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+        self.bytes = bytes
+        self.hash = h
+    }
+
+    /// The worker of a stage with `lanes` workers that owns this key.
+    func lane(of lanes: Int) -> Int { lanes <= 1 ? 0 : Int((hash >> 17) % UInt64(lanes)) }
+
+    func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+    static func == (a: StateKey, b: StateKey) -> Bool { a.hash == b.hash && a.bytes == b.bytes }
+
+    var text: String { String(decoding: bytes, as: UTF8.self) }
+}
+
+/// An event on its way into a stateful transform: its JSON bytes, key, event time and which input
+/// of the transform it is for (0 = left / only, 1 = right).
+struct KeyedEvent: Sendable {
+    var key: StateKey
+    var time: Int64
+    var input: Int
+    var bytes: [UInt8]
+    var meta: EventMeta?
+    /// Where it came from (for dead letters).
+    var source: Int
+    var position: Int64
+}
+
+/// What crosses an exchange: the events of one upstream batch for one worker of a keyed stage,
+/// and the watermark of the channel they came through (after them).
+struct KeyedBatch: Sendable {
+    var channel: Channel
+    var events: [KeyedEvent]
+    var watermark: Int64
+}
+
+import SluiceCore

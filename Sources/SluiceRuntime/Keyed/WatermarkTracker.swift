@@ -1,0 +1,40 @@
+import SluiceCore
+
+/// The watermark of one keyed stage worker: the minimum over its channels, skipping sources that
+/// are idle (all idle: the largest). Never goes backwards.
+struct WatermarkTracker {
+    private var index: [Channel: Int] = [:]
+    private var marks: [Int64]
+    private let channels: [Channel]
+    private(set) var current = EventTime.missing
+
+    init(channels: [Channel]) {
+        self.channels = channels
+        for (i, c) in channels.enumerated() { index[c] = i }
+        marks = Array(repeating: EventTime.missing, count: channels.count)
+    }
+
+    /// The watermark of channel `c` so far (events behind it are late).
+    func mark(_ c: Channel) -> Int64 { index[c].map { marks[$0] } ?? EventTime.missing }
+
+    mutating func update(_ c: Channel, _ watermark: Int64) {
+        guard let i = index[c], watermark > marks[i] else { return }
+        marks[i] = watermark
+    }
+
+    /// Recomputes the minimum; returns the new watermark if it moved forward.
+    mutating func advance(board: WatermarkBoard) -> Int64? {
+        guard !channels.isEmpty else { return nil }
+        var active = Int64.max
+        var all = Int64.min
+        for (i, c) in channels.enumerated() {
+            all = max(all, marks[i])
+            if c.stage == 0 && board.isIdle(c.lane) { continue }
+            active = min(active, marks[i])
+        }
+        let w = active == Int64.max ? all : active
+        guard w > current else { return nil }
+        current = w
+        return w
+    }
+}

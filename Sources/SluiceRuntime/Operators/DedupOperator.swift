@@ -1,0 +1,58 @@
+import SluiceCore
+import SluiceSpec
+
+/// `dedup`: the first event of a key passes at once; a later event of the key whose time is within
+/// `within` of the kept event's time is dropped (counted as deduplicated). A key's state is
+/// evicted once the watermark passes kept.time + within. An event further away than `within`
+/// passes and, if later, becomes the kept one.
+struct DedupOperator: KeyedOperatorBehaviour {
+    private let within: Int64
+    private let budget: StateBudget
+    private var kept: [StateKey: Int64] = [:]
+    private var timers = TimerQueue()
+    private var stateBytes = 0
+    private var watermark = EventTime.missing
+
+    init(spec: DedupSpec, budget: StateBudget) {
+        self.within = spec.within
+        self.budget = budget
+    }
+
+    var gauges: OperatorGaugeValues {
+        OperatorGaugeValues(keys: kept.count, stateBytes: stateBytes, held: 0, timers: timers.count, watermark: watermark)
+    }
+
+    mutating func process(_ e: KeyedEvent, _ ctx: inout OperatorContext) {
+        if let k = kept[e.key] {
+            if abs(e.time &- k) <= within {
+                ctx.deduplicated += 1
+                return
+            }
+            ctx.emit(e.bytes, time: e.time, meta: e.meta)
+            if e.time > k {
+                kept[e.key] = e.time
+                timers.add(at: e.time &+ within &+ 1, key: e.key)
+            }
+            return
+        }
+        let size = e.key.bytes.count + StateBudget.overhead
+        guard budget.admits(keys: kept.count, bytes: stateBytes, newKey: true, adding: size) else {
+            ctx.stateFull += 1
+            ctx.deadLetter(e, reason: "state_full", detail: "dedup '\(ctx.name)' holds \(kept.count) keys on this worker, its 'state' limit")
+            return
+        }
+        kept[e.key] = e.time
+        stateBytes += size
+        timers.add(at: e.time &+ within &+ 1, key: e.key)
+        ctx.emit(e.bytes, time: e.time, meta: e.meta)
+    }
+
+    mutating func advance(to w: Int64, _ ctx: inout OperatorContext) {
+        watermark = w
+        while let t = timers.popDue(w) {
+            guard let k = kept[t.key], k &+ within &+ 1 == t.time else { continue }   // a newer kept event re-armed it
+            kept[t.key] = nil
+            stateBytes -= t.key.bytes.count + StateBudget.overhead
+        }
+    }
+}

@@ -1,0 +1,150 @@
+import CSluiceJSON
+import SluiceCore
+import SluiceSpec
+
+/// The declarative reducers of an `aggregate`, compiled: the paths they read are found in one
+/// pass over each event's bytes; values are kept as numbers or raw JSON bytes (never Lua).
+struct Reducers: Sendable {
+    let specs: [ReducerSpec]
+    let paths: JSONPathSet
+    let slots: [Int]
+
+    init(_ specs: [ReducerSpec]) {
+        self.specs = specs
+        let paths = specs.map { $0.path ?? [] }
+        self.paths = JSONPathSet(paths)
+        self.slots = self.paths.slots
+    }
+
+    /// The running value of one reducer.
+    enum Accumulator {
+        case count(Int64)
+        case sum(int: Int64, double: Double, isDouble: Bool)
+        case extreme(value: Double, raw: [UInt8]?)
+        case avg(sum: Double, n: Int64)
+        case raw([UInt8]?)
+        case distinct(Set<[UInt8]>)
+        case list([[UInt8]])
+    }
+
+    func empty() -> [Accumulator] {
+        specs.map { s in
+            switch s.op {
+            case .count: return .count(0)
+            case .sum: return .sum(int: 0, double: 0, isDouble: false)
+            case .min: return .extreme(value: .infinity, raw: nil)
+            case .max: return .extreme(value: -.infinity, raw: nil)
+            case .avg: return .avg(sum: 0, n: 0)
+            case .first, .last: return .raw(nil)
+            case .countDistinct: return .distinct([])
+            case .collect: return .list([])
+            }
+        }
+    }
+
+    /// Adds one event; returns the bytes the accumulators grew by (for the state budget).
+    func add(_ bytes: [UInt8], to acc: inout [Accumulator]) -> Int {
+        var grown = 0
+        bytes.withUnsafeBytes { raw in
+            paths.find(in: raw) { values in
+                for (i, spec) in specs.enumerated() {
+                    let slot = slots[i]
+                    let v = slot >= 0 ? values[slot] : sj_value()
+                    let type = Int(v.type)
+                    let span: [UInt8] = (type == SJ_MISSING || type == SJ_NULL) ? [] : Array(raw[v.off..<(v.off + v.len)])
+                    switch (spec.op, acc[i]) {
+                    case (.count, .count(let n)):
+                        acc[i] = .count(n + 1)
+                    case (.sum, .sum(let si, let sd, let isD)):
+                        guard type == SJ_NUMBER else { continue }
+                        var iv: Int64 = 0
+                        var dv: Double = 0
+                        let kind = span.withUnsafeBufferPointer { sj_parse_number($0.baseAddress, $0.count, &iv, &dv) }
+                        if kind == Int32(SJ_NUM_INT), !isD {
+                            let (s, o) = si.addingReportingOverflow(iv)
+                            acc[i] = o ? .sum(int: 0, double: Double(si) + dv, isDouble: true) : .sum(int: s, double: sd + dv, isDouble: false)
+                        } else if kind != Int32(SJ_NUM_INVALID) {
+                            acc[i] = .sum(int: si, double: (isD ? sd : Double(si)) + dv, isDouble: true)
+                        }
+                    case (.min, .extreme(let best, let r)), (.max, .extreme(let best, let r)):
+                        guard type == SJ_NUMBER, let d = Self.number(span) else { continue }
+                        let better = spec.op == .min ? d < best : d > best
+                        if better || r == nil {
+                            acc[i] = .extreme(value: d, raw: span)
+                            grown += span.count - (r?.count ?? 0)
+                        }
+                    case (.avg, .avg(let s, let n)):
+                        guard type == SJ_NUMBER, let d = Self.number(span) else { continue }
+                        acc[i] = .avg(sum: s + d, n: n + 1)
+                    case (.first, .raw(let r)):
+                        if r == nil, !span.isEmpty { acc[i] = .raw(span); grown += span.count }
+                    case (.last, .raw(let r)):
+                        if !span.isEmpty { acc[i] = .raw(span); grown += span.count - (r?.count ?? 0) }
+                    case (.countDistinct, .distinct(var set)):
+                        guard !span.isEmpty else { continue }
+                        acc[i] = .count(0)   // release the set's storage before mutating it
+                        if set.insert(Self.canonical(span, type: type)).inserted { grown += span.count + 16 }
+                        acc[i] = .distinct(set)
+                    case (.collect, .list(var items)):
+                        guard !span.isEmpty else { continue }
+                        acc[i] = .count(0)
+                        items.append(span)
+                        grown += span.count + 16
+                        acc[i] = .list(items)
+                    default:
+                        continue
+                    }
+                }
+            }
+        }
+        return grown
+    }
+
+    /// Appends `,"field":value` for every reducer.
+    func write(_ acc: [Accumulator], to out: inout [UInt8]) {
+        for (i, spec) in specs.enumerated() {
+            out.append(UInt8(ascii: ","))
+            JSONWriter.appendString(spec.output, to: &out)
+            out.append(UInt8(ascii: ":"))
+            switch acc[i] {
+            case .count(let n): out.append(contentsOf: Array(String(n).utf8))
+            case .sum(let si, let sd, let isD): out.append(contentsOf: Array((isD ? Self.format(sd) : String(si)).utf8))
+            case .extreme(_, let r): out.append(contentsOf: r ?? Array("null".utf8))
+            case .avg(let s, let n): out.append(contentsOf: Array((n == 0 ? "null" : Self.format(s / Double(n))).utf8))
+            case .raw(let r): out.append(contentsOf: r ?? Array("null".utf8))
+            case .distinct(let set): out.append(contentsOf: Array(String(set.count).utf8))
+            case .list(let items):
+                out.append(UInt8(ascii: "["))
+                for (k, item) in items.enumerated() {
+                    if k > 0 { out.append(UInt8(ascii: ",")) }
+                    out.append(contentsOf: item)
+                }
+                out.append(UInt8(ascii: "]"))
+            }
+        }
+    }
+
+    private static func number(_ span: [UInt8]) -> Double? {
+        var iv: Int64 = 0
+        var dv: Double = 0
+        let kind = span.withUnsafeBufferPointer { sj_parse_number($0.baseAddress, $0.count, &iv, &dv) }
+        return kind == Int32(SJ_NUM_INVALID) ? nil : dv
+    }
+
+    /// Strings compare by their decoded text (so "a" and "\u0061" are one value), tagged apart from numbers.
+    private static func canonical(_ span: [UInt8], type: Int) -> [UInt8] {
+        guard type == SJ_STRING, span.count >= 2 else { return span }
+        guard span.contains(UInt8(ascii: "\\")) else { return [1] + span[1..<(span.count - 1)] }
+        var out = [UInt8](repeating: 0, count: span.count)
+        let n = span.withUnsafeBufferPointer { s in out.withUnsafeMutableBufferPointer { sj_string_decode(s.baseAddress, s.count, $0.baseAddress, $0.count) } }
+        guard n <= out.count else { return span }
+        return [1] + out[..<n]
+    }
+
+    static func format(_ d: Double) -> String {
+        if d.isFinite, d == d.rounded(), abs(d) < 1e15 { return String(format: "%.1f", d) }
+        return d.isFinite ? "\(d)" : "null"
+    }
+}
+
+import Foundation

@@ -1,0 +1,90 @@
+import SluiceCore
+
+/// Sinks and the dead letter sink; `when` predicates.
+extension Loader {
+    mutating func parseSink(_ key: YAMLNode, _ value: YAMLNode, settings: Settings, deadLetter: Bool) -> SinkSpec? {
+        let name = deadLetter ? "dead_letter" : (key.scalarText ?? "")
+        let what = deadLetter ? "'dead_letter'" : "sink '\(name)'"
+        let unsupportedTypes = ["http", "memcached"]
+        let f = fields(value, what, allowed: Self.sinkTypes + ["from", "when", "format", "queue"],
+                       notSupported: unsupportedTypes + ["retry"])
+        let topSuggestions = lastSuggestions
+        var from: [String] = []
+        if deadLetter {
+            for k in ["from", "when"] {
+                if let kn = f?.keyNode(k) {
+                    diags.error(kn.location, "'dead_letter' takes no '\(k)' (it receives every rejected event)")
+                }
+            }
+        } else {
+            from = readFrom("sink", name, key, f, role: .sink)
+        }
+        var when: Predicate?
+        if !deadLetter, let node = f?["when"] { when = predicate(node, "'when' of \(what)") }
+        var format = DataFormat.json
+        if let node = f?["format"], let v = choice(node, "'format' of \(what)", ["json", "text"]) {
+            format = DataFormat(rawValue: v) ?? .json
+        }
+        var queue = QueueSpec(capacity: settings.queueCapacity)
+        if let node = f?["queue"], let q = fields(node, "'queue' of \(what)", allowed: ["capacity", "when_full"]) {
+            if let c = q["capacity"], let v = integer(c, "'capacity' in 'queue' of \(what)", min: 1) { queue.capacity = v }
+            if let w = q["when_full"], let v = choice(w, "'when_full' in 'queue' of \(what)", ["block", "drop_newest", "dead_letter"]) {
+                queue.whenFull = WhenFull(rawValue: v) ?? .block
+            }
+        }
+        lastSuggestions = topSuggestions
+        guard let (type, _, body) = typeKey(deadLetter ? "'dead_letter'" : "sink", name, key, f, value,
+                                             types: Self.sinkTypes, unsupported: unsupportedTypes)
+        else { return nil }
+        let inner = "'\(type)' of \(what)"
+        var kind: SinkSpec.Kind?
+        switch type {
+        case "file":
+            guard let b = fields(body, inner, allowed: ["path"]) else { return nil }
+            if let node = b["path"] {
+                if let p = path(node, "'path' in \(inner)") { kind = .file(path: p) }
+            } else {
+                diags.error(body.location, "missing 'path' in \(inner)")
+            }
+        case "stdout":
+            if fields(body, inner, allowed: []) != nil { kind = .stdout }
+        case "stderr":
+            if fields(body, inner, allowed: []) != nil { kind = .stderr }
+        case "kafka":
+            guard let b = fields(body, inner, allowed: ["brokers", "topic", "key", "options"]) else { return nil }
+            let brokers = required(b, "brokers", inner, body).flatMap { nonEmptyString($0, "'brokers' in \(inner)") }
+            let topic = required(b, "topic", inner, body).flatMap { nonEmptyString($0, "'topic' in \(inner)") }
+            let keyTemplate = b["key"].flatMap { nonEmptyString($0, "'key' in \(inner)") }
+            let options = b["options"].flatMap { kafkaOptions($0, "'options' in \(inner)") } ?? [:]
+            if let brokers, let topic {
+                kind = .kafka(KafkaSinkSpec(brokers: brokers, topic: topic, key: keyTemplate, options: options))
+            }
+        default:
+            return nil
+        }
+        guard let kind else { return nil }
+        return SinkSpec(name: name, location: key.location, from: from, when: when, format: format, queue: queue, kind: kind)
+    }
+
+    /// `when`: a Lua expression, or a field map (`{ country: US }`), or `{ match: {...} }`, or `{ udf: module.function }`.
+    mutating func predicate(_ node: YAMLNode, _ what: String) -> Predicate? {
+        switch node.kind {
+        case .scalar:
+            guard let e = nonEmptyString(node, what) else { return nil }
+            return .lua(expression: e, location: node.location)
+        case .mapping(let pairs):
+            if pairs.count == 1, let k = pairs[0].key.scalarText {
+                if k == "match", pairs[0].value.mappingPairs != nil {
+                    return match(pairs[0].value, what).map { .match($0) }
+                }
+                if k == "udf", pairs[0].value.scalarText != nil {
+                    return udfRef(pairs[0].value, "'udf' in \(what)").map { .udf($0) }
+                }
+            }
+            return match(node, what).map { .match($0) }
+        case .sequence:
+            diags.error(node.location, "expected a Lua expression or a field map for \(what), found a sequence")
+            return nil
+        }
+    }
+}
