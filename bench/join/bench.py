@@ -10,7 +10,7 @@ Per core = input events / (user + sys CPU seconds of the process tree). Every ou
 checked against bench/join/reference.py; a variant that fails (e.g. a sluice without the stateful
 runtime) is reported and skipped in later rounds, the others go on.
 """
-import argparse, glob, json, os, resource, shutil, statistics, subprocess, sys, time
+import argparse, json, os, resource, shutil, socket, statistics, subprocess, sys, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.join(ROOT, "bench", "join")
@@ -52,6 +52,42 @@ def run(cmd, env=None, stdout=subprocess.DEVNULL):
     return cpu, wall, p.stdout, p.stderr, p.returncode
 
 
+def run_polled(cmd, env, metrics_url):
+    """Runs sluice, scraping its /metrics every 0.25 s; returns (cpu s, wall s, stderr, rc, peak RSS MiB,
+    the operator figures at the scrape with the most state bytes)."""
+    start = time.monotonic()
+    err_path = os.path.join(OUT, "sluice.stderr")
+    with open(os.devnull, "rb") as null, open(err_path, "w") as err:
+        p = subprocess.Popen(cmd, env=env, stdin=null, stdout=subprocess.DEVNULL, stderr=err)
+    peak = {}
+    while True:
+        pid, status, ru = os.wait4(p.pid, os.WNOHANG)      # not p.poll(): wait4 also gives the child's rusage
+        if pid:
+            break
+        time.sleep(0.25)
+        try:
+            text = urllib.request.urlopen(metrics_url, timeout=0.5).read().decode()
+        except OSError:
+            continue
+        fig = {}
+        for line in text.splitlines():
+            for name in ("state_bytes", "held_results", "keys"):
+                if line.startswith(f"sluice_operator_{name}{{"):
+                    fig[name] = fig.get(name, 0) + float(line.rsplit(" ", 1)[1])
+        if fig.get("state_bytes", 0) > peak.get("state_bytes", -1):
+            peak = fig
+    wall = time.monotonic() - start
+    with open(err_path) as f:
+        stderr = f.read()
+    return ru.ru_utime + ru.ru_stime, wall, stderr, os.waitstatus_to_exitcode(status), ru.ru_maxrss / 1024, peak
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def count_lines(path):
     with open(path, "rb") as f:
         return sum(1 for _ in f)
@@ -90,15 +126,17 @@ def main():
             for p in (out, dead):
                 if os.path.exists(p):
                     os.remove(p)
+            port = free_port()
             env = dict(os.environ, BENCH_IMP=imp, BENCH_PLAYS=plays, BENCH_OUTPUT=out, BENCH_DEAD=dead,
-                       BENCH_WORKERS=args.workers)
-            cpu, wall, _, stderr, rc = run([args.sluice, "run", os.path.join(HERE, spec)], env=env)
+                       BENCH_WORKERS=args.workers, BENCH_ADMIN=f"127.0.0.1:{port}")
+            cpu, wall, stderr, rc, rss, peak = run_polled([args.sluice, "run", os.path.join(HERE, spec)], env,
+                                                          f"http://127.0.0.1:{port}/metrics")
             summary = [l for l in stderr.splitlines() if l.startswith("sluice: ")]
             if rc != 0 or not os.path.exists(out):
                 return {"error": (stderr.strip().splitlines() or ["exit %d" % rc])[0][:200]}
             dead_n = count_lines(dead) if os.path.exists(dead) else 0
             return {"cpu": cpu, "wall": wall, "out": count_lines(out), "ok": check(out) and dead_n == 0,
-                    "dead": dead_n, "summary": summary[-1] if summary else ""}
+                    "dead": dead_n, "summary": summary[-1] if summary else "", "rss": rss, "peak": peak}
         return go
 
     def same_rows(out):
@@ -162,7 +200,19 @@ def main():
         print(f"sluice join / Flink SQL, per core: {per_core[join_name] / per_core[flink_name]:.1f}x (target >= 10x)")
     if join_name in failed:
         print("sluice join did not run: the stateful runtime (join/dedup/aggregate) is not in this build yet")
-    print("TODO: state bytes per held event: sluice's run summary and /metrics do not expose state bytes yet")
+    for name in per_core:
+        rs = results[name]
+        if "peak" not in rs[0]:
+            continue
+        pk = max((x["peak"] for x in rs), key=lambda f: f.get("state_bytes", 0))
+        if not pk:
+            print(f"TODO: {name}: no sluice_operator_state_bytes in /metrics (scraped every 0.25 s)")
+            continue
+        held = pk.get("held_results", 0) or pk.get("keys", 0)
+        what = "held event" if pk.get("held_results", 0) and "join" in name else ("open window" if pk.get("held_results", 0) else "key")
+        print(f"{name}: peak state {pk['state_bytes'] / 2**20:.1f} MiB for {held:,.0f} {what}s"
+              + (f" = {pk['state_bytes'] / held:.0f} bytes per {what}" if held else "")
+              + f" ({pk.get('keys', 0):,.0f} keys); peak RSS {statistics.median(x['rss'] for x in rs):.0f} MiB")
     sys.exit(1 if bad else 0)
 
 
