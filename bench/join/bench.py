@@ -41,11 +41,11 @@ def ensure_data(n, seed):
         return imp, plays, json.load(f), agg_path
 
 
-def run(cmd, env=None, stdout=subprocess.DEVNULL):
-    """Runs cmd; returns (cpu seconds of the reaped process tree, wall seconds, stdout text, stderr text, rc)."""
+def run(cmd):
+    """Runs cmd (Flink's client); returns (cpu seconds of the reaped process tree, wall seconds, stdout, stderr, rc)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
-    p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wall = time.monotonic() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -206,7 +206,7 @@ def main():
             continue
         pk = max((x["peak"] for x in rs), key=lambda f: f.get("state_bytes", 0))
         if not pk:
-            print(f"TODO: {name}: no sluice_operator_state_bytes in /metrics (scraped every 0.25 s)")
+            print(f"TODO: {name}: no state figures: no /metrics scrape (every 0.25 s) saw sluice_operator_state_bytes (run too short?)")
             continue
         held = pk.get("held_results", 0) or pk.get("keys", 0)
         what = "held event" if pk.get("held_results", 0) and "join" in name else ("open window" if pk.get("held_results", 0) else "key")
