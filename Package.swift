@@ -13,6 +13,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
     ],
     targets: [
         // System libraries (Debian: liblua5.4-dev, libyaml-dev, librdkafka-dev).
@@ -24,7 +25,8 @@ let package = Package(
         .target(name: "CSluiceJSON", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "CSluiceLua", dependencies: ["CLua", "CSluiceJSON"], cSettings: [.unsafeFlags(["-O3"])]),
 
-        .target(name: "SluiceCore", dependencies: ["CSluiceJSON"], swiftSettings: hotPath),
+        .target(name: "SluiceCore", dependencies: ["CSluiceJSON", .product(name: "DequeModule", package: "swift-collections")],
+                swiftSettings: hotPath),
         .target(name: "SluiceSpec", dependencies: ["CYaml", "SluiceCore"]),
         .target(name: "SluiceLua", dependencies: ["CSluiceLua", "SluiceCore"]),
         .target(name: "SluiceRuntime", dependencies: ["SluiceCore", "SluiceSpec", "SluiceLua", "SluiceKafka"], swiftSettings: hotPath),

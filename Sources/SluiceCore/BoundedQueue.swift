@@ -1,4 +1,5 @@
 import Foundation
+import DequeModule
 
 /// A blocking multi-producer multi-consumer queue with a capacity measured in *weight*
 /// (events, for queues of batches). Used between sources, workers and sinks so memory stays bounded.
@@ -6,8 +7,9 @@ import Foundation
 public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
     public let capacity: Int
     private let condition = NSCondition()
-    private var items: [(Element, Int)] = []
-    private var head = 0
+    /// A deque, so a taken item is released at once (an array with a moving head kept up to a
+    /// thousand taken batches alive, with the read buffers they point into).
+    private var items = Deque<(Element, Int)>()
     private var weight = 0
     private var closed = false
 
@@ -73,15 +75,11 @@ public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
     public func pop<Stamp>(stamping stamp: () -> Stamp) -> (Element, Stamp)? {
         condition.lock()
         defer { condition.unlock() }
-        while head == items.count && !closed {
+        while items.isEmpty && !closed {
             condition.wait()
         }
-        guard head < items.count else { return nil }
-        let (item, w) = items[head]
-        head += 1
+        guard let (item, w) = items.popFirst() else { return nil }
         weight -= w
-        if head == items.count { items.removeAll(keepingCapacity: true); head = 0 }
-        else if head > 1024 && head * 2 > items.count { items.removeFirst(head); head = 0 }
         condition.broadcast()
         return (item, stamp())
     }

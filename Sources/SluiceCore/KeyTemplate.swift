@@ -86,7 +86,7 @@ public struct KeyTemplate: Sendable, Equatable, CustomStringConvertible {
                 case .field(let path):
                     let v = Self.find(input, path)
                     if Int(v.type) == SJ_MISSING || Int(v.type) == SJ_NULL { return false }
-                    Self.appendValue(input, path, to: &out)
+                    Self.appendValue(input, v, to: &out)
                 }
             }
             return true
@@ -116,7 +116,10 @@ public struct KeyTemplate: Sendable, Equatable, CustomStringConvertible {
     }
 
     private static func appendValue(_ input: UnsafeBufferPointer<UInt8>, _ path: [UInt8], to out: inout [UInt8]) {
-        let v = find(input, path)
+        appendValue(input, find(input, path), to: &out)
+    }
+
+    private static func appendValue(_ input: UnsafeBufferPointer<UInt8>, _ v: sj_value, to out: inout [UInt8]) {
         guard let base = input.baseAddress, v.off + v.len <= input.count else { return }
         let span = UnsafeBufferPointer(start: base + v.off, count: v.len)
         switch Int(v.type) {

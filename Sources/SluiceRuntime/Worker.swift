@@ -340,7 +340,7 @@ final class Worker {
                        event: Event(slice: b, meta: current.meta, position: current.position))
             return
         }
-        let key = StateKey(keyBuffer)
+        let key = StateKey(Array(keyBuffer[...]))   // an exact-size copy: keyBuffer stays ours
         keyedOut[op][key.lane(of: operator_.parallelism)].append(
             KeyedEvent(key: key, time: currentTime, input: input, bytes: Array(b), meta: current.meta,
                        source: currentSource, position: current.position))

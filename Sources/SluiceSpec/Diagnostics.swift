@@ -25,10 +25,16 @@ public struct SpecErrors: Error, Sendable, CustomStringConvertible {
 /// Collects diagnostics while loading; sorted by position when done.
 struct DiagnosticSink {
     private(set) var items: [Diagnostic] = []
+    /// Positions of values already reported (e.g. an unset `${VAR}`): later problems there are not reported again.
+    private(set) var muted: Set<SourceLocation> = []
 
     mutating func error(_ location: SourceLocation, _ message: String) {
+        if muted.contains(location) { return }
         items.append(Diagnostic(location: location, message: message))
     }
+
+    /// Stops reporting problems at `location` (the start of a value whose own problem was reported).
+    mutating func mute(_ location: SourceLocation) { muted.insert(location) }
 
     mutating func append(contentsOf other: [Diagnostic]) { items.append(contentsOf: other) }
 

@@ -61,6 +61,8 @@ public enum EnvSubstitution {
             for (offset, message) in errors {
                 diagnostics.error(locate(offset, in: node, text: text), message)
             }
+            // The value still holds the `${...}` as written; checks of its type would only repeat the problem.
+            if !errors.isEmpty { diagnostics.mute(node.location) }
             var copy = node
             copy.kind = .scalar(replaced, style)
             return copy

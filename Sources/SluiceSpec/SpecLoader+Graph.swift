@@ -2,6 +2,16 @@ import SluiceCore
 
 /// Graph checks: unknown `from`s, cycles, unused sources, outputs that reach no sink.
 extension Loader {
+    /// A file source reading a file that a file sink (or the dead letter sink) of the same pipeline writes would read
+    /// its own output forever.
+    mutating func checkFileLoops() {
+        for source in fileSourcePaths {
+            guard let sink = fileSinkPaths.first(where: { $0.path == source.path }) else { continue }
+            let writer = sink.name == "dead_letter" ? "the dead letter sink" : "sink '\(sink.name)'"
+            diags.error(source.location, "source '\(source.name)' reads the file that \(writer) writes (\(source.path)); the pipeline would read its own output forever")
+        }
+    }
+
     mutating func validateGraph() {
         let byName = Dictionary(graph.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let readable = graph.filter { $0.role != .sink }.map(\.name)

@@ -42,7 +42,10 @@ extension Loader {
         case "file":
             guard let b = fields(body, inner, allowed: ["path"]) else { return nil }
             if let node = b["path"] {
-                if let p = path(node, "'path' in \(inner)") { kind = .file(path: p) }
+                if let p = path(node, "'path' in \(inner)") {
+                    kind = .file(path: p)
+                    fileSinkPaths.append((name, p, node.location))
+                }
             } else {
                 diags.error(body.location, "missing 'path' in \(inner)")
             }
@@ -54,10 +57,10 @@ extension Loader {
             guard let b = fields(body, inner, allowed: ["brokers", "topic", "key", "options"]) else { return nil }
             let brokers = required(b, "brokers", inner, body).flatMap { nonEmptyString($0, "'brokers' in \(inner)") }
             let topic = required(b, "topic", inner, body).flatMap { nonEmptyString($0, "'topic' in \(inner)") }
-            let keyTemplate = b["key"].flatMap { nonEmptyString($0, "'key' in \(inner)") }
+            let messageKey = b["key"].flatMap { keyTemplate($0, "'key' in \(inner)", requireField: false) }?.description
             let options = b["options"].flatMap { kafkaOptions($0, "'options' in \(inner)") } ?? [:]
             if let brokers, let topic {
-                kind = .kafka(KafkaSinkSpec(brokers: brokers, topic: topic, key: keyTemplate, options: options))
+                kind = .kafka(KafkaSinkSpec(brokers: brokers, topic: topic, key: messageKey, options: options))
             }
         default:
             return nil
@@ -73,6 +76,11 @@ extension Loader {
             guard let e = nonEmptyString(node, what) else { return nil }
             return .lua(expression: e, location: node.location)
         case .mapping(let pairs):
+            let keys = pairs.compactMap { $0.key.scalarText }
+            if keys.contains("match"), keys.contains("udf"), let second = pairs.last(where: { ["match", "udf"].contains($0.key.scalarText ?? "") }) {
+                diags.error(second.key.location, "\(what) takes either 'match' or 'udf', not both")
+                return nil
+            }
             if pairs.count == 1, let k = pairs[0].key.scalarText {
                 if k == "match", pairs[0].value.mappingPairs != nil {
                     return match(pairs[0].value, what).map { .match($0) }

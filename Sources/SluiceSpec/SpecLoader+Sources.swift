@@ -22,12 +22,20 @@ extension Loader {
             var follow = false
             if let node = b["follow"] { follow = boolean(node, "'follow' in \(inner)") ?? false }
             if let node = b["path"] {
-                if let p = path(node, "'path' in \(inner)") { kind = .file(path: p, follow: follow) }
+                if let p = path(node, "'path' in \(inner)") {
+                    kind = .file(path: p, follow: follow)
+                    fileSourcePaths.append((name, p, node.location))
+                }
             } else {
                 diags.error(typeKey.location, "missing 'path' in \(inner)")
             }
         case "stdin":
             if fields(body, inner, allowed: []) != nil { kind = .stdin }
+            if let first = firstStdin {
+                diags.error(typeKey.location, "\(what) reads stdin, which source '\(first.name)' (line \(first.location.line), column \(first.location.column)) already reads; a pipeline can read stdin once")
+            } else {
+                firstStdin = (name, typeKey.location)
+            }
         case "kafka":
             guard let b = fields(body, inner, allowed: ["brokers", "topics", "group", "start", "options"]) else { return nil }
             let brokers = required(b, "brokers", inner, typeKey).flatMap { nonEmptyString($0, "'brokers' in \(inner)") }

@@ -10,6 +10,11 @@ extension Loader {
         if let (type, typeKey, body) = typed, Self.statefulTypes.contains(type), let f {
             return parseStateful(name, key, f, type, typeKey, body)
         }
+        if typed == nil, f?.has("from") == false, lastSuggestions.contains(where: Self.statefulTypes.contains) {
+            // A misspelt stateful type key (already reported): its inputs may be inside the body, so no "missing 'from'".
+            recordNode(name, key, [], known: false)
+            return nil
+        }
         let from = readFrom("transform", name, key, f, role: .transform)
         guard let (type, typeKey, body) = typed else { return nil }
         for k in ["parallelism", "state"] {

@@ -82,6 +82,11 @@ struct Loader {
     let directory: String
     var graph: [GraphNode] = []
     var declared: [String: (role: GraphNode.Role, location: SourceLocation)] = [:]
+    /// The first `stdin` source (a second one is an error).
+    var firstStdin: (name: String, location: SourceLocation)?
+    /// Paths of file sources and file sinks (with the location of the path), to catch a pipeline reading its own output.
+    var fileSourcePaths: [(name: String, path: String, location: SourceLocation)] = []
+    var fileSinkPaths: [(name: String, path: String, location: SourceLocation)] = []
     /// Suggestions made for unknown keys by the last `fields` call (so "no type key" is not reported on top of a typo).
     var lastSuggestions: [String] = []
 
@@ -133,6 +138,7 @@ struct Loader {
             deadLetter = parseSink(key, node, settings: settings, deadLetter: true)
         }
         validateGraph()
+        checkFileLoops()
 
         var tests: [TestCase] = []
         if let node = top["tests"] {

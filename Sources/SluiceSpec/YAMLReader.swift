@@ -100,6 +100,14 @@ private struct ReaderState {
         case YAML_MEMORY_ERROR:
             fail(SourceLocation(file: file, line: 0, column: 0), "out of memory while parsing YAML")
         default:
+            let at = loc(parser.problem_mark)
+            for line in Set([at.line, loc(parser.context_mark).line]).sorted() {
+                if let (column, length) = LongKeys.find(in: bytes, line: line) {
+                    fail(SourceLocation(file: file, line: line, column: column),
+                         "key is too long (\(length) characters; a YAML key can have at most \(LongKeys.limit))")
+                    return
+                }
+            }
             var message = problem
             if let ctx = parser.context.map({ String(cString: $0) }) {
                 let c = loc(parser.context_mark)

@@ -42,7 +42,7 @@ import Darwin
     let spec = try load("""
     sources:
       a: { stdin: {} }
-      b: { stdin: {} }
+      b: { file: { path: b.jsonl } }
     transforms:
       late: { from: [early, b], filter: 'true' }
       early: { from: a, filter: 'true' }

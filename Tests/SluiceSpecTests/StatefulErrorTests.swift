@@ -171,14 +171,24 @@ func statefulErrors(_ transform: String) -> [String] {
     #expect(errors("""
     sources:
       in: { stdin: {}, time: 'a..b', lateness: soon, idle: 0s }
-      j: { stdin: {}, time: [ts] }
+      j: { file: { path: j.jsonl }, time: [ts] }
     sinks: { out: { from: [in, j], stdout: {} } }
     settings: { max_drift: 5 }
     """) == [
         "p.yaml:2:26: invalid field path 'a..b' for 'time' of source 'in' (expected names separated by '.', e.g. 'client.os')",
         "p.yaml:2:44: invalid duration 'soon' for 'lateness' of source 'in' (expected e.g. 250ms, 10s, 5m or 1h)",
         "p.yaml:2:56: 'idle' of source 'in' must be greater than 0, found 0s",
-        "p.yaml:3:25: expected a string for 'time' of source 'j', found a sequence",
+        "p.yaml:3:39: expected a string for 'time' of source 'j', found a sequence",
         "p.yaml:5:24: invalid duration '5' for 'max_drift' in 'settings' (expected e.g. 250ms, 10s, 5m or 1h)",
+    ])
+}
+
+/// A misspelt stateful type key is reported once (its `from` may be inside the body, so no "missing 'from'").
+@Test func misspeltStatefulTypeKey() {
+    #expect(statefulErrors(#"  t: { dedupe: { from: plays, key: '{id}', within: 1m } }"#) == [
+        "p.yaml:5:8: unknown key 'dedupe' in transform 't' (did you mean 'dedup'?)",
+    ])
+    #expect(statefulErrors(#"  t: { from: plays, agregate: { key: '{id}' } }"#) == [
+        "p.yaml:5:21: unknown key 'agregate' in transform 't' (did you mean 'aggregate'?)",
     ])
 }
