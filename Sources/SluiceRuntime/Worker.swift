@@ -61,6 +61,10 @@ final class Worker {
     private var currentTime = EventTime.missing
     private var currentWatermarkBefore = EventTime.missing
     private var keyedOut: [[[KeyedEvent]]] = []
+    /// Per operator: name, key template per input, workers (copied out of the plan once).
+    private let operatorNames: [String]
+    private let operatorKeys: [[KeyTemplate]]
+    private let operatorLanes: [Int]
     private var keyBuffer: [UInt8] = []
     private var currentSource = 0
     private var currentFormat = DataFormat.json
@@ -72,6 +76,9 @@ final class Worker {
         self.plan = plan
         self.lua = lua
         self.needsLua = !plan.luaCode.isEmpty
+        operatorNames = plan.operators.map(\.name)
+        operatorKeys = plan.operators.map { $0.inputs.map(\.key) }
+        operatorLanes = plan.operators.map(\.parallelism)
         if needsLua { try buildEngine() }
     }
 
@@ -318,30 +325,29 @@ final class Worker {
     /// dead letter sink when it has no time (`no_time`), is behind its input's watermark (`late`)
     /// or lacks a key field (`no_key`).
     private func route(_ value: inout Payload, to op: Int, input: Int) {
-        let operator_ = plan.operators[op]
-        guard let b = bytes(&value, component: operator_.name) else { return }
+        let name = operatorNames[op]
+        guard let b = bytes(&value, component: name) else { return }
         let inputName = plan.nodes[currentSource].name
         if currentTime == EventTime.missing {
-            deadLetter(component: operator_.name, reason: "no_time",
+            deadLetter(component: name, reason: "no_time",
                        detail: "the event has no usable event time (an integer of milliseconds or an RFC 3339 string)",
                        event: Event(slice: b, meta: current.meta, position: current.position))
             return
         }
         if currentWatermarkBefore != EventTime.missing && currentTime < currentWatermarkBefore {
-            deadLetter(component: operator_.name, reason: "late",
+            deadLetter(component: name, reason: "late",
                        detail: "event time \(currentTime) is behind the watermark \(currentWatermarkBefore) of input '\(inputName)'",
                        event: Event(slice: b, meta: current.meta, position: current.position))
             return
         }
-        let template = operator_.inputs[input].key
-        guard template.renderComplete(b, into: &keyBuffer) else {
-            deadLetter(component: operator_.name, reason: "no_key",
-                       detail: "a field of the key '\(template)' is missing or null",
+        guard operatorKeys[op][input].renderComplete(b, into: &keyBuffer) else {
+            deadLetter(component: name, reason: "no_key",
+                       detail: "a field of the key '\(operatorKeys[op][input])' is missing or null",
                        event: Event(slice: b, meta: current.meta, position: current.position))
             return
         }
-        let key = StateKey(Array(keyBuffer[...]))   // an exact-size copy: keyBuffer stays ours
-        keyedOut[op][key.lane(of: operator_.parallelism)].append(
+        let key = StateKey(keyBuffer.withUnsafeBufferPointer { Array($0) })   // an exact-size copy: keyBuffer stays ours
+        keyedOut[op][key.lane(of: operatorLanes[op])].append(
             KeyedEvent(key: key, time: currentTime, input: input, bytes: Array(b), meta: current.meta,
                        source: currentSource, position: current.position))
     }

@@ -70,7 +70,26 @@ extension Pipeline {
             }
             return
         }
-        guard var behaviour = makeBehaviour(spec, lanes: spec.parallelism) else { return }
+        let budget = StateBudget(spec.spec.state, lanes: spec.parallelism)
+        switch spec.spec.kind {
+        case .join(let j):
+            var b = JoinOperator(spec: j, merge: spec.udf, budget: budget)
+            runStage(&b, stages, op: op, lane: lane, worker: worker)
+        case .dedup(let d):
+            var b = DedupOperator(spec: d, budget: budget)
+            runStage(&b, stages, op: op, lane: lane, worker: worker)
+        case .aggregate(let a):
+            var b = AggregateOperator(spec: a, udf: spec.udf, budget: budget)
+            runStage(&b, stages, op: op, lane: lane, worker: worker)
+        default:
+            break   // only stateful transforms become operators
+        }
+    }
+
+    /// Specialized per operator type, so the per-event calls are direct.
+    private func runStage<B: KeyedOperatorBehaviour>(_ behaviour: inout B, _ stages: KeyedStages, op: Int, lane: Int, worker: Worker) {
+        let spec = plan.operators[op]
+        let inbox = stages.inboxes[op][lane]
         var tracker = WatermarkTracker(channels: spec.channels)
         let myChannel = Channel(stage: spec.stage, lane: lane)
         let downstream = plan.stageOperators[op]
@@ -78,13 +97,14 @@ extension Pipeline {
         while let (batch, code) = inbox.pop(stamping: { live?.current }) {
             worker.adoptCode(code)
             var ctx = OperatorContext(name: spec.name, worker: worker)
-            for e in batch.events {
-                if batch.channel.stage > 0, tracker.mark(batch.channel) != EventTime.missing, e.time < tracker.mark(batch.channel) {
+            let checkLate = batch.channel.stage > 0 && tracker.mark(batch.channel) != EventTime.missing
+            for i in batch.events.indices {
+                if checkLate, batch.events[i].time < tracker.mark(batch.channel) {
                     ctx.late += 1
-                    ctx.deadLetter(e, reason: "late", detail: "event time \(e.time) is behind the watermark \(tracker.mark(batch.channel)) of its input (stage \(batch.channel.stage) worker \(batch.channel.lane))")
+                    ctx.deadLetter(batch.events[i], reason: "late", detail: "event time \(batch.events[i].time) is behind the watermark \(tracker.mark(batch.channel)) of its input (stage \(batch.channel.stage) worker \(batch.channel.lane))")
                     continue
                 }
-                behaviour.process(e, &ctx)
+                behaviour.process(batch.events[i], &ctx)
             }
             if batch.channel.stage >= 0 { tracker.update(batch.channel, batch.watermark) }
             if let w = tracker.advance(board: stages.board) { behaviour.advance(to: w, &ctx) }
@@ -111,15 +131,5 @@ extension Pipeline {
             stages.publish(output.keyed, from: myChannel, feeding: downstream, watermark: EventTime.infinity)
         }
         stages.metrics.update(op, lane: lane, gauges: behaviour.gauges, late: 0, deduplicated: 0, stateFull: 0)
-    }
-
-    private func makeBehaviour(_ op: KeyedOperator, lanes: Int) -> (any KeyedOperatorBehaviour)? {
-        let budget = StateBudget(op.spec.state, lanes: lanes)
-        switch op.spec.kind {
-        case .join(let j): return JoinOperator(spec: j, merge: op.udf, budget: budget)
-        case .dedup(let d): return DedupOperator(spec: d, budget: budget)
-        case .aggregate(let a): return AggregateOperator(spec: a, udf: op.udf, budget: budget)
-        default: return nil   // only stateful transforms become operators
-        }
     }
 }

@@ -31,7 +31,7 @@ struct AggregateOperator: KeyedOperatorBehaviour {
     private let budget: StateBudget
     private var keys: [StateKey: KeyState] = [:]
     private var changedKeys: Set<StateKey> = []
-    private var timers = TimerQueue()
+    private var timers = TimerQueue<StateKey>()
     private var stateBytes = 0
     private var windowCount = 0
     private var watermark = EventTime.missing
@@ -75,7 +75,7 @@ struct AggregateOperator: KeyedOperatorBehaviour {
 
     mutating func process(_ e: KeyedEvent, _ ctx: inout OperatorContext) {
         let isNew = keys[e.key] == nil
-        var st = keys[e.key] ?? KeyState()
+        var st = keys.removeValue(forKey: e.key) ?? KeyState()   // out while it changes: no copy-on-write
         var targets = windows(for: e.time)
         if case .session(let gap) = spec.window {
             // Merge every session the event touches into one.
@@ -214,7 +214,7 @@ struct AggregateOperator: KeyedOperatorBehaviour {
         }
         while let t = timers.popDue(w) {
             let start = Int64(bitPattern: t.seq)
-            guard var st = keys[t.key], let win = st.windows[start], win.end == t.time else { continue }
+            guard let win = keys[t.key]?.windows[start], win.end == t.time, var st = keys.removeValue(forKey: t.key) else { continue }
             var every = false
             if case .every = spec.emit { every = true }
             if spec.emit == .onWindowClose || (every && win.changed) { ctx.emit(output(t.key, win), time: win.end - 1) }
@@ -224,7 +224,6 @@ struct AggregateOperator: KeyedOperatorBehaviour {
             stateBytes -= win.bytes
             if st.windows.isEmpty {
                 stateBytes -= st.bytes
-                keys[t.key] = nil
                 changedKeys.remove(t.key)
             } else {
                 keys[t.key] = st
@@ -235,7 +234,7 @@ struct AggregateOperator: KeyedOperatorBehaviour {
     /// `emit: every`: the current value of every window changed since the last emit.
     private mutating func emitChanged(_ ctx: inout OperatorContext) {
         for key in changedKeys.sorted(by: { $0.bytes.lexicographicallyPrecedes($1.bytes) }) {
-            guard var st = keys[key] else { continue }
+            guard var st = keys.removeValue(forKey: key) else { continue }
             for start in st.windows.keys.sorted() {
                 guard var win = st.windows[start], win.changed else { continue }
                 ctx.emit(output(key, win), time: win.end == EventTime.infinity ? max(watermark, 0) : win.end - 1)

@@ -9,7 +9,7 @@ struct DedupOperator: KeyedOperatorBehaviour {
     private let within: Int64
     private let budget: StateBudget
     private var kept: [StateKey: Int64] = [:]
-    private var timers = TimerQueue()
+    private var timers = TimerQueue<StateKey>()
     private var stateBytes = 0
     private var watermark = EventTime.missing
 
