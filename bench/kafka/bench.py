@@ -26,7 +26,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.join(ROOT, "bench", "kafka")
-GEN = os.environ.get("GEN_EVENTS", "/work/shared/tools/gen_events.py")
+GEN = os.environ.get("GEN_EVENTS", os.path.join(ROOT, "scripts", "gen_events.py"))
 
 
 def log(msg):

@@ -7,7 +7,6 @@ here="$(cd "$(dirname "$0")" && pwd)"
 n="${1:-100000}"
 passes="${2:-20}"
 data="${TMPDIR:-/tmp}/sluice-micro-plays-$n.jsonl"
-[ -s "$data" ] || python3 "$here/../../../shared/tools/gen_events.py" plays "$n" > "$data" 2>/dev/null \
-  || python3 /work/shared/tools/gen_events.py plays "$n" > "$data"
+[ -s "$data" ] || python3 "$here/../../scripts/gen_events.py" plays "$n" > "$data"
 swift build -c release --package-path "$here" --scratch-path "$here/.build" | grep -E "error|warning: unre" || true
 exec "$here/.build/release/jsonbench" "$data" "$passes"
