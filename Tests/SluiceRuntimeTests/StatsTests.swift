@@ -43,7 +43,7 @@ import Testing
         big.received = Int.max
         stats.merge(["t": big])
         stats.mergeLuaCounters([("huge", Int64.max), ("tiny", Int64.min), ("n", 42)])
-        let routes = AdminRoutes(pipeline: "p", stats: stats, sinks: [], reloader: nil, phase: PipelinePhase())
+        let routes = AdminRoutes(pipeline: "p", stats: stats, operators: OperatorMetrics(operators: []), sinks: [], reloader: nil, phase: PipelinePhase())
         let text = routes.metrics()
         #expect(text.contains(#"sluice_udf_counter_total{pipeline="p",metric="n"} 42"#), "\(text)")
         #expect(text.contains(#"metric="huge"} 9.223372036854776e+18"#), "\(text)")
