@@ -1,3 +1,4 @@
+import Foundation
 import SluiceSpec
 
 /// Renders a pipeline's DAG as a Mermaid flowchart (`sluice graph`).
@@ -33,6 +34,18 @@ public enum MermaidGraph {
             }
             lines.append("  \(id(t.name))[\(label(t.name, kind))]")
             for f in t.from { lines.append("  \(id(f)) --> \(id(t.name))") }
+        }
+        // Stages: the stateless prefix, then one per stateful transform with its parallelism.
+        let workers = max(1, spec.settings.workers ?? ProcessInfo.processInfo.activeProcessorCount)
+        let plan = Plan(spec, workers: workers)
+        if !plan.operators.isEmpty {
+            for (k, nodes) in plan.stageNodes.enumerated() {
+                let title = k == 0 ? "stage 0: stateless, \(workers) workers"
+                    : "stage \(k): \(plan.operators[k - 1].name), parallelism \(plan.operators[k - 1].parallelism)"
+                lines.append("  subgraph stage_\(k)[\"\(title)\"]")
+                for n in nodes { lines.append("    \(id(plan.nodes[n].name))") }
+                lines.append("  end")
+            }
         }
         for s in spec.sinks {
             let kind: String

@@ -70,6 +70,9 @@ struct Plan: Sendable {
     var sourceOperators: [[Int]] = []
     /// Operators each operator's stage feeds directly.
     var stageOperators: [[Int]] = []
+    /// The nodes each stage runs: stage 0 (sources and the stateless transforms they feed), then
+    /// one stage per operator (the operator and the stateless transforms fused after it).
+    var stageNodes: [[Int]] = []
     /// Operators in an order where every operator comes after those that feed it.
     var operatorOrder: [Int] = []
     /// Node index of each source, in spec order.

@@ -52,6 +52,7 @@ extension Plan {
             }
             stageReach.append(seen)
         }
+        stageNodes = [Array(sourceReach.reduce(into: Set<Int>()) { $0.formUnion($1) }).sorted()] + stageReach.map { Array($0).sorted() }
         sourceOperators = Array(repeating: [], count: sourceNodes.count)
         stageOperators = Array(repeating: [], count: operators.count)
         for o in operators.indices {

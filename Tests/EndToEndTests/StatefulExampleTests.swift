@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+
+/// The stateful examples run through the built binary over their bundled data; each output is
+/// compared with a reference this test computes from the same data (never with the engine's).
+@Suite struct StatefulExampleTests {
+    func exampleTree() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-stateful-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for sub in ["pipelines", "udfs", "data", "scripts"] {
+            try FileManager.default.copyItem(at: SluiceBinary.root.appendingPathComponent(sub), to: dir.appendingPathComponent(sub))
+        }
+        return dir
+    }
+
+    func objects(_ dir: URL, _ path: String) -> [[String: Any]] {
+        dir.lines(path).compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+
+    @Test func playConversionJoinsEachPlayWithTheImpressionsOfTheHourBefore() throws {
+        let dir = try exampleTree()
+        let r = try SluiceBinary.run(["run", "pipelines/play-conversion.yaml"], cwd: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        // Reference: every impression of the same (profile, title) with play.ts - 1h <= imp.ts <= play.ts.
+        let imps = objects(dir, "data/impressions.sample.jsonl")
+        let plays = objects(dir, "data/conversion-plays.sample.jsonl")
+        var byKey: [String: [[String: Any]]] = [:]
+        for i in imps { byKey["\(i["profile_id"]!):\(i["title_id"]!)", default: []].append(i) }
+        var expected: [String: Int] = [:]
+        for p in plays {
+            let ts = p["ts"] as! Int
+            let n = (byKey["\(p["profile_id"]!):\(p["title_id"]!)"] ?? []).filter { i in
+                let t = i["ts"] as! Int
+                return ts - 3_600_000 <= t && t <= ts
+            }.count
+            if n > 0 { expected[p["event_id"] as! String] = n }
+        }
+        let got = objects(dir, "out/play-conversion/conversions.jsonl")
+        #expect(expected.count > 100)
+        #expect(Dictionary(uniqueKeysWithValues: got.map { ($0["event_id"] as! String, $0["impressions"] as! Int) }) == expected)
+        #expect(got.count == expected.count)
+        #expect(dir.lines("out/play-conversion/dead_letter.jsonl").isEmpty)
+    }
+
+    @Test func titleViewsCountsUniquePlaysPerTitleAndMinute() throws {
+        let dir = try exampleTree()
+        let r = try SluiceBinary.run(["run", "pipelines/title-views.yaml"], cwd: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        let plays = objects(dir, "data/conversion-plays.sample.jsonl")
+        // Reference: no plays are late in this file (out of order by up to 5 s, lateness 10 s); dedup by event_id.
+        var seen: [String: Int] = [:]
+        var counts: [String: Int] = [:]
+        var viewers: [String: Set<String>] = [:]
+        for p in plays {
+            let id = p["event_id"] as! String, ts = p["ts"] as! Int
+            if let k = seen[id], abs(ts - k) <= 600_000 { continue }
+            seen[id] = max(seen[id] ?? ts, ts)
+            let window = "\(p["title_id"]!)|\(ts / 60_000 * 60_000)"
+            counts[window, default: 0] += 1
+            viewers[window, default: []].insert(p["profile_id"] as! String)
+        }
+        let got = objects(dir, "out/title-views/title_views.jsonl")
+        var gotCounts: [String: Int] = [:]
+        for o in got {
+            let w = "\(o["key"]!)|\(o["window_start"]!)"
+            gotCounts[w] = o["plays"] as? Int
+            #expect(o["viewers"] as? Int == viewers[w]?.count, "\(w)")
+        }
+        #expect(gotCounts == counts)
+        #expect(got.count == counts.count)
+    }
+
+    @Test func serviceTopologyMatchesTheEdgesComputedFromTheFlows() throws {
+        let dir = try exampleTree()
+        let r = try SluiceBinary.run(["run", "pipelines/service-topology.yaml"], cwd: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        let reference = Process()
+        reference.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        reference.arguments = ["python3", "scripts/topology_reference.py", "data/flows.sample.jsonl"]
+        reference.currentDirectoryURL = dir
+        let pipe = Pipe()
+        reference.standardOutput = pipe
+        try reference.run()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        reference.waitUntilExit()
+        #expect(reference.terminationStatus == 0)
+        func edges(_ lines: [String]) -> [String: String] {
+            var out: [String: String] = [:]
+            for l in lines {
+                guard let o = try? JSONSerialization.jsonObject(with: Data(l.utf8)) as? [String: Any] else { continue }
+                out["\(o["src"]!)->\(o["dst"]!)"] = "\(o["flows"]!)/\(o["bytes"]!)"
+            }
+            return out
+        }
+        let expected = edges(text.split(separator: "\n").map(String.init))
+        #expect(expected.count > 20)
+        #expect(edges(dir.lines("out/service-topology/edges.jsonl")) == expected)
+        let graph = try SluiceBinary.run(["graph", "pipelines/service-topology.yaml"], cwd: dir)
+        #expect(graph.stdout.contains("stage 3"), "\(graph.stdout)")
+    }
+}
