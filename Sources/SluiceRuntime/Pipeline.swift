@@ -44,6 +44,7 @@ public final class Pipeline: Sendable {
                               limits: LuaLimits(instructions: spec.udfs.instructionLimit, memoryBytes: spec.udfs.memoryLimit),
                               version: 1, log: options.log)
 
+        let maxEventBytes = spec.settings.maxEventBytes ?? options.maxEventBytes
         var sources: [any EventSource] = []
         for source in spec.sources {
             if let overrides = options.sourceOverrides {
@@ -55,9 +56,9 @@ public final class Pipeline: Sendable {
                 guard FileManager.default.isReadableFile(atPath: path) else {
                     throw PipelineError(message: "\(source.location): source '\(source.name)': cannot read \(path)", kind: .input)
                 }
-                sources.append(FileSource(name: source.name, path: path, follow: follow, maxLineBytes: options.maxEventBytes.saturatingAdd(1)))
+                sources.append(FileSource(name: source.name, path: path, follow: follow, maxLineBytes: maxEventBytes.saturatingAdd(1)))
             case .stdin:
-                sources.append(StdinSource(name: source.name, maxLineBytes: options.maxEventBytes.saturatingAdd(1)))
+                sources.append(StdinSource(name: source.name, maxLineBytes: maxEventBytes.saturatingAdd(1)))
             case .generate(let count, let rate, let udf):
                 sources.append(GenerateSource(name: source.name, count: count, ratePerSecond: rate,
                                               module: udf.module, function: udf.function, lua: lua))
@@ -273,7 +274,7 @@ public final class Pipeline: Sendable {
             }
             return
         }
-        worker.maxEventBytes = options.maxEventBytes
+        worker.maxEventBytes = spec.settings.maxEventBytes ?? options.maxEventBytes
         let live = lua.live
         while let (batch, code) = work.pop(stamping: { live?.current }) {
             let output = worker.process(batch, code: code)

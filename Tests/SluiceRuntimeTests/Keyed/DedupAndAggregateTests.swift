@@ -196,3 +196,16 @@ import SluiceCore
         #expect(Set(Stateful.objects(r, "out").compactMap { $0["key"] as? String }) == ["k0", "k1", "k2"])
     }
 }
+
+@Suite struct EventLimitSettingTests {
+    @Test func maxEventBytesFromTheSpecDeadLettersLargerEvents() throws {
+        let s = try Stateful.spec("""
+        sources: { s: { stdin: {} } }
+        sinks: { out: { from: s, stdout: {} } }
+        settings: { max_event_bytes: 20 }
+        """)
+        let r = try Stateful.run(s, ["s": [#"{"a":1}"#, #"{"a":"this one is too long"}"#]])
+        #expect((r.captured["out"] ?? []).map { String(decoding: $0, as: UTF8.self) } == [#"{"a":1}"#])
+        #expect((r.captured["dead_letter"] ?? []).map { String(decoding: $0, as: UTF8.self) }.first?.contains("too_large") == true)
+    }
+}
