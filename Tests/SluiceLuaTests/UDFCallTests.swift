@@ -118,7 +118,7 @@ import Testing
         let ev = try h.decode("{}")
         let f = h.failure(h.engine.test(try fn(h, "emit_in_filter"), ev, meta: nil))
         #expect(f?.kind == .runtime)
-        #expect(f?.message.contains("ctx.emit is only available in map and flat_map") == true)
+        #expect(f?.message.contains("ctx.emit is only available in map, flat_map and merge") == true)
         var outs: [LuaEventHandle] = []
         #expect(h.failure(h.engine.map(try fn(h, "emit_then_fail"), ev, meta: nil, into: &outs))?.kind == .runtime)
         #expect(outs.isEmpty)

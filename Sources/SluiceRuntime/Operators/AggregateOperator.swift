@@ -112,7 +112,7 @@ struct AggregateOperator: KeyedOperatorBehaviour {
         if isNew { st.bytes += e.key.bytes.count; stateBytes += e.key.bytes.count }
         for (start, end) in targets {
             var w: Window
-            if let existing = st.windows[start] {
+            if let existing = st.windows.removeValue(forKey: start) {   // out while it changes: no copy-on-write
                 w = existing
             } else {
                 w = Window(start: start, end: end, acc: reducers?.empty() ?? [])

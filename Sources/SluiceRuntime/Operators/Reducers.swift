@@ -43,26 +43,31 @@ struct Reducers: Sendable {
     }
 
     /// Adds one event; returns the bytes the accumulators grew by (for the state budget).
+    /// Values are read in place; only those kept (first, last, extremes, distinct, collect) are copied.
     func add(_ bytes: [UInt8], to acc: inout [Accumulator]) -> Int {
         var grown = 0
         bytes.withUnsafeBytes { raw in
             paths.find(in: raw) { values in
                 for (i, spec) in specs.enumerated() {
+                    if spec.op == .count {
+                        if case .count(let n) = acc[i] { acc[i] = .count(n + 1) }
+                        continue
+                    }
                     let slot = slots[i]
-                    let v = slot >= 0 ? values[slot] : sj_value()
+                    guard slot >= 0 else { continue }
+                    let v = values[slot]
                     let type = Int(v.type)
-                    let span: [UInt8] = (type == SJ_MISSING || type == SJ_NULL) ? [] : Array(raw[v.off..<(v.off + v.len)])
+                    if type == SJ_MISSING || type == SJ_NULL || v.off + v.len > raw.count { continue }
+                    let span = UnsafeRawBufferPointer(rebasing: raw[v.off..<(v.off + v.len)])
                     switch (spec.op, acc[i]) {
-                    case (.count, .count(let n)):
-                        acc[i] = .count(n + 1)
                     case (.sum, .sum(let si, let sd, let isD)):
                         guard type == SJ_NUMBER else { continue }
                         var iv: Int64 = 0
                         var dv: Double = 0
-                        let kind = span.withUnsafeBufferPointer { sj_parse_number($0.baseAddress, $0.count, &iv, &dv) }
+                        let kind = sj_parse_number(span.baseAddress?.assumingMemoryBound(to: UInt8.self), span.count, &iv, &dv)
                         if kind == Int32(SJ_NUM_INT), !isD {
-                            let (s, o) = si.addingReportingOverflow(iv)
-                            acc[i] = o ? .sum(int: 0, double: Double(si) + dv, isDouble: true) : .sum(int: s, double: sd + dv, isDouble: false)
+                            let (sum, o) = si.addingReportingOverflow(iv)
+                            acc[i] = o ? .sum(int: 0, double: Double(si) + dv, isDouble: true) : .sum(int: sum, double: sd + dv, isDouble: false)
                         } else if kind != Int32(SJ_NUM_INVALID) {
                             acc[i] = .sum(int: si, double: (isD ? sd : Double(si)) + dv, isDouble: true)
                         }
@@ -70,25 +75,23 @@ struct Reducers: Sendable {
                         guard type == SJ_NUMBER, let d = Self.number(span) else { continue }
                         let better = spec.op == .min ? d < best : d > best
                         if better || r == nil {
-                            acc[i] = .extreme(value: d, raw: span)
+                            acc[i] = .extreme(value: d, raw: Array(span))
                             grown += span.count - (r?.count ?? 0)
                         }
                     case (.avg, .avg(let s, let n)):
                         guard type == SJ_NUMBER, let d = Self.number(span) else { continue }
                         acc[i] = .avg(sum: s + d, n: n + 1)
                     case (.first, .raw(let r)):
-                        if r == nil, !span.isEmpty { acc[i] = .raw(span); grown += span.count }
+                        if r == nil { acc[i] = .raw(Array(span)); grown += span.count }
                     case (.last, .raw(let r)):
-                        if !span.isEmpty { acc[i] = .raw(span); grown += span.count - (r?.count ?? 0) }
+                        acc[i] = .raw(Array(span)); grown += span.count - (r?.count ?? 0)
                     case (.countDistinct, .distinct(var set)):
-                        guard !span.isEmpty else { continue }
-                        acc[i] = .count(0)   // release the set's storage before mutating it
+                        acc[i] = .count(0)   // release the set's storage so the insert happens in place
                         if set.insert(Self.canonical(span, type: type)).inserted { grown += span.count + 16 }
                         acc[i] = .distinct(set)
                     case (.collect, .list(var items)):
-                        guard !span.isEmpty else { continue }
                         acc[i] = .count(0)
-                        items.append(span)
+                        items.append(Array(span))
                         grown += span.count + 16
                         acc[i] = .list(items)
                     default:
@@ -124,20 +127,26 @@ struct Reducers: Sendable {
         }
     }
 
-    private static func number(_ span: [UInt8]) -> Double? {
+    private static func number(_ span: UnsafeRawBufferPointer) -> Double? {
         var iv: Int64 = 0
         var dv: Double = 0
-        let kind = span.withUnsafeBufferPointer { sj_parse_number($0.baseAddress, $0.count, &iv, &dv) }
+        let kind = sj_parse_number(span.baseAddress?.assumingMemoryBound(to: UInt8.self), span.count, &iv, &dv)
         return kind == Int32(SJ_NUM_INVALID) ? nil : dv
     }
 
     /// Strings compare by their decoded text (so "a" and "\u0061" are one value), tagged apart from numbers.
-    private static func canonical(_ span: [UInt8], type: Int) -> [UInt8] {
-        guard type == SJ_STRING, span.count >= 2 else { return span }
-        guard span.contains(UInt8(ascii: "\\")) else { return [1] + span[1..<(span.count - 1)] }
+    private static func canonical(_ span: UnsafeRawBufferPointer, type: Int) -> [UInt8] {
+        guard type == SJ_STRING, span.count >= 2 else { return Array(span) }
+        guard span.contains(UInt8(ascii: "\\")) else {
+            var out: [UInt8] = [1]
+            out.append(contentsOf: span[1..<(span.count - 1)])
+            return out
+        }
         var out = [UInt8](repeating: 0, count: span.count)
-        let n = span.withUnsafeBufferPointer { s in out.withUnsafeMutableBufferPointer { sj_string_decode(s.baseAddress, s.count, $0.baseAddress, $0.count) } }
-        guard n <= out.count else { return span }
+        let n = out.withUnsafeMutableBufferPointer {
+            sj_string_decode(span.baseAddress?.assumingMemoryBound(to: UInt8.self), span.count, $0.baseAddress, $0.count)
+        }
+        guard n <= out.count else { return Array(span) }
         return [1] + out[..<n]
     }
 
