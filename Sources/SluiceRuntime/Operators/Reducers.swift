@@ -25,6 +25,22 @@ struct Reducers: Sendable {
         case raw([UInt8]?)
         case distinct(Set<[UInt8]>)
         case list([[UInt8]])
+
+        /// Inserts in place: the set is moved out first, so it is never copied (copy-on-write).
+        mutating func insertDistinct(_ v: [UInt8]) -> Bool {
+            guard case .distinct(var set) = self else { return false }
+            self = .count(0)
+            let inserted = set.insert(v).inserted
+            self = .distinct(set)
+            return inserted
+        }
+
+        mutating func append(_ v: [UInt8]) {
+            guard case .list(var items) = self else { return }
+            self = .count(0)
+            items.append(v)
+            self = .list(items)
+        }
     }
 
     func empty() -> [Accumulator] {
@@ -59,9 +75,11 @@ struct Reducers: Sendable {
                     let type = Int(v.type)
                     if type == SJ_MISSING || type == SJ_NULL || v.off + v.len > raw.count { continue }
                     let span = UnsafeRawBufferPointer(rebasing: raw[v.off..<(v.off + v.len)])
-                    switch (spec.op, acc[i]) {
-                    case (.sum, .sum(let si, let sd, let isD)):
-                        guard type == SJ_NUMBER else { continue }
+                    // Switch on the operation only: a tuple with acc[i] would hold a second
+                    // reference to a set or list and force a copy on every insert.
+                    switch spec.op {
+                    case .sum:
+                        guard type == SJ_NUMBER, case .sum(let si, let sd, let isD) = acc[i] else { continue }
                         var iv: Int64 = 0
                         var dv: Double = 0
                         let kind = sj_parse_number(span.baseAddress?.assumingMemoryBound(to: UInt8.self), span.count, &iv, &dv)
@@ -71,30 +89,27 @@ struct Reducers: Sendable {
                         } else if kind != Int32(SJ_NUM_INVALID) {
                             acc[i] = .sum(int: si, double: (isD ? sd : Double(si)) + dv, isDouble: true)
                         }
-                    case (.min, .extreme(let best, let r)), (.max, .extreme(let best, let r)):
-                        guard type == SJ_NUMBER, let d = Self.number(span) else { continue }
+                    case .min, .max:
+                        guard type == SJ_NUMBER, let d = Self.number(span), case .extreme(let best, let r) = acc[i] else { continue }
                         let better = spec.op == .min ? d < best : d > best
                         if better || r == nil {
-                            acc[i] = .extreme(value: d, raw: Array(span))
                             grown += span.count - (r?.count ?? 0)
+                            acc[i] = .extreme(value: d, raw: Array(span))
                         }
-                    case (.avg, .avg(let s, let n)):
-                        guard type == SJ_NUMBER, let d = Self.number(span) else { continue }
+                    case .avg:
+                        guard type == SJ_NUMBER, let d = Self.number(span), case .avg(let s, let n) = acc[i] else { continue }
                         acc[i] = .avg(sum: s + d, n: n + 1)
-                    case (.first, .raw(let r)):
-                        if r == nil { acc[i] = .raw(Array(span)); grown += span.count }
-                    case (.last, .raw(let r)):
-                        acc[i] = .raw(Array(span)); grown += span.count - (r?.count ?? 0)
-                    case (.countDistinct, .distinct(var set)):
-                        acc[i] = .count(0)   // release the set's storage so the insert happens in place
-                        if set.insert(Self.canonical(span, type: type)).inserted { grown += span.count + 16 }
-                        acc[i] = .distinct(set)
-                    case (.collect, .list(var items)):
-                        acc[i] = .count(0)
-                        items.append(Array(span))
+                    case .first:
+                        if case .raw(nil) = acc[i] { acc[i] = .raw(Array(span)); grown += span.count }
+                    case .last:
+                        if case .raw(let r) = acc[i] { grown += span.count - (r?.count ?? 0) }
+                        acc[i] = .raw(Array(span))
+                    case .countDistinct:
+                        if acc[i].insertDistinct(Self.canonical(span, type: type)) { grown += span.count + 16 }
+                    case .collect:
+                        acc[i].append(Array(span))
                         grown += span.count + 16
-                        acc[i] = .list(items)
-                    default:
+                    case .count:
                         continue
                     }
                 }
