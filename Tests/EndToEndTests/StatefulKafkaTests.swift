@@ -128,4 +128,50 @@ import Glibc
         #expect(KafkaEndToEndTests.committed(run.stderrText, topic: "ev") == [0: 61, 1: 63])
         scratch.remove()
     }
+
+    /// A partition that has sent nothing yet must hold the watermark back (for up to its `idle` time),
+    /// as the spec's "minimum over all its inputs" and `idle` rule say; otherwise windows close on the
+    /// first partition read and the other partition's events (not late for their own partition) open
+    /// the same windows again: two results for one key and window, depending on read order.
+    @Test(.disabled("engine bug: SourceTiming's watermark is the minimum over partitions seen so far only; an assigned partition that has not delivered yet does not hold it back, so [0,10s) of key a is emitted twice"))
+    func aPartitionThatHasNotSentYetHoldsTheWatermarkBack() async throws {
+        let t0 = Self.t0
+        let scratch = try KafkaScratch()
+        let dir = scratch.dir
+        let kafka = try await offPool { try DevKafka(topics: ["ev": 2], dir: dir) }
+        defer { kafka.stop() }
+        try dir.write(Self.spec, to: "pipelines/p.yaml")
+        // The same aggregate key on both partitions (the topic is keyed by something else).
+        let p0 = (0..<60).map { Ev(k: "a", v: $0, ts: t0 + Int64($0) * 1000, id: "a\($0)") }
+        let p1 = (0..<60).map { Ev(k: "a", v: 100 + $0, ts: t0 + Int64($0) * 200, id: "b\($0)") }
+        try await offPool { try Self.produce(kafka, p0, partition: 0) }
+        let run = try scratch.run("pipelines/p.yaml", environment: ["KAFKA_BROKERS": kafka.bootstrap])
+        defer { run.kill() }
+        var port: Int?
+        let started = await eventually(timeout: .seconds(30)) {
+            port = StatefulRun.adminPort(run.stderrText.split(separator: "\n").map(String.init)); return port != nil
+        }
+        try #require(started, "\(run.log)")
+        let admin = try #require(port)
+        let read0 = await eventually(timeout: .seconds(30)) {
+            StatefulRun.sample(port: admin, "sluice_events_received_total", label: #"component="s""#) == 60
+        }
+        try #require(read0, "\(run.log)")
+        let absorbed = await eventually(timeout: .seconds(30)) {
+            StatefulRun.sample(port: admin, "sluice_events_received_total", label: #"component="counts""#) == 60
+        }
+        #expect(absorbed, "\(run.log)")
+        // Partition 1 has delivered nothing (and is far from idle): the operator has no watermark yet.
+        #expect(StatefulRun.sample(port: admin, "sluice_operator_watermark_ms", label: #"operator="counts""#) == -1)
+        try await offPool { try Self.produce(kafka, p1, partition: 1) }
+        let read1 = await eventually(timeout: .seconds(30)) {
+            StatefulRun.sample(port: admin, "sluice_events_received_total", label: #"component="s""#) == 120
+        }
+        #expect(read1, "\(run.log)")
+        let status = try await offPool { run.terminate() }
+        #expect(status == 0, "\(run.log)")
+        #expect(Kafka.multiset(Self.windows(dir)) == Kafka.multiset(Self.reference(p0 + p1)), "\(Self.windows(dir))")
+        #expect(dir.lines("out/dead.jsonl").isEmpty, "\(dir.lines("out/dead.jsonl"))")
+        scratch.remove()
+    }
 }
