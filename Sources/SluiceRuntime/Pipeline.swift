@@ -280,6 +280,7 @@ public final class Pipeline: Sendable {
             let output = worker.process(batch, code: code)
             sequencers[batch.source].complete(batch.sequence) { [self] in
                 publish(output, acknowledgement: batch.acknowledgement)
+                for (op, n) in output.late.enumerated() where n > 0 { stages.metrics.addLate(op, n) }
                 stages.publish(output.keyed, from: Channel(stage: 0, lane: batch.source),
                                feeding: plan.sourceOperators[batch.source], watermark: batch.watermark)
             }

@@ -9,6 +9,9 @@ struct WorkerOutput: Sendable {
     var counts: [String: ComponentCounts]
     /// Events bound for stateful transforms: `[operator][lane]`, in input order.
     var keyed: [[[KeyedEvent]]] = []
+    /// Events dead-lettered as `late` on their way into each stateful operator (judged against their
+    /// source's or partition's watermark here, before the exchange), indexed like `Plan.operators`.
+    var late: [Int] = []
 }
 
 /// An event a stateful transform produced, on its way to what follows the transform.
@@ -61,6 +64,7 @@ final class Worker {
     private var currentTime = EventTime.missing
     private var currentWatermarkBefore = EventTime.missing
     private var keyedOut: [[[KeyedEvent]]] = []
+    private var lateOut: [Int] = []
     /// Per operator: name, key template per input, workers (copied out of the plan once).
     private let operatorNames: [String]
     private let operatorKeys: [[KeyTemplate]]
@@ -171,10 +175,13 @@ final class Worker {
             if !healthy { rebuildAfterPoison() }
         }
         if let engine { batchLuaCounters = engine.takeCounters() }
-        return WorkerOutput(sinks: sinkOut, deadLetters: dead, counts: countsByName(), keyed: keyedOut)
+        return WorkerOutput(sinks: sinkOut, deadLetters: dead, counts: countsByName(), keyed: keyedOut, late: lateOut)
     }
 
     private func resetKeyed() {
+        if lateOut.count != plan.operators.count || lateOut.contains(where: { $0 != 0 }) {
+            lateOut = Array(repeating: 0, count: plan.operators.count)
+        }
         if keyedOut.count != plan.operators.count || keyedOut.contains(where: { !$0.allSatisfy(\.isEmpty) }) {
             keyedOut = plan.operators.map { Array(repeating: [], count: $0.parallelism) }
         }
@@ -207,7 +214,7 @@ final class Worker {
             if !healthy { rebuildAfterPoison() }
         }
         if let engine { batchLuaCounters = engine.takeCounters() }
-        return WorkerOutput(sinks: sinkOut, deadLetters: dead, counts: countsByName(), keyed: keyedOut)
+        return WorkerOutput(sinks: sinkOut, deadLetters: dead, counts: countsByName(), keyed: keyedOut, late: lateOut)
     }
 
     /// The Lua engine and resolved functions, for the UDFs of stateful operators (same thread).
@@ -349,6 +356,7 @@ final class Worker {
             return
         }
         if currentWatermarkBefore != EventTime.missing && currentTime < currentWatermarkBefore {
+            lateOut[op] += 1
             deadLetter(component: name, reason: "late",
                        detail: "event time \(currentTime) is behind the watermark \(currentWatermarkBefore) of input '\(inputName)'",
                        event: Event(slice: b, meta: current.meta, position: current.position))
