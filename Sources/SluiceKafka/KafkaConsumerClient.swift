@@ -41,6 +41,8 @@ public struct KafkaConsumerConfig: Sendable {
 
 /// Counters of a consumer, for metrics and tests.
 public struct KafkaConsumerStats: Sendable, Equatable {
+    /// The partitions assigned now (event-time watermarks wait for each of them).
+    public var assignment: Set<TopicPartition> = []
     /// Records received from librdkafka.
     public var received = 0
     /// Records handed to `offer` and accepted.
@@ -534,8 +536,13 @@ final class ConsumerCore: @unchecked Sendable {
         var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
         if rd_kafka_assignment(rk, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list {
             let n = Int(list.pointee.cnt)
+            var parts = Set<TopicPartition>()
+            for i in 0..<n {
+                let e = list.pointee.elems[i]
+                if let t = e.topic { parts.insert(TopicPartition(topic: String(cString: t), partition: e.partition)) }
+            }
             rd_kafka_topic_partition_list_destroy(list)
-            shared.withLock { $0.stats.assigned = n }
+            shared.withLock { $0.stats.assigned = n; $0.stats.assignment = parts }
         }
     }
 

@@ -9,10 +9,14 @@ protocol EventSource: Sendable {
     func run(batchSize: Int, stop: StopFlag, outlet: SourceOutlet) throws(SourceError)
     /// Called once the whole pipeline has drained (every acknowledgement is in): commit and close.
     func finish()
+    /// The inputs that must each have a watermark before the source's watermark moves (a Kafka
+    /// consumer's assigned partitions, as `topic/partition`); nil = those that sent something.
+    var inputs: (@Sendable () -> [String]?)? { get }
 }
 
 extension EventSource {
     func finish() {}
+    var inputs: (@Sendable () -> [String]?)? { nil }
 }
 
 /// A source that could not read its input.

@@ -206,9 +206,10 @@ public final class Pipeline: Sendable {
             let timed = !plan.sourceOperators[index].isEmpty
             let sourceSpec = spec.sources[index]
             let board = board
+            let inputs = source.inputs
             startThread("sluice-source-\(name)", sourcesDone) {
                 // Owned by this thread, like the outlet.
-                let timing = timed ? SourceTiming(index: index, spec: sourceSpec.time, format: sourceSpec.format, board: board, stop: stopFlag) : nil
+                let timing = timed ? SourceTiming(index: index, spec: sourceSpec.time, format: sourceSpec.format, board: board, stop: stopFlag, inputs: inputs) : nil
                 let outlet = SourceOutlet(source: index, work: work, timing: timing, deadLetters: { [self] in sourceDeadLetters($0) })
                 do {
                     try source.run(batchSize: batchSize, stop: stopFlag, outlet: outlet)

@@ -12,11 +12,17 @@ final class SourceTiming {
     private let json: Bool
     private let board: WatermarkBoard
     private let stop: StopFlag
-    /// Largest time seen and last arrival (processing ms), per partition (-1 outside Kafka).
-    private var maxSeen: [Int32: Int64] = [:]
-    private var lastArrival: [Int32: Int64] = [:]
+    /// Largest time seen and last arrival (processing ms), per input: `topic/partition` for Kafka,
+    /// "" otherwise.
+    private var maxSeen: [String: Int64] = [:]
+    private var lastArrival: [String: Int64] = [:]
+    /// Assigned inputs that have sent nothing yet, with when they were first seen assigned.
+    private var waitingSince: [String: Int64] = [:]
+    private let inputs: (@Sendable () -> [String]?)?
 
-    init(index: Int, spec: EventTimeSpec, format: DataFormat, board: WatermarkBoard, stop: StopFlag) {
+    init(index: Int, spec: EventTimeSpec, format: DataFormat, board: WatermarkBoard, stop: StopFlag,
+         inputs: (@Sendable () -> [String]?)? = nil) {
+        self.inputs = inputs
         self.index = index
         self.spec = spec
         self.path = spec.field.map { Array($0.joined(separator: ".").utf8) }
@@ -30,7 +36,7 @@ final class SourceTiming {
         batch.times.reserveCapacity(batch.events.count)
         batch.watermarksBefore.reserveCapacity(batch.events.count)
         for event in batch.events {
-            let partition = event.meta?.partition ?? -1
+            let partition = Self.input(event.meta)
             var time: Int64? = nil
             if let path {
                 if json { time = event.bytes.withUnsafeBytes { EventTime.read($0, path: path) } }
@@ -51,8 +57,22 @@ final class SourceTiming {
         board.post(index, watermark: batch.watermark)
     }
 
-    /// Minimum over the partitions that sent something within `idle` (all of them if none did).
+    private static func input(_ meta: EventMeta?) -> String {
+        guard let m = meta, let p = m.partition else { return "" }
+        return "\(m.topic ?? "")/\(p)"
+    }
+
+    /// Minimum over the inputs that sent something within `idle` (all of them if none did). An
+    /// assigned input that has sent nothing holds the watermark back until it has been silent
+    /// for `idle`.
     private func watermark(now: Int64) -> Int64 {
+        if let assigned = inputs?() {
+            for a in assigned where maxSeen[a] == nil {
+                let since = waitingSince[a] ?? now
+                waitingSince[a] = since
+                if now - since <= spec.idle { return EventTime.missing }
+            }
+        }
         var active = Int64.max
         var any = Int64.min
         for (p, m) in maxSeen {
