@@ -1,5 +1,6 @@
 import SluiceCore
 import SluiceLua
+import SluiceSpec
 
 /// What one worker produced for one batch.
 struct WorkerOutput: Sendable {
@@ -69,6 +70,16 @@ final class Worker {
     private let operatorNames: [String]
     private let operatorKeys: [[KeyTemplate]]
     private let operatorLanes: [Int]
+    /// Per operator: the reducers to pre-aggregate with (an aggregate with declarative reducers,
+    /// not a session window, not `on_change`) and its window; nil = send every event.
+    private let preAggregators: [(Reducers, WindowSpec)?]
+    /// This batch's partials: (operator, key, window start) -> index in `keyedOut[op][lane]`.
+    private var partialIndex: [PartialID: Int] = [:]
+    private struct PartialID: Hashable {
+        var op: Int
+        var key: StateKey
+        var start: Int64
+    }
     private var keyBuffer: [UInt8] = []
     private var currentSource = 0
     private var currentFormat = DataFormat.json
@@ -83,6 +94,11 @@ final class Worker {
         operatorNames = plan.operators.map(\.name)
         operatorKeys = plan.operators.map { $0.inputs.map(\.key) }
         operatorLanes = plan.operators.map(\.parallelism)
+        preAggregators = plan.operators.map { op -> (Reducers, WindowSpec)? in
+            guard case .aggregate(let a) = op.spec.kind, case .reducers(let r) = a.reduce, a.emit != .onChange else { return nil }
+            if case .session = a.window { return nil }
+            return (Reducers(r), a.window)
+        }
         if needsLua { try buildEngine() }
     }
 
@@ -179,6 +195,7 @@ final class Worker {
     }
 
     private func resetKeyed() {
+        partialIndex.removeAll(keepingCapacity: true)
         if lateOut.count != plan.operators.count || lateOut.contains(where: { $0 != 0 }) {
             lateOut = Array(repeating: 0, count: plan.operators.count)
         }
@@ -369,7 +386,28 @@ final class Worker {
             return
         }
         let key = StateKey(keyBuffer.withUnsafeBufferPointer { Array($0) })   // an exact-size copy: keyBuffer stays ours
-        keyedOut[op][key.lane(of: operatorLanes[op])].append(
+        let lane = key.lane(of: operatorLanes[op])
+        if let (reducers, window) = preAggregators[op] {
+            // Local half of a local/global aggregate: one partial per key and window per batch.
+            let bytes = Array(b)
+            for (start, end) in window.windows(for: currentTime) {
+                let id = PartialID(op: op, key: key, start: start)
+                if let i = partialIndex[id] {
+                    let grown = reducers.add(bytes, to: &keyedOut[op][lane][i].partial!.acc)
+                    keyedOut[op][lane][i].partial!.events += 1
+                    keyedOut[op][lane][i].partial!.bytes += grown
+                } else {
+                    var acc = reducers.empty()
+                    let grown = reducers.add(bytes, to: &acc)
+                    partialIndex[id] = keyedOut[op][lane].count
+                    keyedOut[op][lane].append(KeyedEvent(key: key, time: currentTime, input: input, bytes: [], meta: nil,
+                                                         source: currentSource, position: current.position,
+                                                         partial: PartialAggregate(start: start, end: end, acc: acc, events: 1, bytes: grown)))
+                }
+            }
+            return
+        }
+        keyedOut[op][lane].append(
             KeyedEvent(key: key, time: currentTime, input: input, bytes: Array(b), meta: current.meta,
                        source: currentSource, position: current.position))
     }

@@ -108,8 +108,9 @@ extension Pipeline {
             }
             if batch.channel.stage >= 0 { tracker.update(batch.channel, batch.watermark) }
             if let w = tracker.advance(board: stages.board) { behaviour.advance(to: w, &ctx) }
+            let received = batch.events.reduce(0) { $0 + ($1.partial?.events ?? 1) }
             stats.add(spec.name) {
-                $0.received &+= batch.events.count
+                $0.received &+= received
                 $0.deadLettered &+= ctx.deadLetters.count
                 $0.dropped &+= ctx.deduplicated
             }

@@ -31,6 +31,20 @@ struct KeyedEvent: Sendable {
     /// Where it came from (for dead letters).
     var source: Int
     var position: Int64
+    /// Pre-aggregated in the upstream stage: the reducers of an aggregate over this key's
+    /// events of one batch and one window (then `bytes` is empty).
+    var partial: PartialAggregate? = nil
+}
+
+/// The local half of a local/global aggregate: declarative reducers folded over the events of one
+/// key and window within one upstream batch, so a hot key crosses the exchange once per batch.
+struct PartialAggregate: Sendable {
+    var start: Int64
+    var end: Int64
+    var acc: [Reducers.Accumulator]
+    /// Events folded in, and the bytes the accumulators hold.
+    var events: Int
+    var bytes: Int
 }
 
 /// What crosses an exchange: the events of one upstream batch for one worker of a keyed stage,

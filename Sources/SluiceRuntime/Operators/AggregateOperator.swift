@@ -47,36 +47,11 @@ struct AggregateOperator: KeyedOperatorBehaviour {
         OperatorGaugeValues(keys: keys.count, stateBytes: stateBytes, held: windowCount, timers: timers.count, watermark: watermark)
     }
 
-    private static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
-        let q = a / b
-        return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
-    }
-
-    /// The windows an event at `t` belongs to, as (start, end).
-    private func windows(for t: Int64) -> [(Int64, Int64)] {
-        switch spec.window {
-        case .tumbling(let size):
-            let s = Self.floorDiv(t, size) * size
-            return [(s, s + size)]
-        case .sliding(let size, let every):
-            var out: [(Int64, Int64)] = []
-            var s = Self.floorDiv(t, every) * every
-            while s > t - size {
-                out.append((s, s + size))
-                s -= every
-            }
-            return out.reversed()
-        case .session(let gap):
-            return [(t, t + gap)]
-        case .none:
-            return [(0, EventTime.infinity)]
-        }
-    }
 
     mutating func process(_ e: KeyedEvent, _ ctx: inout OperatorContext) {
         let isNew = keys[e.key] == nil
         var st = keys.removeValue(forKey: e.key) ?? KeyState()   // out while it changes: no copy-on-write
-        var targets = windows(for: e.time)
+        var targets = e.partial.map { [($0.start, $0.end)] } ?? spec.window.windows(for: e.time)
         if case .session(let gap) = spec.window {
             // Merge every session the event touches into one.
             let t = e.time
@@ -139,6 +114,11 @@ struct AggregateOperator: KeyedOperatorBehaviour {
     }
 
     private mutating func apply(_ e: KeyedEvent, to w: inout Window, key st: inout KeyState, _ ctx: inout OperatorContext) {
+        if let reducers, let p = e.partial {
+            reducers.merge(p.acc, into: &w.acc)
+            w.bytes += p.bytes
+            return
+        }
         if let reducers {
             w.bytes += reducers.add(e.bytes, to: &w.acc)
             return
@@ -163,25 +143,7 @@ struct AggregateOperator: KeyedOperatorBehaviour {
     /// Folds window `b` into `a` (sessions that an event bridged).
     private func mergeInto(_ a: inout Window, _ b: Window) {
         a.bytes += b.bytes
-        guard reducers != nil else { return }   // a UDF state is kept from the earlier session
-        for i in a.acc.indices {
-            switch (a.acc[i], b.acc[i]) {
-            case (.count(let x), .count(let y)): a.acc[i] = .count(x + y)
-            case (.sum(let ai, let ad, let aD), .sum(let bi, let bd, let bD)):
-                let (s, o) = ai.addingReportingOverflow(bi)
-                let isD = aD || bD || o
-                a.acc[i] = .sum(int: isD ? 0 : s, double: (aD ? ad : Double(ai)) + (bD ? bd : Double(bi)), isDouble: isD)
-            case (.extreme(let av, let ar), .extreme(let bv, let br)):
-                let isMin = reducers?.specs[i].op == .min
-                if ar == nil || (br != nil && (isMin ? bv < av : bv > av)) { a.acc[i] = .extreme(value: bv, raw: br) }
-            case (.avg(let s1, let n1), .avg(let s2, let n2)): a.acc[i] = .avg(sum: s1 + s2, n: n1 + n2)
-            case (.raw(let ar), .raw(let br)):
-                if reducers?.specs[i].op == .last { if br != nil { a.acc[i] = .raw(br) } } else if ar == nil { a.acc[i] = .raw(br) }
-            case (.distinct(let x), .distinct(let y)): a.acc[i] = .distinct(x.union(y))
-            case (.list(let x), .list(let y)): a.acc[i] = .list(x + y)
-            default: break
-            }
-        }
+        reducers?.merge(b.acc, into: &a.acc)   // a UDF state is kept from the earlier session
     }
 
     private func outputTime(_ w: Window, event: Int64) -> Int64 {
@@ -209,7 +171,7 @@ struct AggregateOperator: KeyedOperatorBehaviour {
         watermark = w
         if case .every(let d) = spec.emit {
             let crossed = w == EventTime.infinity || previous == EventTime.missing
-                || Self.floorDiv(w, d) > Self.floorDiv(previous, d)
+                || WindowSpec.floorDiv(w, d) > WindowSpec.floorDiv(previous, d)
             if crossed { emitChanged(&ctx) }
         }
         while let t = timers.popDue(w) {
@@ -244,5 +206,34 @@ struct AggregateOperator: KeyedOperatorBehaviour {
             keys[key] = st
         }
         changedKeys.removeAll(keepingCapacity: true)
+    }
+}
+
+extension WindowSpec {
+    static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
+        let q = a / b
+        return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
+    }
+
+    /// The windows an event at `t` belongs to, as (start, end); a session's is the event's own
+    /// `[t, t + gap)` before merging.
+    func windows(for t: Int64) -> [(Int64, Int64)] {
+        switch self {
+        case .tumbling(let size):
+            let s = Self.floorDiv(t, size) * size
+            return [(s, s + size)]
+        case .sliding(let size, let every):
+            var out: [(Int64, Int64)] = []
+            var s = Self.floorDiv(t, every) * every
+            while s > t - size {
+                out.append((s, s + size))
+                s -= every
+            }
+            return out.reversed()
+        case .session(let gap):
+            return [(t, t + gap)]
+        case .none:
+            return [(0, EventTime.infinity)]
+        }
     }
 }

@@ -17,7 +17,7 @@ struct Reducers: Sendable {
     }
 
     /// The running value of one reducer.
-    enum Accumulator {
+    enum Accumulator: Sendable {
         case count(Int64)
         case sum(int: Int64, double: Double, isDouble: Bool)
         case extreme(value: Double, raw: [UInt8]?)
@@ -33,6 +33,20 @@ struct Reducers: Sendable {
             let inserted = set.insert(v).inserted
             self = .distinct(set)
             return inserted
+        }
+
+        mutating func formUnion(_ other: Set<[UInt8]>) {
+            guard case .distinct(var set) = self else { return }
+            self = .count(0)
+            set.formUnion(other)
+            self = .distinct(set)
+        }
+
+        mutating func append(contentsOf other: [[UInt8]]) {
+            guard case .list(var items) = self else { return }
+            self = .count(0)
+            items.append(contentsOf: other)
+            self = .list(items)
         }
 
         mutating func append(_ v: [UInt8]) {
@@ -116,6 +130,37 @@ struct Reducers: Sendable {
             }
         }
         return grown
+    }
+
+    /// Folds `b` (a later partial: events that came after those of `a`) into `a`.
+    func merge(_ b: [Accumulator], into a: inout [Accumulator]) {
+        for i in a.indices where i < b.count {
+            switch specs[i].op {
+            case .count:
+                if case .count(let x) = a[i], case .count(let y) = b[i] { a[i] = .count(x + y) }
+            case .sum:
+                if case .sum(let ai, let ad, let aD) = a[i], case .sum(let bi, let bd, let bD) = b[i] {
+                    let (s, o) = ai.addingReportingOverflow(bi)
+                    let isD = aD || bD || o
+                    a[i] = .sum(int: isD ? 0 : s, double: (aD ? ad : Double(ai)) + (bD ? bd : Double(bi)), isDouble: isD)
+                }
+            case .min, .max:
+                if case .extreme(let av, let ar) = a[i], case .extreme(let bv, let br) = b[i], br != nil,
+                   ar == nil || (specs[i].op == .min ? bv < av : bv > av) {
+                    a[i] = .extreme(value: bv, raw: br)
+                }
+            case .avg:
+                if case .avg(let s1, let n1) = a[i], case .avg(let s2, let n2) = b[i] { a[i] = .avg(sum: s1 + s2, n: n1 + n2) }
+            case .first:
+                if case .raw(nil) = a[i], case .raw(let br?) = b[i] { a[i] = .raw(br) }
+            case .last:
+                if case .raw(let br?) = b[i] { a[i] = .raw(br) }
+            case .countDistinct:
+                if case .distinct(let y) = b[i] { a[i].formUnion(y) }
+            case .collect:
+                if case .list(let y) = b[i] { a[i].append(contentsOf: y) }
+            }
+        }
     }
 
     /// Appends `,"field":value` for every reducer.
