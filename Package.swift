@@ -5,9 +5,9 @@ import PackageDescription
 /// checks only cost time there. Checked builds (debug, tests) keep them.
 let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
+// Linux only: the runtime uses Glibc, inotify and Debian system libraries.
 let package = Package(
     name: "sluice",
-    platforms: [.macOS(.v14)],
     products: [
         .executable(name: "sluice", targets: ["sluice"]),
     ],

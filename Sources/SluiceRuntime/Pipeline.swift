@@ -87,7 +87,8 @@ public final class Pipeline: Sendable {
             runners.append(SinkRunner(name: sink.name, queue: sink.queue, output: try output(sink)))
         }
         self.sinkRunners = runners
-        let dlqQueue = QueueSpec(capacity: spec.settings.queueCapacity * 4, whenFull: .block)
+        // `dead_letter: { queue: { capacity } }` is honoured; it always blocks (never drops).
+        let dlqQueue = QueueSpec(capacity: spec.deadLetter?.queue.capacity ?? spec.settings.queueCapacity * 4, whenFull: .block)
         if let dl = spec.deadLetter {
             deadLetterRunner = SinkRunner(name: Self.deadLetterName, queue: dlqQueue, output: try output(dl))
         } else {

@@ -24,12 +24,20 @@ extension Loader {
         var format = DataFormat.json
         if let node = f?["format"], let v = choice(node, "'format' of \(what)", ["json", "text"]) {
             format = DataFormat(rawValue: v) ?? .json
+            if deadLetter && format != .json {
+                diags.error(node.location, "'format' of 'dead_letter' must be json (a dead letter is a JSON record with the event inside)")
+            }
         }
-        var queue = QueueSpec(capacity: settings.queueCapacity)
+        // The dead letter sink takes everything rejected: a larger default queue, and it never drops.
+        var queue = QueueSpec(capacity: deadLetter ? settings.queueCapacity * 4 : settings.queueCapacity)
         if let node = f?["queue"], let q = fields(node, "'queue' of \(what)", allowed: ["capacity", "when_full"]) {
             if let c = q["capacity"], let v = integer(c, "'capacity' in 'queue' of \(what)", min: 1) { queue.capacity = v }
             if let w = q["when_full"], let v = choice(w, "'when_full' in 'queue' of \(what)", ["block", "drop_newest", "dead_letter"]) {
                 queue.whenFull = WhenFull(rawValue: v) ?? .block
+                if deadLetter && queue.whenFull != .block {
+                    diags.error(w.location, "'when_full' in 'queue' of 'dead_letter' must be block (dead letters are never dropped)")
+                    queue.whenFull = .block
+                }
             }
         }
         lastSuggestions = topSuggestions

@@ -74,3 +74,22 @@ import Testing
     sinks: { out: { from: in, when: { match: { a: 1 }, udf: m.f }, stdout: {} } }
     """) == ["p.yaml:2:52: 'when' of sink 'out' takes either 'match' or 'udf', not both"])
 }
+
+@Suite struct DeadLetterSettingsTests {
+    func problems(_ yaml: String) -> [String] {
+        do { _ = try SpecLoader.load(text: yaml, file: "p.yaml", directory: "/tmp", environment: [:]); return [] }
+        catch { return error.diagnostics.map(\.description) }
+    }
+
+    @Test func deadLetterQueueIsHonouredAndItsFormatAndDropPoliciesAreRejected() throws {
+        let base = "sources: { s: { stdin: {} } }\nsinks: { o: { from: s, stdout: {} } }\n"
+        let spec = try SpecLoader.load(text: base + "dead_letter: { stderr: {}, queue: { capacity: 7 } }\n", file: "p.yaml", directory: "/tmp", environment: [:])
+        #expect(spec.deadLetter?.queue.capacity == 7)
+        let fallback = try SpecLoader.load(text: base + "dead_letter: { stderr: {} }\nsettings: { queue_capacity: 10 }\n", file: "p.yaml", directory: "/tmp", environment: [:])
+        #expect(fallback.deadLetter?.queue.capacity == 40)
+        #expect(problems(base + "dead_letter: { stderr: {}, format: text }\n") ==
+                ["p.yaml:3:36: 'format' of 'dead_letter' must be json (a dead letter is a JSON record with the event inside)"])
+        #expect(problems(base + "dead_letter: { stderr: {}, queue: { when_full: drop_newest } }\n") ==
+                ["p.yaml:3:48: 'when_full' in 'queue' of 'dead_letter' must be block (dead letters are never dropped)"])
+    }
+}
