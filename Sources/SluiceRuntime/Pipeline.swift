@@ -126,6 +126,17 @@ public final class Pipeline: Sendable {
         if phase.current == .running { phase.set(.draining) }
     }
 
+    /// Sinks (and stateful stages) that still hold events, with how many are queued: what a forced
+    /// exit leaves unacknowledged.
+    public func heldEvents() -> [(name: String, events: Int)] {
+        var out: [(name: String, events: Int)] = []
+        for r in sinkRunners + [deadLetterRunner] {
+            let n = r.queue.currentWeight
+            if n > 0 || r.isWriting { out.append((r.name, n)) }
+        }
+        return out
+    }
+
     /// The admin endpoint's port, if `settings.admin` is set.
     public var adminPort: Int? { admin?.port }
 

@@ -1,3 +1,4 @@
+import Synchronization
 import SluiceCore
 import SluiceSpec
 
@@ -8,6 +9,11 @@ final class SinkRunner: Sendable {
     let policy: WhenFull
     let queue: BoundedQueue<SinkBatch>
     let output: any SinkOutput
+    /// Events handed to the output and not yet confirmed written.
+    private let inFlight = Atomic<Int>(0)
+
+    /// True while some taken batch has not been written yet (a stalled output, say).
+    var isWriting: Bool { inFlight.load(ordering: .relaxed) > 0 }
 
     init(name: String, queue spec: QueueSpec, output: any SinkOutput) {
         self.name = name
@@ -45,7 +51,9 @@ final class SinkRunner: Sendable {
         let name = name
         let failureLog = SinkFailureLog(sink: name, log: log)
         while let batch = queue.pop() {
-            output.send(batch) { failures in
+            inFlight.add(batch.count, ordering: .relaxed)
+            output.send(batch) { [self] failures in
+                inFlight.subtract(batch.count, ordering: .relaxed)
                 stats.add(name) { $0.emitted += batch.count - failures.count }
                 if !failures.isEmpty {
                     failureLog.record(events: failures.count, reason: failures[0].reason)

@@ -179,6 +179,9 @@ public struct Settings: Sendable {
     /// `max_drift` (ms, default 5 min): a source whose watermark runs further ahead of the slowest
     /// input of a stateful transform it feeds is paused until the others catch up.
     public var maxDrift: Int64 = 300_000
+    /// `grace` (ms, default 30 s): after SIGTERM, how long draining may take before the process
+    /// exits 1, naming the sinks that still hold events (their acknowledgements unreleased).
+    public var grace: Int64 = 30_000
     /// `max_event_bytes` (default 1 MiB): larger events are dead-lettered `too_large`; nil = the default.
     public var maxEventBytes: Int?
     public init(queueCapacity: Int = 1024, batchSize: Int = 256, workers: Int? = nil) {

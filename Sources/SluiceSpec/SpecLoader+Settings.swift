@@ -22,7 +22,7 @@ extension Loader {
 
     mutating func parseSettings(_ node: YAMLNode) -> Settings {
         var s = Settings()
-        guard let f = fields(node, "'settings'", allowed: ["queue_capacity", "batch_size", "workers", "admin", "max_drift", "max_event_bytes"],
+        guard let f = fields(node, "'settings'", allowed: ["queue_capacity", "batch_size", "workers", "admin", "max_drift", "max_event_bytes", "grace"],
                              notSupported: ["checkpoint"]) else { return s }
         if let a = f["admin"], let af = fields(a, "'admin' in 'settings'", allowed: ["listen"]) {
             if let l = af["listen"], let text = nonEmptyString(l, "'listen' in 'admin'") {
@@ -39,6 +39,7 @@ extension Loader {
         if let n = f["queue_capacity"], let v = integer(n, "'queue_capacity' in 'settings'", min: 1) { s.queueCapacity = v }
         if let n = f["batch_size"], let v = integer(n, "'batch_size' in 'settings'", min: 1) { s.batchSize = v }
         if let n = f["max_drift"], let v = duration(n, "'max_drift' in 'settings'", positive: true) { s.maxDrift = v }
+        if let n = f["grace"], let v = duration(n, "'grace' in 'settings'", positive: true) { s.grace = v }
         if let n = f["max_event_bytes"] {
             if let text = n.scalarText, !n.isNull, let v = YAMLScalars.parseSize(text), v > 0 { s.maxEventBytes = v } else {
                 diags.error(n.location, "invalid size \(n.kindDescription) for 'max_event_bytes' in 'settings' (expected e.g. 1MiB, 64KiB or a number of bytes)")

@@ -70,7 +70,13 @@ struct Run: ParsableCommand {
             printError(error.description)
             throw ExitCode(error.kind == .input ? 1 : 2)
         }
-        let signals = SignalHandlers(onStop: { pipeline.stop() }, onReload: { pipeline.reload() })
+        let signals = SignalHandlers(grace: Double(spec.settings.grace) / 1000, onStop: { pipeline.stop() }, onForce: { why in
+            // Still running: name what is held, exit 1 without acknowledging it (Kafka offsets stay uncommitted).
+            let held = pipeline.heldEvents().map { "\($0.name) (\($0.events) queued)" }
+            printError("sluice: \(why) before the pipeline drained; exiting 1 without acknowledging what is still held"
+                       + (held.isEmpty ? "" : ": " + held.joined(separator: ", ")))
+            _exit(1)
+        }, onReload: { pipeline.reload() })
         let report = pipeline.run()
         withExtendedLifetime(signals) {}
         if !quiet { printError(RunSummary.line(pipeline: spec, report: report)) }
