@@ -98,13 +98,16 @@ extension Pipeline {
             worker.adoptCode(code)
             var ctx = OperatorContext(name: spec.name, worker: worker)
             let checkLate = batch.channel.stage > 0 && tracker.mark(batch.channel) != EventTime.missing
-            for i in batch.events.indices {
-                if checkLate, batch.events[i].time < tracker.mark(batch.channel) {
-                    ctx.late += 1
-                    ctx.deadLetter(batch.events[i], reason: "late", detail: "event time \(batch.events[i].time) is behind the watermark \(tracker.mark(batch.channel)) of its input (stage \(batch.channel.stage) worker \(batch.channel.lane))")
-                    continue
+            let mark = tracker.mark(batch.channel)
+            batch.events.withUnsafeBufferPointer { events in   // borrowed: no copy (and retain) per event
+                for i in events.indices {
+                    if checkLate, events[i].time < mark {
+                        ctx.late += 1
+                        ctx.deadLetter(events[i], reason: "late", detail: "event time \(events[i].time) is behind the watermark \(mark) of its input (stage \(batch.channel.stage) worker \(batch.channel.lane))")
+                        continue
+                    }
+                    behaviour.process(events[i], &ctx)
                 }
-                behaviour.process(batch.events[i], &ctx)
             }
             if batch.channel.stage >= 0 { tracker.update(batch.channel, batch.watermark) }
             if let w = tracker.advance(board: stages.board) { behaviour.advance(to: w, &ctx) }

@@ -15,6 +15,13 @@ struct StateKey: Hashable, Sendable {
     func lane(of lanes: Int) -> Int { lanes <= 1 ? 0 : Int((hash >> 17) % UInt64(lanes)) }
 
     func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+    /// The FNV hash, mixed with the table's seed: no SipHash pass per lookup (the key was hashed once).
+    func _rawHashValue(seed: Int) -> Int {
+        var h = hash ^ UInt64(bitPattern: Int64(seed))
+        h = (h ^ (h >> 33)) &* 0xff51_afd7_ed55_8ccd
+        h = (h ^ (h >> 33)) &* 0xc4ce_b9fe_1a85_ec53
+        return Int(bitPattern: UInt(truncatingIfNeeded: h ^ (h >> 33)))
+    }
     static func == (a: StateKey, b: StateKey) -> Bool { a.hash == b.hash && a.bytes == b.bytes }
 
     var text: String { String(decoding: bytes, as: UTF8.self) }
