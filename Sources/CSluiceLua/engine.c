@@ -1033,6 +1033,11 @@ int sl_call(sl_engine *e, int32_t fn, int32_t h, const sl_meta *meta, int mode,
             }
         }
     }
+    return take_outputs(e, rc, res, mode == SL_MODE_MAP ? -1 : (int64_t)nlist, nlist, outs, n_outs);
+}
+
+int take_outputs(sl_engine *e, int rc, int res, int64_t list_len, size_t nlist, const int32_t **outs, size_t *n_outs) {
+    lua_State *L = e->L;
     size_t total = nlist + (size_t)e->n_emit;
     if (rc == SL_OK && total) {
         rc = reserve_handles(e, total);
@@ -1043,10 +1048,10 @@ int sl_call(sl_engine *e, int32_t fn, int32_t h, const sl_meta *meta, int mode,
         lua_settop(L, S_NSLOTS);
         return rc;
     }
-    if (mode == SL_MODE_MAP) {
+    if (list_len < 0) {
         if (nlist) { lua_pushvalue(L, res); e->outs[e->n_outs++] = put_handle(e); }
     } else {
-        for (size_t i = 1; i <= nlist; i++) {
+        for (int64_t i = 1; i <= list_len; i++) {
             lua_rawgeti(L, res, (lua_Integer)i);
             e->outs[e->n_outs++] = put_handle(e);
         }

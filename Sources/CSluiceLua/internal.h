@@ -136,6 +136,10 @@ int32_t put_handle(sl_engine *e);
 int valid_handle(const sl_engine *e, int32_t h);
 void clear_emits(sl_engine *e);
 int outs_reserve(sl_engine *e, size_t n);
+/* After a UDF call whose result is at `res`: the result (list_len < 0: `res` itself if nlist is 1;
+ * else its items 1..list_len) and the ctx.emit events become new handles in e->outs. On rc != SL_OK
+ * only cleans up. Leaves the stack at S_NSLOTS. */
+int take_outputs(sl_engine *e, int rc, int res, int64_t list_len, size_t nlist, const int32_t **outs, size_t *n_outs);
 
 /* json.c */
 int sl_decode_fn(lua_State *L);  /* upvalues: array_mt, nulls */

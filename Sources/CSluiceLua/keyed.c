@@ -152,33 +152,7 @@ int sl_call_keyed(sl_engine *e, int32_t fn, const int32_t *args, size_t nargs, i
         sl_set_errorf(e, "merge must return an event, a list of events or nil, got %s", lua_typename(L, rt));
         rc = SL_BAD_RETURN;
     }
-    size_t total = nlist + (size_t)e->n_emit;
-    if (rc == SL_OK && total) {
-        rc = reserve_handles(e, total);
-        if (rc == SL_OK && !outs_reserve(e, total)) { sl_set_errorf(e, "out of memory"); rc = SL_RUNTIME; }
-    }
-    if (rc != SL_OK) {
-        clear_emits(e);
-        lua_settop(L, S_NSLOTS);
-        bind_state(e, 0);
-        return rc;
-    }
-    if (!list) {
-        if (nlist) { lua_pushvalue(L, res); e->outs[e->n_outs++] = put_handle(e); }
-    } else {
-        for (size_t i = 1; i <= nlist; i++) {
-            lua_rawgeti(L, res, (lua_Integer)i);
-            e->outs[e->n_outs++] = put_handle(e);
-        }
-    }
-    for (int i = 1; i <= e->n_emit; i++) {
-        lua_rawgeti(L, S_EMITS, i);
-        e->outs[e->n_outs++] = put_handle(e);
-    }
-    clear_emits(e);
-    lua_settop(L, S_NSLOTS);
+    int r = take_outputs(e, rc, res, list ? (int64_t)nlist : -1, nlist, outs, n_outs);
     bind_state(e, 0);
-    *outs = e->outs;
-    *n_outs = e->n_outs;
-    return SL_OK;
+    return r;
 }

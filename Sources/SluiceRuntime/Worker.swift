@@ -131,16 +131,35 @@ final class Worker {
         catch { lua.log("error", "worker keeps UDF version \(codeVersion): \(error)") }
     }
 
-    func process(_ batch: Batch, code: LiveCode.Version? = nil) -> WorkerOutput {
+    /// Clears the per-batch counters and outputs, after switching code versions if asked to.
+    private func beginBatch(_ code: LiveCode.Version?) {
         adopt(code)
-        let nodeCount = plan.nodes.count
-        received = Array(repeating: 0, count: nodeCount)
+        received = Array(repeating: 0, count: plan.nodes.count)
         emitted = received
         rejected = received
         sinkReceived = Array(repeating: 0, count: plan.sinks.count)
         sinkOut = Array(repeating: SinkBatch(), count: plan.sinks.count)
         dead = []
         resetKeyed()
+    }
+
+    /// Walks one event's value from `node` and frees the Lua handles it made.
+    private func walkEvent(from node: Int, _ value: inout Payload) {
+        let healthy = walk(node, &value)
+        if let engine {
+            for h in live { engine.release(h) }
+        }
+        live.removeAll(keepingCapacity: true)
+        if !healthy { rebuildAfterPoison() }
+    }
+
+    private func endBatch() -> WorkerOutput {
+        if let engine { batchLuaCounters = engine.takeCounters() }
+        return WorkerOutput(sinks: sinkOut, deadLetters: dead, counts: countsByName(), keyed: keyedOut, late: lateOut)
+    }
+
+    func process(_ batch: Batch, code: LiveCode.Version? = nil) -> WorkerOutput {
+        beginBatch(code)
         currentSource = plan.sourceNodes[batch.source]
         if case .source(let format) = plan.nodes[currentSource].operation { currentFormat = format }
         fusedEntry = nil
@@ -183,15 +202,9 @@ final class Worker {
             }
             current = event
             var value = Payload.bytes(event.bytes)
-            let healthy = walk(currentSource, &value)
-            if let engine {
-                for h in live { engine.release(h) }
-            }
-            live.removeAll(keepingCapacity: true)
-            if !healthy { rebuildAfterPoison() }
+            walkEvent(from: currentSource, &value)
         }
-        if let engine { batchLuaCounters = engine.takeCounters() }
-        return WorkerOutput(sinks: sinkOut, deadLetters: dead, counts: countsByName(), keyed: keyedOut, late: lateOut)
+        return endBatch()
     }
 
     private func resetKeyed() {
@@ -207,14 +220,7 @@ final class Worker {
     /// Runs the outputs of stateful operator `op` through what follows it (fused stateless
     /// transforms, sinks, further exchanges). `source` names the stage for dead letters.
     func processOutputs(_ outputs: [OperatorOutput], of op: Int, code: LiveCode.Version? = nil) -> WorkerOutput {
-        adopt(code)
-        received = Array(repeating: 0, count: plan.nodes.count)
-        emitted = received
-        rejected = received
-        sinkReceived = Array(repeating: 0, count: plan.sinks.count)
-        sinkOut = Array(repeating: SinkBatch(), count: plan.sinks.count)
-        dead = []
-        resetKeyed()
+        beginBatch(code)
         currentFormat = .json
         let node = plan.operators[op].node
         currentSource = node
@@ -223,15 +229,9 @@ final class Worker {
             currentTime = o.time
             currentWatermarkBefore = EventTime.missing   // judged by the receiving stage, against its channel
             var value = Payload.bytes(current.bytes)
-            let healthy = walk(node, &value)
-            if let engine {
-                for h in live { engine.release(h) }
-            }
-            live.removeAll(keepingCapacity: true)
-            if !healthy { rebuildAfterPoison() }
+            walkEvent(from: node, &value)
         }
-        if let engine { batchLuaCounters = engine.takeCounters() }
-        return WorkerOutput(sinks: sinkOut, deadLetters: dead, counts: countsByName(), keyed: keyedOut, late: lateOut)
+        return endBatch()
     }
 
     /// The Lua engine and resolved functions, for the UDFs of stateful operators (same thread).
