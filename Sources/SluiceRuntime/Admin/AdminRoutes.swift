@@ -37,6 +37,11 @@ struct AdminRoutes: Sendable {
             if let e = reloader.lastError { lines.append("last reload error: \(e)") }
         }
         for sink in sinks { lines.append("sink \(sink.name) queued: \(sink.queue.currentWeight)/\(sink.queue.capacity)") }
+        for (name, f) in operators.totals {
+            let w = f.gauges.watermark == EventTime.missing ? "none yet" : String(f.gauges.watermark)
+            lines.append("operator \(name): \(f.gauges.keys) keys, \(f.gauges.stateBytes) state bytes, watermark \(w), late \(f.late)"
+                         + (f.stateFull > 0 ? ", STATE FULL: \(f.stateFull) event(s) dead-lettered state_full" : ""))
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 

@@ -94,6 +94,8 @@ extension Pipeline {
         let myChannel = Channel(stage: spec.stage, lane: lane)
         let downstream = plan.stageOperators[op]
         let live = lua.live
+        var lastFullReport = -Double.infinity
+        var fullSinceReport = 0
         while let (batch, code) = inbox.pop(stamping: { live?.current }) {
             worker.adoptCode(code)
             var ctx = OperatorContext(name: spec.name, worker: worker)
@@ -124,6 +126,14 @@ extension Pipeline {
             stages.publish(output.keyed, from: myChannel, feeding: downstream, watermark: tracker.current)
             stages.metrics.update(op, lane: lane, gauges: behaviour.gauges, late: ctx.late,
                                   deduplicated: ctx.deduplicated, stateFull: ctx.stateFull)
+            fullSinceReport += ctx.stateFull
+            if fullSinceReport > 0, Date.timeIntervalSinceReferenceDate - lastFullReport >= 10 {
+                // Reported at most every 10 s per worker; every such event is also dead-lettered and counted.
+                let g = behaviour.gauges
+                options.log("warn", "transform '\(spec.name)' (worker \(lane)) is at its state limit (\(g.keys) keys, \(g.stateBytes) bytes): \(fullSinceReport) event(s) dead-lettered state_full")
+                lastFullReport = Date.timeIntervalSinceReferenceDate
+                fullSinceReport = 0
+            }
         }
         // Closed: every input has ended (their +infinity watermarks normally fired everything already).
         var ctx = OperatorContext(name: spec.name, worker: worker)

@@ -266,3 +266,35 @@ import SluiceCore
         #expect(r.counts["a"]?.received == 100)
     }
 }
+
+@Suite struct StateFullReportingTests {
+    @Test func goingOverTheLimitIsLoggedAndShownOnReady() throws {
+        let s = try Stateful.spec("""
+        sources: { s: { stdin: {}, time: ts } }
+        transforms:
+          a:
+            aggregate: { from: s, key: '{key}', window: none, reduce: { c: count } }
+            state: { max_keys: 1 }
+            parallelism: 1
+        sinks: { out: { from: a, stdout: {} } }
+        """)
+        let logs = LogLines()
+        let events = [#"{"key":"a","ts":1}"#, #"{"key":"b","ts":2}"#].map { Event($0) }
+        let r = try Pipeline(spec: s, options: RunOptions(sourceOverrides: ["s": events], captureSinks: true, log: { level, msg in logs.add("\(level): \(msg)") })).run()
+        #expect(r.operators.first?.stateFull == 1)
+        #expect(logs.all.contains { $0.hasPrefix("warn: transform 'a' (worker 0) is at its state limit") && $0.contains("1 event(s) dead-lettered state_full") }, "\(logs.all)")
+
+        let metrics = OperatorMetrics(operators: Plan(s, workers: 1).operators)
+        metrics.update(0, lane: 0, gauges: OperatorGaugeValues(keys: 1, stateBytes: 60, held: 1, timers: 0, watermark: 2), late: 0, deduplicated: 0, stateFull: 1)
+        let ready = AdminRoutes(pipeline: "p", stats: PipelineStats(), operators: metrics, sinks: [], reloader: nil, phase: PipelinePhase())
+            .respond(method: "GET", path: "/ready").body
+        #expect(ready.contains("operator a: 1 keys, 60 state bytes, watermark 2, late 0, STATE FULL: 1 event(s) dead-lettered state_full"), "\(ready)")
+    }
+}
+
+final class LogLines: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+    func add(_ s: String) { lock.lock(); lines.append(s); lock.unlock() }
+    var all: [String] { lock.lock(); defer { lock.unlock() }; return lines }
+}
