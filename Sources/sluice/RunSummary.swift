@@ -13,6 +13,13 @@ enum RunSummary {
         let dead = c[Pipeline.deadLetterName]?.received ?? 0
         var line = "sluice: \(spec.name): read \(read) events; wrote \(sinks); dead-lettered \(dead)"
         if spec.udfs.reload != .off { line += "; udf version \(report.udfVersion), \(report.reloadsRejected) reload(s) rejected" }
+        for op in report.operators {
+            var parts: [String] = []
+            if op.late > 0 { parts.append("\(op.late) late") }
+            if op.deduplicated > 0 { parts.append("\(op.deduplicated) duplicates dropped") }
+            if op.stateFull > 0 { parts.append("\(op.stateFull) over the state limit") }
+            if !parts.isEmpty { line += "; \(op.name): " + parts.joined(separator: ", ") }
+        }
         return line
     }
 }

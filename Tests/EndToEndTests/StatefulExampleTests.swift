@@ -98,4 +98,21 @@ import Testing
         let graph = try SluiceBinary.run(["graph", "pipelines/service-topology.yaml"], cwd: dir)
         #expect(graph.stdout.contains("stage 3"), "\(graph.stdout)")
     }
+
+    @Test func theRunSummaryCountsLateAndDuplicateEvents() throws {
+        let dir = try SluiceBinary.scratch()
+        try dir.write("""
+        pipeline: summary
+        sources: { s: { stdin: {}, time: ts, lateness: 1s } }
+        transforms: { u: { dedup: { from: s, key: '{id}', within: 1m } } }
+        sinks: { o: { from: u, stdout: {} } }
+        dead_letter: { file: { path: ../out/dead.jsonl } }
+        """, to: "pipelines/p.yaml")
+        let input = [#"{"id":1,"ts":10000}"#, #"{"id":1,"ts":10500}"#, #"{"id":2,"ts":20000}"#, #"{"id":3,"ts":5000}"#].joined(separator: "\n") + "\n"
+        let r = try SluiceBinary.run(["run", "pipelines/p.yaml"], stdin: input, cwd: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdoutLines == [#"{"id":1,"ts":10000}"#, #"{"id":2,"ts":20000}"#])
+        #expect(r.stderr.contains("sluice: summary: read 4 events; wrote o=2; dead-lettered 1; u: 1 late, 1 duplicates dropped"), "\(r.stderr)")
+        #expect(dir.lines("out/dead.jsonl").first?.contains(#""reason":"late""#) == true)
+    }
 }
