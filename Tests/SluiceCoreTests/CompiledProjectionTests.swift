@@ -102,10 +102,14 @@ struct CompiledProjectionTests {
         #expect(String(decoding: CompiledProjection([]).apply(Array(line.utf8)), as: UTF8.self) == "{}")
     }
 
-    @Test("truncated input never crashes")
+    @Test("truncated input never crashes and always gives a JSON object")
     func truncated() {
         let p = CompiledProjection([field("os", "client.os"), field("tags", "tags")])
         let doc = Array(line.utf8)
-        for n in 0...doc.count { _ = p.apply(Array(doc[0..<n])) }
+        for n in 0...doc.count {
+            let out = p.apply(Array(doc[0..<n]))
+            #expect(out.first == UInt8(ascii: "{") && out.last == UInt8(ascii: "}"), "prefix \(n): \(String(decoding: out, as: UTF8.self))")
+        }
+        #expect(String(decoding: p.apply(doc), as: UTF8.self) == #"{"os":"android","tags":[]}"#)
     }
 }

@@ -11,11 +11,12 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// The `sluice` binary: `SLUICE_BIN`, else the package's `.build-kafka/debug/sluice`, else `.build/debug/sluice`.
+/// The `sluice` binary: `SLUICE_BIN`, else the package's `.build/debug/sluice` (what `make test` just
+/// built), else `.build-kafka/debug/sluice`.
 func sluiceBinary() throws -> String {
     if let bin = ProcessInfo.processInfo.environment["SLUICE_BIN"], !bin.isEmpty { return bin }
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    for dir in [".build-kafka", ".build"] {
+    for dir in [".build", ".build-kafka"] {
         let path = root.appendingPathComponent("\(dir)/debug/sluice").path
         if FileManager.default.isExecutableFile(atPath: path) { return path }
     }

@@ -21,12 +21,11 @@ private func seconds(_ body: () -> Void) -> Double {
     let t = seconds { spec = try? load(text) }
     #expect(spec?.transforms.count == n)
     #expect(spec?.topologicalOrder().count == n + 2)
-    print("large spec: \(text.utf8.count) bytes loaded in \(t) s")
-    #expect(t < 5.0)  // well under a second in release builds; debug builds are slower
+    print("large spec: \(text.utf8.count) bytes loaded in \(t) s")   // speed is for bench/, not a unit test
 }
 
 @Test func mutatedSpecsNeverCrashAndFailFast() {
-    var rng = SystemRandomNumberGenerator()
+    var rng = SeededGenerator(test: "mutatedSpecsNeverCrashAndFailFast", default: 20261201)
     let base = Array(routerSpec.utf8)
     let pieces = Array("[]{}:,-&*<>!|'\"#$%~ \n\t\u{0}xyz0123.".utf8)
     var slowest = 0.0
@@ -43,8 +42,15 @@ private func seconds(_ body: () -> Void) -> Double {
                 bytes.insert(contentsOf: bytes[i..<j], at: i)
             }
         }
-        let t = seconds { _ = try? SpecLoader.load(bytes: bytes, file: "m", directory: "/", environment: [:]) }
+        var outcome: Result<PipelineSpec, SpecErrors>?
+        let t = seconds { outcome = Result { () throws(SpecErrors) in try SpecLoader.load(bytes: bytes, file: "m", directory: "/", environment: [:]) } }
         slowest = max(slowest, t)
+        // Either it loads, or every problem is reported with a location in the file.
+        if case .failure(let e) = outcome {
+            #expect(!e.diagnostics.isEmpty)
+            #expect(e.diagnostics.allSatisfy { $0.description.hasPrefix("m:") }, "\(e)")
+        }
     }
+    // RELIABILITY.md test 9: each input within 1 s (a generous bound: pathological inputs took minutes before the depth cap).
     #expect(slowest < 1.0)
 }

@@ -128,11 +128,17 @@ private func seconds(_ body: () -> Void) -> Double {
 }
 
 @Test func randomBytesNeverCrash() {
-    var rng = SystemRandomNumberGenerator()
+    var rng = SeededGenerator(test: "randomBytesNeverCrash", default: 7)
     let alphabet = Array("[]{}:-,&*!|>'\"#%@ \n\tab01?~".utf8)
     for _ in 0..<300 {
         let n = Int.random(in: 0..<400, using: &rng)
         let bytes = (0..<n).map { _ in Bool.random(using: &rng) ? alphabet.randomElement(using: &rng)! : UInt8.random(in: 0...255, using: &rng) }
-        _ = try? SpecLoader.load(bytes: bytes, file: "r", directory: "/", environment: [:])
+        do {
+            _ = try SpecLoader.load(bytes: bytes, file: "r", directory: "/", environment: [:])
+        } catch {
+            // A rejection always says where: every problem names the file, a line and a column.
+            #expect(!error.diagnostics.isEmpty)
+            #expect(error.diagnostics.allSatisfy { $0.description.hasPrefix("r:") }, "\(error)")
+        }
     }
 }
