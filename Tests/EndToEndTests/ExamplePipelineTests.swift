@@ -29,6 +29,25 @@ import Testing
         #expect(r.stderr.contains("read 3000 events"), "\(r.stderr)")
     }
 
+    /// The golden files are what an independent computation of the quickstart gives
+    /// (scripts/quickstart_reference.py, from the input alone).
+    @Test func quickstartGoldenFilesEqualTheIndependentReference() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-qref-\(UUID().uuidString)")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "scripts/quickstart_reference.py", "data/plays.sample.jsonl", out.path]
+        p.currentDirectoryURL = SluiceBinary.root
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        for name in ["us_plays", "mobile_plays", "stdout"] {
+            let reference = String(decoding: try Data(contentsOf: out.appendingPathComponent("\(name).jsonl")), as: UTF8.self)
+                .split(separator: "\n").map(String.init)
+            #expect(!reference.isEmpty)
+            #expect(reference == (try golden("quickstart/\(name).jsonl")), "\(name)")
+        }
+    }
+
     @Test func everyExamplePipelineValidates() throws {
         let dir = try exampleTree()
         let specs = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("pipelines").path)
@@ -48,6 +67,7 @@ import Testing
             let r = try SluiceBinary.run(["test", "pipelines/\(spec)"], cwd: dir)
             #expect(r.status == 0, "\(spec): \(r.stdout) \(r.stderr)")
             #expect(!r.stdout.contains("FAIL"), "\(spec): \(r.stdout)")
+            #expect(r.stdout.contains("passed, 0 failed") && !r.stdout.contains(" 0 passed"), "\(spec) has a non-empty tests: block: \(r.stdout)")
         }
     }
 
