@@ -298,3 +298,56 @@ final class LogLines: @unchecked Sendable {
     func add(_ s: String) { lock.lock(); lines.append(s); lock.unlock() }
     var all: [String] { lock.lock(); defer { lock.unlock() }; return lines }
 }
+
+@Suite struct ExchangeBackpressureTests {
+    /// A full inbox blocks the publisher (backpressure towards the sources) and loses nothing.
+    @Test func aFullInboxBlocksThePublisherUntilTheStageTakesABatch() async throws {
+        let s = try Stateful.spec("""
+        sources: { s: { stdin: {}, time: ts } }
+        transforms: { u: { dedup: { from: s, key: '{k}', within: 1s }, parallelism: 1 } }
+        sinks: { out: { from: u, stdout: {} } }
+        """)
+        let plan = Plan(s, workers: 1)
+        let stages = KeyedStages(plan: plan, board: WatermarkBoard(idleAfter: [30_000], peers: [[]], maxDrift: 1), capacity: 4)
+        @Sendable func events(_ n: Int, from i: Int) -> [[[KeyedEvent]]] {
+            [[(0..<n).map { KeyedEvent(key: StateKey(Array("k\(i + $0)".utf8)), time: Int64(i + $0), input: 0, bytes: [], meta: nil, source: 0, position: 0) }]]
+        }
+        let published = Counter()
+        let thread = Thread {
+            for b in 0..<3 {
+                stages.publish(events(4, from: b * 4), from: Channel(stage: 0, lane: 0), feeding: [0], watermark: Int64(b * 4 + 3))
+                published.add()
+            }
+        }
+        thread.start()
+        // The first batch fills the inbox (4 events); the second must wait.
+        #expect(await eventually { published.value == 1 })
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(published.value == 1, "the publisher went past a full inbox")
+        var taken: [KeyedBatch] = []
+        while taken.count < 3 {
+            guard let b = stages.inboxes[0][0].pop() else { break }
+            taken.append(b)
+        }
+        #expect(await eventually { published.value == 3 })
+        #expect(taken.flatMap(\.events).map(\.time) == (0..<12).map(Int64.init), "nothing lost, in order")
+        #expect(taken.map(\.watermark) == [3, 7, 11])
+    }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func add() { lock.lock(); n += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return n }
+}
+
+/// Polls until `condition` holds (up to 10 s).
+func eventually(_ condition: () -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + .seconds(10)
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return condition()
+}
