@@ -51,6 +51,6 @@ import Glibc
         #expect(result.status == 1, "\(result.stderr)")
         #expect(result.stderr.contains("a second SIGINT"), "\(result.stderr)")
         #expect(result.stderr.contains("stuck"), "\(result.stderr)")
-        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(ContinuousClock.now - started < .seconds(30), "not the 1 h grace period")
     }
 }
