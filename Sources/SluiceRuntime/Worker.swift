@@ -120,6 +120,7 @@ final class Worker {
         self.functions = functions
         codeVersion = target.number
         codeBuilt = target
+        engineProblem = nil
     }
 
     /// At a batch boundary: switch to the UDF code version stamped on the batch when it left the work
@@ -132,6 +133,7 @@ final class Worker {
     }
 
     func process(_ batch: Batch, code: LiveCode.Version? = nil) -> WorkerOutput {
+        retryEngine()
         adopt(code)
         let nodeCount = plan.nodes.count
         received = Array(repeating: 0, count: nodeCount)
@@ -170,6 +172,7 @@ final class Worker {
                            reason: EventLimits.tooLarge(event.bytes.count, max: maxEventBytes), detail: nil, event: event)
                 continue
             }
+            if deadLetterWithoutEngine(event) { continue }
             if currentFormat == .json, let (chain, through) = fusedEntry {
                 current = event
                 emitted[currentSource] += 1
@@ -207,6 +210,7 @@ final class Worker {
     /// Runs the outputs of stateful operator `op` through what follows it (fused stateless
     /// transforms, sinks, further exchanges). `source` names the stage for dead letters.
     func processOutputs(_ outputs: [OperatorOutput], of op: Int, code: LiveCode.Version? = nil) -> WorkerOutput {
+        retryEngine()
         adopt(code)
         received = Array(repeating: 0, count: plan.nodes.count)
         emitted = received
@@ -220,6 +224,7 @@ final class Worker {
         currentSource = node
         for o in outputs {
             current = Event(bytes: o.bytes, meta: o.meta)
+            if deadLetterWithoutEngine(current) { continue }
             currentTime = o.time
             currentWatermarkBefore = EventTime.missing   // judged by the receiving stage, against its channel
             var value = Payload.bytes(current.bytes)
@@ -268,8 +273,31 @@ final class Worker {
             try buildEngine(codeBuilt)   // the same version: the rest of the batch must not change code
         } catch {
             engine = nil
-            lua.log("error", "could not rebuild the Lua state after it went over its memory limit: \(error)")
+            engineProblem = "the Lua engine could not be rebuilt after it went over its memory limit: \(error)"
+            lua.log("error", "worker: \(engineProblem!); its events are dead-lettered until a rebuild succeeds")
         }
+    }
+
+    /// Why the engine is missing (a failed rebuild), while it is.
+    private var engineProblem: String?
+
+    /// At a batch boundary: without an engine, try once more to build it.
+    private func retryEngine() {
+        guard needsLua, engine == nil else { return }
+        do {
+            try buildEngine(codeBuilt)
+            lua.log("info", "worker: Lua engine rebuilt (UDF version \(codeVersion))")
+        } catch {
+            engineProblem = "the Lua engine could not be rebuilt: \(error)"
+        }
+    }
+
+    /// Dead-letters `event` when the Lua engine is missing (nothing can run it). Returns true if it did.
+    private func deadLetterWithoutEngine(_ event: Event) -> Bool {
+        guard needsLua, engine == nil else { return false }
+        let reason = engineProblem ?? "the Lua engine could not be rebuilt"
+        deadLetter(component: plan.nodes[currentSource].name, reason: "worker: \(reason)", detail: nil, event: event)
+        return true
     }
 
     private func countsByName() -> [String: ComponentCounts] {
