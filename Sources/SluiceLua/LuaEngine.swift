@@ -153,6 +153,8 @@ public final class LuaEngine {
     private let udfDir: String
     private let displayDir: String
     private var functionCache: [String: LuaFunctionID] = [:]
+    /// Labels of the inline expressions compiled here, for their error messages.
+    private var expressionSites = ExpressionSites()
     private var metaBlob: [UInt8] = []
     private var metaHeaders: [Int] = []
     /// The C engine, for the calls in other files of this module.
@@ -212,13 +214,22 @@ public final class LuaEngine {
 
     /// Compiles an inline expression as `return function(event, ctx) return (<source>) end`.
     /// `label` names it in messages (e.g. `transform 'plays_only'`).
+    /// Compiles an inline expression. `label` names it in every message about it — pass the spec's
+    /// `file:line:col` of the expression: errors then read `LABEL: message` (no Lua chunk line).
     public func expression(_ source: String, label: String) throws(LuaLoadError) -> LuaFunctionID {
         var id: Int32 = 0
         var src = source
+        let chunk = expressionSites.add(source: source, label: label)
         let rc = src.withUTF8 { u in
-            u.withMemoryRebound(to: CChar.self) { sl_expression(engine, $0.baseAddress, $0.count, label, &id) }
+            u.withMemoryRebound(to: CChar.self) { sl_expression(engine, $0.baseAddress, $0.count, chunk, &id) }
         }
-        if rc != SL_OK { throw loadError(module: label, file: label, path: nil) }
+        if rc != SL_OK {
+            var n = 0
+            let msg = expressionSites.relabel(bytesToString(sl_error(engine, &n), n))
+            var rest = msg.hasPrefix(label) ? msg.dropFirst(label.count) : Substring(msg)
+            if rest.hasPrefix(": ") { rest = rest.dropFirst(2) }
+            throw LuaLoadError(module: label, file: label, path: nil, line: nil, message: String(rest))
+        }
         return LuaFunctionID(rawValue: id)
     }
 
@@ -416,8 +427,8 @@ public final class LuaEngine {
         case Int32(SL_DECODE): kind = .decode
         default: kind = .runtime
         }
-        let trace = (kind == .runtime && tb != nil) ? bytesToString(tb, tn) : nil
-        return LuaFailure(kind: kind, message: msg, traceback: trace)
+        let trace = (kind == .runtime && tb != nil) ? expressionSites.relabel(bytesToString(tb, tn)) : nil
+        return LuaFailure(kind: kind, message: expressionSites.relabel(msg), traceback: trace)
     }
 
     // MARK: state

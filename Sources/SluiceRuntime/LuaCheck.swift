@@ -22,8 +22,9 @@ public enum LuaCheck {
             switch predicate {
             case .udf(let ref)?: check(ref)
             case .lua(let expression, let location)?:
-                do { _ = try engine.expression(expression, label: label) }
-                catch { problems.append("\(location): invalid Lua expression: \(error)") }
+                // The same label as the plan's: the message already starts with the spec location.
+                do { _ = try engine.expression(expression, label: "\(location)") }
+                catch { problems.append("\(location): invalid Lua expression in '\(label)': \(error.message)") }
             default: break
             }
         }

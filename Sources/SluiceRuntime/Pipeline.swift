@@ -89,11 +89,12 @@ public final class Pipeline: Sendable {
         self.sinkRunners = runners
         // `dead_letter: { queue: { capacity } }` is honoured; it always blocks (never drops).
         let dlqQueue = QueueSpec(capacity: spec.deadLetter?.queue.capacity ?? spec.settings.queueCapacity * 4, whenFull: .block)
+        // Dead letters that fail are retried a few times with backoff before the run gives up on them.
         if let dl = spec.deadLetter {
-            deadLetterRunner = SinkRunner(name: Self.deadLetterName, queue: dlqQueue, output: try output(dl))
+            deadLetterRunner = SinkRunner(name: Self.deadLetterName, queue: dlqQueue, output: RetryingOutput(try output(dl)))
         } else {
             deadLetterRunner = SinkRunner(name: Self.deadLetterName, queue: dlqQueue,
-                                          output: options.captureSinks ? MemoryOutput() : DescriptorOutput(sink: Self.deadLetterName, fd: 2))
+                                          output: RetryingOutput(options.captureSinks ? MemoryOutput() : DescriptorOutput(sink: Self.deadLetterName, fd: 2)))
         }
 
         if let a = spec.settings.admin, options.sourceOverrides == nil {
@@ -155,9 +156,16 @@ public final class Pipeline: Sendable {
         let dlq = deadLetterRunner
         let stats = stats
         let log = options.log
-        startThread("sluice-dead-letter", sinkGroup) {
-            // A dead letter that cannot be written keeps its acknowledgement: its offset is never committed.
-            dlq.drain(stats: stats, log: log, releaseFailed: false) { _, _ in }
+        startThread("sluice-dead-letter", sinkGroup) { [self] in
+            // A dead letter that cannot be written (after retries) keeps its acknowledgement: its offset is
+            // never committed. The run then fails loudly and stops, so unacknowledged batches cannot pile up.
+            dlq.drain(stats: stats, log: log, releaseFailed: false) { _, failures in
+                let message = "sink '\(Self.deadLetterName)': \(failures.count) dead letter(s) could not be written "
+                    + "(\(failures[0].reason)); their events are lost to this run and stay unacknowledged; stopping the pipeline"
+                log("error", message)
+                errors.append(message)
+                self.stop()
+            }
         }
         let sinksDone = DispatchGroup()
         for runner in sinkRunners {
@@ -259,7 +267,8 @@ public final class Pipeline: Sendable {
 
         var captured: [String: [[UInt8]]] = [:]
         for runner in sinkRunners + [deadLetterRunner] {
-            if let memory = runner.output as? MemoryOutput { captured[runner.name] = memory.events }
+            let output = (runner.output as? RetryingOutput)?.inner ?? runner.output
+            if let memory = output as? MemoryOutput { captured[runner.name] = memory.events }
         }
         return RunReport(counts: stats.snapshot, udfCounters: stats.udfCounters, captured: captured, errors: errors.all,
                          udfVersion: reloader?.live.current.number ?? 1, reloadsRejected: reloader?.counts.rejected ?? 0,

@@ -91,7 +91,8 @@ struct Plan: Sendable {
         switch predicate {
         case .match(let spec): return .match(CompiledMatch(spec))
         case .udf(let r): return .lua(ref(.udf(module: r.module, function: r.function)))
-        case .lua(let expression, _): return .lua(ref(.expression(source: expression, label: label)))
+        // Labelled with the spec's own location: Lua's messages about it then point there.
+        case .lua(let expression, let location): return .lua(ref(.expression(source: expression, label: "\(location)")))
         }
     }
 

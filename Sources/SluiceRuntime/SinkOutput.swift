@@ -95,8 +95,8 @@ final class DescriptorOutput: SinkOutput {
             return
         }
         var failure: String?
+        var offset = 0
         batch.data.withUnsafeBytes { raw in
-            var offset = 0
             while offset < raw.count {
                 let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
                 if n < 0 {
@@ -108,8 +108,9 @@ final class DescriptorOutput: SinkOutput {
             }
         }
         if let failure {
-            // Events wholly written before the failure are delivered; the rest are not.
-            done((0..<batch.count).map { (index: $0, reason: failure) })
+            // Events wholly written before the failure are delivered; the rest (a torn one included) are not.
+            let firstUnwritten = batch.ends.firstIndex { $0 > offset } ?? batch.count
+            done((firstUnwritten..<batch.count).map { (index: $0, reason: failure) })
         } else {
             done([])
         }

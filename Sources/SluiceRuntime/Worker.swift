@@ -120,6 +120,7 @@ final class Worker {
         self.functions = functions
         codeVersion = target.number
         codeBuilt = target
+        engineProblem = nil
     }
 
     /// At a batch boundary: switch to the UDF code version stamped on the batch when it left the work
@@ -131,8 +132,10 @@ final class Worker {
         catch { lua.log("error", "worker keeps UDF version \(codeVersion): \(error)") }
     }
 
-    /// Clears the per-batch counters and outputs, after switching code versions if asked to.
+    /// Clears the per-batch counters and outputs, after switching code versions if asked to
+    /// (and retrying an engine that could not be rebuilt).
     private func beginBatch(_ code: LiveCode.Version?) {
+        retryEngine()
         adopt(code)
         received = Array(repeating: 0, count: plan.nodes.count)
         emitted = received
@@ -189,6 +192,7 @@ final class Worker {
                            reason: EventLimits.tooLarge(event.bytes.count, max: maxEventBytes), detail: nil, event: event)
                 continue
             }
+            if deadLetterWithoutEngine(event) { continue }
             if currentFormat == .json, let (chain, through) = fusedEntry {
                 current = event
                 emitted[currentSource] += 1
@@ -226,6 +230,7 @@ final class Worker {
         currentSource = node
         for o in outputs {
             current = Event(bytes: o.bytes, meta: o.meta)
+            if deadLetterWithoutEngine(current) { continue }
             currentTime = o.time
             currentWatermarkBefore = EventTime.missing   // judged by the receiving stage, against its channel
             var value = Payload.bytes(current.bytes)
@@ -268,8 +273,32 @@ final class Worker {
             try buildEngine(codeBuilt)   // the same version: the rest of the batch must not change code
         } catch {
             engine = nil
-            lua.log("error", "could not rebuild the Lua state after it went over its memory limit: \(error)")
+            let problem = "the Lua engine could not be rebuilt after it went over its memory limit: \(error)"
+            engineProblem = problem
+            lua.log("error", "worker: \(problem); its events are dead-lettered until a rebuild succeeds")
         }
+    }
+
+    /// Why the engine is missing (a failed rebuild), while it is.
+    private var engineProblem: String?
+
+    /// At a batch boundary: without an engine, try once more to build it.
+    private func retryEngine() {
+        guard needsLua, engine == nil else { return }
+        do {
+            try buildEngine(codeBuilt)
+            lua.log("info", "worker: Lua engine rebuilt (UDF version \(codeVersion))")
+        } catch {
+            engineProblem = "the Lua engine could not be rebuilt: \(error)"
+        }
+    }
+
+    /// Dead-letters `event` when the Lua engine is missing (nothing can run it). Returns true if it did.
+    private func deadLetterWithoutEngine(_ event: Event) -> Bool {
+        guard needsLua, engine == nil else { return false }
+        let reason = engineProblem ?? "the Lua engine could not be rebuilt"
+        deadLetter(component: plan.nodes[currentSource].name, reason: "worker: \(reason)", detail: nil, event: event)
+        return true
     }
 
     private func countsByName() -> [String: ComponentCounts] {

@@ -139,6 +139,7 @@ struct Loader {
         }
         validateGraph()
         checkFileLoops()
+        checkTextSources(sources: sources, transforms: transforms, sinks: sinks)
 
         var tests: [TestCase] = []
         if let node = top["tests"] {

@@ -108,6 +108,13 @@ private struct ReaderState {
                     return
                 }
             }
+            let first = min(at.line, loc(parser.context_mark).line)
+            if parser.context.map({ String(cString: $0).contains("flow") }) == true,
+               let v = UnquotedVariables.find(in: bytes, lines: first...max(first, at.line)) {
+                fail(SourceLocation(file: file, line: v.line, column: v.column),
+                     "\(v.text) unquoted inside a flow collection: YAML reads its braces as syntax; quote it: \"\(v.text)\"")
+                return
+            }
             var message = problem
             if let ctx = parser.context.map({ String(cString: $0) }) {
                 let c = loc(parser.context_mark)

@@ -11,7 +11,9 @@ enum RunSummary {
             return "\(s.name)=\(k.emitted)" + (k.dropped > 0 ? " (dropped \(k.dropped))" : "")
         }.joined(separator: " ")
         let dead = c[Pipeline.deadLetterName]?.received ?? 0
+        let unwritten = dead - (c[Pipeline.deadLetterName]?.emitted ?? 0)
         var line = "sluice: \(spec.name): read \(read) events; wrote \(sinks); dead-lettered \(dead)"
+        if unwritten > 0 { line += " (\(unwritten) not written: lost, unacknowledged)" }
         if spec.udfs.reload != .off { line += "; udf version \(report.udfVersion), \(report.reloadsRejected) reload(s) rejected" }
         for op in report.operators {
             var parts: [String] = []

@@ -215,3 +215,56 @@ import Glibc
         }
     }
 }
+
+/// A dead letter sink that cannot write: the run says what was lost and fails, it never ends
+/// with exit 0 and a plain "dead-lettered N".
+@Suite struct DeadLetterFailureTests {
+    @Test func aDeadLetterSinkThatCannotWriteFailsTheRunAndSaysWhatWasLost() async throws {
+        let dir = try SluiceBinary.scratch()
+        try dir.write("""
+        pipeline: dlq-full
+        sources:
+          s: { file: { path: ../data/in.jsonl } }
+        sinks:
+          o: { from: s, file: { path: ../out/o.jsonl } }
+        dead_letter:
+          file: { path: /dev/full }
+        """, to: "pipelines/p.yaml")
+        try dir.write("{\"n\":1}\nnot json\n{\"n\":2}\n", to: "data/in.jsonl")
+        let r = try await SluiceBinary.runAsync(["run", "pipelines/p.yaml"], cwd: dir)
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("1 dead letter(s) could not be written"), "\(r.stderr)")
+        #expect(r.stderr.contains("not written"), "\(r.stderr)")
+        #expect(dir.lines("out/o.jsonl") == [#"{"n":1}"#, #"{"n":2}"#])
+    }
+}
+
+extension DeadLetterFailureTests {
+    /// A followed file never ends: only the dead letter failure can stop the run.
+    @Test func aDeadLetterFailureStopsAnEndlessRun() async throws {
+        let dir = try SluiceBinary.scratch()
+        try dir.write("""
+        pipeline: dlq-full-follow
+        sources:
+          s: { file: { path: ../data/in.jsonl, follow: true } }
+        sinks:
+          o: { from: s, file: { path: ../out/o.jsonl } }
+        dead_letter:
+          file: { path: /dev/full }
+        """, to: "pipelines/p.yaml")
+        try dir.write("{\"n\":1}\nnot json\n", to: "data/in.jsonl")
+        let p = SluiceBinary.start(["run", "pipelines/p.yaml"], cwd: dir)
+        try p.process.run()
+        try p.stdin.fileHandleForWriting.close()
+        let process = p.process
+        // A watchdog, not a wait: it only fires if the run fails to stop by itself.
+        DispatchQueue.global().asyncAfter(deadline: .now() + 60) { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let r: SluiceBinary.Result = await withCheckedContinuation { c in
+            Thread { c.resume(returning: p.finish()) }.start()
+        }
+        #expect(process.terminationReason == .exit)
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("stopping the pipeline"), "\(r.stderr)")
+        #expect(r.stderr.contains("(1 not written: lost, unacknowledged)"), "\(r.stderr)")
+    }
+}

@@ -74,6 +74,8 @@ final class Reloader: Sendable {
             return
         }
         live.publish(LiveCode.Version(number: next, dir: dir))
+        // A version is read (and pinned) only while current, so an unpinned older one is gone for good.
+        snapshots.prune { $0 >= next || live.isPinned($0) }
         lastProblem.withLock { $0 = nil }
         published.add(1, ordering: .relaxed)
         lua.log("info", "UDF version \(next) is live")
