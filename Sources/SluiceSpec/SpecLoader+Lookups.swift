@@ -28,7 +28,7 @@ extension Loader {
             }
         }
         guard let fileNode = f["file"] else {
-            if !f.has("http") { diags.error(node.location, "missing 'file' in \(what) (e.g. file: { path: data/titles.csv, key: title_id })") }
+            if node.mappingPairs?.contains(where: { $0.key.scalarText == "http" }) != true { diags.error(node.location, "missing 'file' in \(what) (e.g. file: { path: data/titles.csv, key: title_id })") }
             return nil
         }
         guard let ff = fields(fileNode, "'file' in \(what)", allowed: ["path", "key"]) else { return nil }

@@ -29,13 +29,13 @@ import Testing
       e: { file: { path: t.csv, key: "" }, refresh: 0s }
       f: [1]
     """)) == [
-        "p.yaml:7:8: missing 'key' in 'file' in lookup 'a'",
+        "p.yaml:7:14: missing 'key' in 'file' in lookup 'a'",
         "p.yaml:7:40: invalid duration 'sometimes' for 'refresh' in lookup 'a' (or watch) (expected e.g. 250ms, 10s, 5m or 1h)",
-        "p.yaml:8:8: missing 'path' in 'file' in lookup 'b'",
+        "p.yaml:8:14: missing 'path' in 'file' in lookup 'b'",
         "p.yaml:8:25: unknown key 'paht' in 'file' in lookup 'b' (did you mean 'path'?)",
         "p.yaml:9:6: missing 'file' in lookup 'c' (e.g. file: { path: data/titles.csv, key: title_id })",
         "p.yaml:10:3: invalid lookup name 'd!' (use letters, digits, '_' and '-')",
-        "p.yaml:11:35: 'key' in lookup 'e' must not be empty",
+        "p.yaml:11:34: 'key' in lookup 'e' must not be empty",
         "p.yaml:11:49: 'refresh' in lookup 'e' (or watch) must be greater than 0, found 0s",
         "p.yaml:12:6: expected a mapping for lookup 'f', found a sequence",
     ])
