@@ -695,6 +695,9 @@ static int setup_fn(lua_State *L) {
     lua_pushboolean(L, 0); lua_setfield(L, -2, "__metatable");
     lua_setmetatable(L, ENV);
 
+    lua_pushvalue(L, AMT); lua_pushvalue(L, NULLS); lua_createtable(L, SL_KEY_CACHE, 0);
+    lua_pushcclosure(L, sl_decode_fn, 3);                         /* decode: S_DECODE and ctx.lookup's */
+    int DECODE = lua_gettop(L);
     lua_newtable(L); int EMITS = lua_gettop(L);
     lua_newtable(L); int COUNTERS = lua_gettop(L);
 
@@ -705,6 +708,7 @@ static int setup_fn(lua_State *L) {
     lua_pushcfunction(L, ctx_now); lua_setfield(L, METHODS, "now");
     lua_pushcfunction(L, ctx_log); lua_setfield(L, METHODS, "log");
     lua_pushvalue(L, COUNTERS); lua_pushcclosure(L, ctx_count, 1); lua_setfield(L, METHODS, "count");
+    lua_pushvalue(L, DECODE); lua_pushcclosure(L, sl_ctx_lookup, 1); lua_setfield(L, METHODS, "lookup");
     lua_pushinteger(L, e->version); lua_setfield(L, METHODS, "version");
     lua_newtable(L);
     lua_pushnil(L); lua_pushcclosure(L, ctx_index, 1); lua_setfield(L, -2, "__index");
@@ -725,8 +729,7 @@ static int setup_fn(lua_State *L) {
     lua_pushvalue(L, CTX);                                        /* S_CTX */
     lua_pushvalue(L, AMT);                                        /* S_ARRAY_MT */
     lua_pushvalue(L, NULLS);                                      /* S_NULLS */
-    lua_pushvalue(L, AMT); lua_pushvalue(L, NULLS); lua_createtable(L, SL_KEY_CACHE, 0);
-    lua_pushcclosure(L, sl_decode_fn, 3);                         /* S_DECODE */
+    lua_pushvalue(L, DECODE);                                     /* S_DECODE */
     lua_pushvalue(L, AMT); lua_pushvalue(L, NULLS); lua_pushcclosure(L, sl_copy_fn, 2);    /* S_COPY */
     lua_pushvalue(L, EMITS);                                      /* S_EMITS */
     lua_pushvalue(L, COUNTERS);                                   /* S_COUNTERS */

@@ -77,6 +77,8 @@ struct sl_engine {
     int64_t version;
     sl_log_fn log_fn;
     void *log_ctx;
+    sl_lookup_fn lookup_fn;   /* ctx.lookup's host callback (lookup.c); NULL = no lookups */
+    void *lookup_ctx;
     char *udf_dir, *display_dir;
     int mode;                 /* SL_MODE_* during a call, -1 otherwise */
     int n_emit;
@@ -143,5 +145,6 @@ int take_outputs(sl_engine *e, int rc, int res, int64_t list_len, size_t nlist, 
 
 /* json.c */
 int sl_decode_fn(lua_State *L);  /* upvalues: array_mt, nulls */
+int sl_ctx_lookup(lua_State *L); /* lookup.c; upvalue: the decode closure */
 int sl_copy_fn(lua_State *L);    /* upvalues: array_mt, nulls; arg: value */
 int sl_encode_value(sl_engine *e, int idx); /* top-level only; result in e->out */

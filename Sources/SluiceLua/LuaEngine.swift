@@ -157,6 +157,8 @@ public final class LuaEngine {
     private var expressionSites = ExpressionSites()
     private var metaBlob: [UInt8] = []
     private var metaHeaders: [Int] = []
+    /// Keeps `ctx.lookup`'s provider alive while the C engine points at it (LuaEngine+Lookup).
+    var lookupBox: AnyObject?
     /// The C engine, for the calls in other files of this module.
     var cEngine: OpaquePointer { engine }
     /// The limits this engine was built with.

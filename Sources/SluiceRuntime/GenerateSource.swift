@@ -18,6 +18,7 @@ struct GenerateSource: EventSource {
         let fn: LuaFunctionID
         do {
             engine = try LuaEngine(udfDir: lua.udfDir, limits: lua.limits, version: lua.version, log: lua.log)
+            if let lookups = lua.lookups { engine.setLookups(lookups) }
             fn = try engine.function(module: module, name: function)
         } catch {
             throw SourceError(source: name, message: error.description)

@@ -43,6 +43,7 @@ public final class Pipeline: Sendable {
         var lua = LuaSettings(udfDir: spec.udfs.dir,
                               limits: LuaLimits(instructions: spec.udfs.instructionLimit, memoryBytes: spec.udfs.memoryLimit),
                               version: 1, log: options.log)
+        if !spec.lookups.isEmpty { lua.lookups = try LookupRegistry(spec.lookups, log: options.log) }
 
         let maxEventBytes = spec.settings.maxEventBytes ?? options.maxEventBytes
         var sources: [any EventSource] = []
@@ -209,7 +210,7 @@ public final class Pipeline: Sendable {
         let adminStop = StopFlag()
         if let admin {
             let routes = AdminRoutes(pipeline: spec.name, stats: stats, operators: stages.metrics, sinks: sinkRunners + [deadLetterRunner],
-                                     reloader: reloader, phase: phase)
+                                     reloader: reloader, phase: phase, lookups: lua.lookups)
             startThread("sluice-admin", adminDone) {
                 admin.serve(stopped: { adminStop.isSet }) { routes.respond(method: $0, path: $1) }
             }
@@ -217,6 +218,8 @@ public final class Pipeline: Sendable {
         }
         let reloadDone = DispatchGroup()
         if let reloader { startThread("sluice-reload", reloadDone) { reloader.run() } }
+        let lookupsDone = DispatchGroup()
+        if options.sourceOverrides == nil { lua.lookups?.start(lookupsDone) }
 
         let sourcesDone = DispatchGroup()
         for (index, source) in sources.enumerated() {
@@ -261,6 +264,8 @@ public final class Pipeline: Sendable {
         // Everything is written and acknowledged: sources may commit and close.
         for source in sources { source.finish() }
         reloadDone.wait()
+        lua.lookups?.stop()
+        lookupsDone.wait()
         phase.set(.stopped)
         adminStop.set()
         adminDone.wait()

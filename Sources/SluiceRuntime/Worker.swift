@@ -31,6 +31,8 @@ struct LuaSettings: Sendable {
     var log: @Sendable (String, String) -> Void
     /// With hot reload: the version workers should run (overrides `udfDir` and `version`).
     var live: LiveCode?
+    /// `lookups:` tables for `ctx.lookup` (nil = none).
+    var lookups: LookupRegistry?
 }
 
 /// Runs batches through the fused stateless part of the plan, depth-first per event.
@@ -109,6 +111,7 @@ final class Worker {
     private func buildEngine(_ version: LiveCode.Version? = nil) throws(LuaLoadError) {
         let target = version ?? lua.live?.current ?? LiveCode.Version(number: lua.version, dir: lua.udfDir)
         let e = try LuaEngine(udfDir: target.dir, limits: lua.limits, version: target.number, log: lua.log)
+        if let lookups = lua.lookups { e.setLookups(lookups) }
         var functions: [LuaFunctionID] = []
         for code in plan.luaCode {
             switch code {

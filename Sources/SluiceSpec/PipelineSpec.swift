@@ -25,9 +25,13 @@ public struct PipelineSpec: Sendable {
     public var deadLetter: SinkSpec?
     public var settings: Settings
     public var tests: [TestCase]
+    /// `lookups:` — tables UDFs read with `ctx.lookup(name, key)`.
+    public var lookups: [LookupSpec]
 
     public init(name: String, file: String, directory: String, udfs: UDFSettings, sources: [SourceSpec],
-                transforms: [TransformSpec], sinks: [SinkSpec], deadLetter: SinkSpec?, settings: Settings, tests: [TestCase]) {
+                transforms: [TransformSpec], sinks: [SinkSpec], deadLetter: SinkSpec?, settings: Settings, tests: [TestCase],
+                lookups: [LookupSpec] = []) {
+        self.lookups = lookups
         self.name = name; self.file = file; self.directory = directory; self.udfs = udfs; self.sources = sources
         self.transforms = transforms; self.sinks = sinks; self.deadLetter = deadLetter; self.settings = settings; self.tests = tests
     }

@@ -92,7 +92,7 @@ struct Loader {
 
     init(file: String, directory: String) { self.file = file; self.directory = directory }
 
-    static let topKeys = ["pipeline", "udfs", "sources", "transforms", "sinks", "dead_letter", "settings", "tests"]
+    static let topKeys = ["pipeline", "udfs", "sources", "transforms", "sinks", "dead_letter", "settings", "tests", "lookups"]
     static let sourceTypes = ["file", "stdin", "generate", "kafka"]
     static let transformTypes = ["filter", "map", "flat_map", "project", "join", "dedup", "aggregate"]
     static let sinkTypes = ["file", "stdout", "stderr", "kafka"]
@@ -101,7 +101,7 @@ struct Loader {
     // MARK: - Whole spec
 
     mutating func build(_ root: YAMLNode) -> PipelineSpec? {
-        guard let top = fields(root, "", allowed: Self.topKeys, notSupported: ["lookups"]) else { return nil }
+        guard let top = fields(root, "", allowed: Self.topKeys) else { return nil }
 
         var name = Paths.basename(file)
         for ext in [".yaml", ".yml"] where name.hasSuffix(ext) { name = String(name.dropLast(ext.count)) }
@@ -114,6 +114,7 @@ struct Loader {
         var settings = Settings()
         if let node = top["settings"] { settings = parseSettings(node) }
         let udfs = parseUDFs(top["udfs"])
+        let lookups = parseLookups(top["lookups"])
 
         var sources: [SourceSpec] = []
         for (key, value) in section(top, "sources", role: .source) {
@@ -147,6 +148,6 @@ struct Loader {
         }
 
         return PipelineSpec(name: name, file: file, directory: directory, udfs: udfs, sources: sources,
-                            transforms: transforms, sinks: sinks, deadLetter: deadLetter, settings: settings, tests: tests)
+                            transforms: transforms, sinks: sinks, deadLetter: deadLetter, settings: settings, tests: tests, lookups: lookups)
     }
 }

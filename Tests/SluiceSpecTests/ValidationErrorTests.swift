@@ -230,7 +230,7 @@ import Testing
 
 @Test func unsupportedFeaturesSayNotSupportedYet() {
     #expect(errors("""
-    lookups: { titles: { file: { path: t.jsonl, key: id } } }
+    lookups: { geo: { http: { url: x } } }
     sources:
       k: { kafka: { topics: [a] } }
       in: { stdin: {} }
@@ -239,7 +239,7 @@ import Testing
       m: { from: in, memcached: {} }
     settings: { checkpoint: { every: 10s }, admin: { listen: x } }
     """) == [
-        "p.yaml:1:1: 'lookups' is not supported yet",
+        "p.yaml:1:19: 'http' is not supported yet (in lookup 'geo')",
         "p.yaml:3:8: missing 'brokers' in 'kafka' of source 'k'",
         "p.yaml:6:25: 'http' is not supported yet (in sink 'out')",
         "p.yaml:6:43: 'retry' is not supported yet (in sink 'out')",

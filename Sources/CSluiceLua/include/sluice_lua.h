@@ -37,6 +37,12 @@ enum { SL_MODE_TEST = 0, SL_MODE_MAP = 1, SL_MODE_FLATMAP = 2, SL_MODE_MERGE = 3
 #define SL_NIL_HANDLE (-1)
 
 typedef void (*sl_log_fn)(void *ctx, const char *level, size_t level_len, const char *msg, size_t msg_len);
+/* ctx.lookup's host callback: the row of table `name` under `key` as JSON bytes allocated with
+ * malloc (the engine frees them), or NULL for an unknown key. Sets *status to SL_LOOKUP_UNKNOWN
+ * when there is no table `name`. Must not raise or longjmp. */
+enum { SL_LOOKUP_OK = 0, SL_LOOKUP_UNKNOWN = 1 };
+typedef uint8_t *(*sl_lookup_fn)(void *ctx, const char *name, size_t name_len, const char *key, size_t key_len,
+                                 size_t *out_len, int *status);
 typedef void (*sl_counter_fn)(void *ctx, const char *name, size_t name_len, int64_t value);
 
 /* Event metadata for one call. Byte fields are (offset, length) into `blob`.
@@ -57,6 +63,8 @@ int sl_engine_new(const char *udf_dir, const char *display_dir, int64_t memory_l
                   int64_t instruction_limit, int64_t version, sl_log_fn log, void *log_ctx,
                   sl_engine **out);
 void sl_engine_free(sl_engine *e);
+/* Installs ctx.lookup's callback (lookup.c); `ctx` must outlive the engine. */
+void sl_set_lookup(sl_engine *e, sl_lookup_fn fn, void *ctx);
 
 /* Last error message / traceback (not NUL-terminated; traceback may be NULL). */
 const char *sl_error(const sl_engine *e, size_t *len);

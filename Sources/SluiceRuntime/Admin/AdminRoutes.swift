@@ -9,6 +9,7 @@ struct AdminRoutes: Sendable {
     let sinks: [SinkRunner]
     let reloader: Reloader?
     let phase: PipelinePhase
+    var lookups: LookupRegistry? = nil
 
     func respond(method: String, path: String) -> AdminServer.Response {
         switch (method, path) {
@@ -36,6 +37,7 @@ struct AdminRoutes: Sendable {
             lines.append("udf version: \(reloader.live.current.number)")
             if let e = reloader.lastError { lines.append("last reload error: \(e)") }
         }
+        lines += lookups?.readiness ?? []
         for sink in sinks { lines.append("sink \(sink.name) queued: \(sink.queue.currentWeight)/\(sink.queue.capacity)") }
         for (name, f) in operators.totals {
             let w = f.gauges.watermark == EventTime.missing ? "none yet" : String(f.gauges.watermark)
@@ -89,6 +91,7 @@ struct AdminRoutes: Sendable {
             family("sluice_operator_deduplicated_total", "counter", "Events dropped as duplicates (dedup).", perOperator { Double($0.deduplicated) })
             family("sluice_operator_state_full_total", "counter", "Events dead-lettered because the state limit was reached.", perOperator { Double($0.stateFull) })
         }
+        out += lookups?.metrics(pipelineLabel: p, escape: escape) ?? []
         return out.joined(separator: "\n") + "\n"
     }
 
