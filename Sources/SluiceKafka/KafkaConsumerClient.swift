@@ -555,9 +555,10 @@ final class ConsumerCore: @unchecked Sendable {
                 var parts: [String] = []
                 for i in 0..<Int(offsets.pointee.cnt) {
                     let p = offsets.pointee.elems[i]
-                    parts.append("\(String(cString: p.topic))[\(p.partition)]@\(p.offset)")
+                    // A negative offset (RD_KAFKA_OFFSET_INVALID) means nothing was committed for it.
+                    if p.offset >= 0 { parts.append("\(String(cString: p.topic))[\(p.partition)]@\(p.offset)") }
                 }
-                log("debug", "kafka consumer: committed \(parts.joined(separator: " "))")
+                if !parts.isEmpty { log("debug", "kafka consumer: committed \(parts.joined(separator: " "))") }
             }
         } else {
             shared.withLock { $0.stats.commitFailures += 1 }

@@ -199,7 +199,7 @@ import Glibc
             for item in line[r.upperBound...].split(separator: " ") where item.hasPrefix("\(topic)[") {
                 let body = item.dropFirst(topic.count + 1)
                 guard let close = body.firstIndex(of: "]"), let p = Int(body[..<close]),
-                      let o = Int(body[body.index(close, offsetBy: 2)...]) else { continue }
+                      let o = Int(body[body.index(close, offsetBy: 2)...]), o >= 0 else { continue }
                 out[p] = o
             }
         }

@@ -21,6 +21,7 @@ import Glibc
           options: { \(KafkaEndToEndTests.consumerOptions), auto.commit.interval.ms: 200 }
         time: ts
         lateness: 5s
+        idle: 1h            # no partition turns idle while a loaded machine runs the test
     transforms:
       counts:
         aggregate: { from: s, key: '{k}', window: { tumbling: 10s }, reduce: { n: count, total: { sum: v } } }

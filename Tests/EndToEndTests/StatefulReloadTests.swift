@@ -14,8 +14,8 @@ import Glibc
     pipeline: stateful-reload
     udfs: { reload: watch }
     sources:
-      l: { file: { path: ../data/left.jsonl, follow: true }, time: ts }
-      r: { file: { path: ../data/right.jsonl, follow: true }, time: ts }
+      l: { file: { path: ../data/left.jsonl, follow: true }, time: ts, idle: 1h }
+      r: { file: { path: ../data/right.jsonl, follow: true }, time: ts, idle: 1h }
     transforms:
       j:
         join:
