@@ -6,16 +6,15 @@ import Glibc
 /// in-place writes, atomic renames, creations and deletions. Editors' swap and backup files are
 /// ignored. The caller debounces: `wait` returns true on the first relevant change.
 final class UDFWatcher {
-    private let fd: Int32
-    private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+    private let events: InotifyEvents
 
     /// Watched directories by watch descriptor, to resolve the names in events.
     private var paths: [Int32: String] = [:]
     private let mask = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_MODIFY)
 
     init?(dir: String) {
-        fd = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
-        guard fd >= 0 else { return nil }
+        guard let events = InotifyEvents(bufferSize: 64 * 1024) else { return nil }
+        self.events = events
         watchTree(dir)
     }
 
@@ -25,43 +24,25 @@ final class UDFWatcher {
         var dirs = [dir]
         var i = 0
         while i < dirs.count {
-            let wd = inotify_add_watch(fd, dirs[i], mask)
-            if wd >= 0 { paths[wd] = dirs[i] }
+            if let wd = events.watch(dirs[i], mask: mask) { paths[wd] = dirs[i] }
             if let entries = try? listDirectories(dirs[i]) { dirs += entries }
             i += 1
         }
     }
 
-    deinit { close(fd) }
-
     /// Waits up to `timeoutMs` for a change to a `.lua` file. Returns true if one happened.
     func wait(timeoutMs: Int32) -> Bool {
-        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        guard poll(&pfd, 1, timeoutMs) > 0 else { return false }
         var relevant = false
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            var newDirs: [String] = []
-            buffer.withUnsafeBytes { raw in
-                var offset = 0
-                while offset + 16 <= n {
-                    let wd = raw.load(fromByteOffset: offset, as: Int32.self)
-                    let mask = raw.load(fromByteOffset: offset + 4, as: UInt32.self)
-                    let len = Int(raw.load(fromByteOffset: offset + 12, as: UInt32.self))
-                    let nameBytes = raw[(offset + 16)..<(offset + 16 + len)].prefix { $0 != 0 }
-                    let name = String(decoding: nameBytes, as: UTF8.self)
-                    if name.hasSuffix(".lua") { relevant = true }
-                    if mask & UInt32(IN_ISDIR) != 0, !name.hasPrefix(".") {
-                        // A directory created, moved in or out, or deleted: modules may have come or gone.
-                        relevant = true
-                        if mask & UInt32(IN_CREATE | IN_MOVED_TO) != 0, let parent = paths[wd] { newDirs.append(parent + "/" + name) }
-                    }
-                    offset += 16 + len
-                }
+        var newDirs: [String] = []
+        _ = events.wait(timeoutMs: timeoutMs) { e in
+            if e.name.hasSuffix(".lua") { relevant = true }
+            if e.mask & UInt32(IN_ISDIR) != 0, !e.name.hasPrefix(".") {
+                // A directory created, moved in or out, or deleted: modules may have come or gone.
+                relevant = true
+                if e.mask & UInt32(IN_CREATE | IN_MOVED_TO) != 0, let parent = paths[e.watch] { newDirs.append(parent + "/" + e.name) }
             }
-            for d in newDirs { watchTree(d) }
         }
+        for d in newDirs { watchTree(d) }
         return relevant
     }
 
