@@ -974,6 +974,8 @@ int sl_call(sl_engine *e, int32_t fn, int32_t h, const sl_meta *meta, int mode,
     if (e->poisoned) return fail_memory(e);
     if (fn < 1 || fn > e->nfuncs) { sl_set_errorf(e, "function id %d is not loaded", (int)fn); return SL_BAD_HANDLE; }
     if (!valid_handle(e, h)) { sl_set_errorf(e, "event handle %d is not live", (int)h); return SL_BAD_HANDLE; }
+    /* A test (filter, `when`) sees a read-only view: it cannot change what later stages see. */
+    if (mode == SL_MODE_TEST) lua_pushcfunction(L, sl_readonly_call);
     lua_rawgeti(L, S_FUNCS, fn);
     if (lua_rawgeti(L, S_HANDLES, h) == LUA_TNIL) {
         lua_settop(L, S_NSLOTS);
@@ -986,7 +988,7 @@ int sl_call(sl_engine *e, int32_t fn, int32_t h, const sl_meta *meta, int mode,
     e->call_gen++;
     e->n_emit = 0;
     begin_budget(e);
-    int st = lua_pcall(L, 2, 1, S_MSGH);
+    int st = lua_pcall(L, mode == SL_MODE_TEST ? 3 : 2, 1, S_MSGH);
     e->mode = -1;
     e->meta = NULL;
     int rc = classify(e, st);

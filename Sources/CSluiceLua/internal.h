@@ -143,6 +143,9 @@ int outs_reserve(sl_engine *e, size_t n);
  * only cleans up. Leaves the stack at S_NSLOTS. */
 int take_outputs(sl_engine *e, int rc, int res, int64_t list_len, size_t nlist, const int32_t **outs, size_t *n_outs);
 
+/* readonly.c: (fn, event, ctx) -> fn(read-only view of event, ctx) */
+int sl_readonly_call(lua_State *L);
+
 /* json.c */
 int sl_decode_fn(lua_State *L);  /* upvalues: array_mt, nulls */
 int sl_ctx_lookup(lua_State *L); /* lookup.c; upvalue: the decode closure */
