@@ -1,0 +1,140 @@
+import CRdKafka
+import Foundation
+import Synchronization
+import SluiceCore
+
+/// librdkafka's callbacks into the consumer core, served on the driver thread, and the C
+/// trampolines that reach the core through the opaque pointer.
+extension ConsumerCore {
+    func rebalance(_ rk: OpaquePointer, _ err: rd_kafka_resp_err_t, _ parts: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
+        let cooperative = rd_kafka_rebalance_protocol(rk).map { String(cString: $0) } == "COOPERATIVE"
+        var keys: Set<TopicPartition> = []
+        for i in 0..<Int(parts.pointee.cnt) {
+            let p = parts.pointee.elems[i]
+            keys.insert(TopicPartition(topic: String(cString: p.topic), partition: p.partition))
+        }
+        let names = keys.map(\.description).sorted().joined(separator: ", ")
+        switch err {
+        case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            log("info", "kafka consumer: assigned \(names.isEmpty ? "nothing" : names)")
+            if cooperative {
+                if let e = rd_kafka_incremental_assign(rk, parts) {
+                    log("error", "kafka consumer: incremental assign: \(String(cString: rd_kafka_error_string(e)))")
+                    rd_kafka_error_destroy(e)
+                }
+            } else {
+                let e = rd_kafka_assign(rk, parts)
+                if e != RD_KAFKA_RESP_ERR_NO_ERROR { log("error", "kafka consumer: assign: \(KafkaError.describe(e))") }
+            }
+            shared.withLock { s in
+                for k in keys { s.trackers[k] = nil; s.dirty.remove(k) }
+                s.stats.rebalances += 1
+            }
+            if paused, parts.pointee.cnt > 0 { rd_kafka_pause_partitions(rk, parts) }
+        case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+            let lost = rd_kafka_assignment_lost(rk) != 0
+            log("info", "kafka consumer: \(lost ? "lost" : "revoked") \(names.isEmpty ? "nothing" : names)")
+            if !lost {
+                storeAcknowledged(rk)
+                // During close() the commit was just made, and consumer_close commits what is stored now.
+                if !closing { commitSync(rk, reason: "revoke") }
+            }
+            if cooperative {
+                if let e = rd_kafka_incremental_unassign(rk, parts) {
+                    log("error", "kafka consumer: incremental unassign: \(String(cString: rd_kafka_error_string(e)))")
+                    rd_kafka_error_destroy(e)
+                }
+            } else {
+                rd_kafka_assign(rk, nil)
+            }
+            let revokedAll = !cooperative
+            shared.withLock { s in
+                if revokedAll { s.trackers.removeAll(); s.dirty.removeAll() }
+                else { for k in keys { s.trackers[k] = nil; s.dirty.remove(k) } }
+                s.stats.rebalances += 1
+            }
+            // Records of revoked partitions that were not handed out yet go to the new owner instead.
+            buffer.removeAll { e in
+                guard let m = e.meta, let t = m.topic, let p = m.partition else { return false }
+                return revokedAll || keys.contains(TopicPartition(topic: t, partition: p))
+            }
+            let held = buffer.count
+            shared.withLock { $0.stats.held = held }
+        default:
+            log("error", "kafka consumer: rebalance error: \(KafkaError.describe(err))")
+            rd_kafka_assign(rk, nil)
+            shared.withLock { s in s.trackers.removeAll(); s.dirty.removeAll() }
+        }
+        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        if rd_kafka_assignment(rk, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list {
+            let n = Int(list.pointee.cnt)
+            var parts = Set<TopicPartition>()
+            for i in 0..<n {
+                let e = list.pointee.elems[i]
+                if let t = e.topic { parts.insert(TopicPartition(topic: String(cString: t), partition: e.partition)) }
+            }
+            rd_kafka_topic_partition_list_destroy(list)
+            shared.withLock { $0.stats.assigned = n; $0.stats.assignment = parts }
+        }
+    }
+
+    func committed(_ err: rd_kafka_resp_err_t, _ offsets: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) {
+        if err == RD_KAFKA_RESP_ERR__NO_OFFSET { return }
+        if err == RD_KAFKA_RESP_ERR_NO_ERROR {
+            lastCommitError = RD_KAFKA_RESP_ERR_NO_ERROR
+            shared.withLock { $0.stats.commits += 1 }
+            if let offsets {
+                var parts: [String] = []
+                for i in 0..<Int(offsets.pointee.cnt) {
+                    let p = offsets.pointee.elems[i]
+                    // A negative offset (RD_KAFKA_OFFSET_INVALID) means nothing was committed for it.
+                    if p.offset >= 0 { parts.append("\(String(cString: p.topic))[\(p.partition)]@\(p.offset)") }
+                }
+                if !parts.isEmpty { log("debug", "kafka consumer: committed \(parts.joined(separator: " "))") }
+            }
+        } else {
+            shared.withLock { $0.stats.commitFailures += 1 }
+            // The same failure repeats at every auto-commit while a broker is away: say it once per 30 s.
+            let t = now()
+            if err != lastCommitError || t - lastCommitErrorLogged >= 30 {
+                lastCommitError = err
+                lastCommitErrorLogged = t
+                log("warning", "kafka consumer: commit failed: \(KafkaError.describe(err))")
+            }
+        }
+    }
+}
+
+func core(_ opaque: UnsafeMutableRawPointer?) -> ConsumerCore? {
+    opaque.map { Unmanaged<ConsumerCore>.fromOpaque($0).takeUnretainedValue() }
+}
+
+let consumerRebalanceCallback: @convention(c) (OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?) -> Void = { rk, err, parts, opaque in
+    guard let rk, let parts, let c = core(opaque) else { return }
+    c.rebalance(rk, err, parts)
+}
+
+let consumerErrorCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void = { rk, err, reason, opaque in
+    guard let c = core(opaque) else { return }
+    let code = rd_kafka_resp_err_t(rawValue: err)
+    let text = reason.map { String(cString: $0) } ?? ""
+    if code == RD_KAFKA_RESP_ERR__FATAL, let rk {
+        var buf = [CChar](repeating: 0, count: 512)
+        let real = rd_kafka_fatal_error(rk, &buf, buf.count)
+        c.log("error", "kafka consumer: fatal error \(KafkaError.describe(real)): \(cString(buf))")
+    } else {
+        // Transport failures were already logged by librdkafka's own log line.
+        let level = code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? "error" : code == RD_KAFKA_RESP_ERR__TRANSPORT ? "debug" : "warning"
+        c.log(level, "kafka consumer: \(KafkaError.describe(code)): \(text)")
+    }
+}
+
+let consumerCommitCallback: @convention(c) (OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?) -> Void = { _, err, offsets, opaque in
+    core(opaque)?.committed(err, offsets)
+}
+
+let consumerLogCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> Void = { rk, level, fac, buf in
+    guard let rk, let buf, let c = core(rd_kafka_opaque(rk)) else { return }
+    let facility = fac.map { String(cString: $0) } ?? ""
+    c.log(levelName(level), "kafka consumer: \(facility): \(String(cString: buf))")
+}
