@@ -932,9 +932,14 @@ int sl_copy(sl_engine *e, int32_t h, int32_t *out) {
         sl_set_errorf(e, "event handle %d is not live", (int)h);
         return SL_BAD_HANDLE;
     }
-    int st = lua_pcall(L, 1, 1, 0);
+    return pcall_into_handle(e, 1, out);
+}
+
+int pcall_into_handle(sl_engine *e, int nargs, int32_t *out) {
+    lua_State *L = e->L;
+    int st = lua_pcall(L, nargs, 1, 0);
     if (st != LUA_OK || e->poisoned) {
-        rc = classify(e, st);
+        int rc = classify(e, st);
         lua_settop(L, S_NSLOTS);
         return rc == SL_OK ? SL_RUNTIME : rc;
     }

@@ -138,6 +138,9 @@ int32_t put_handle(sl_engine *e);
 int valid_handle(const sl_engine *e, int32_t h);
 void clear_emits(sl_engine *e);
 int outs_reserve(sl_engine *e, size_t n);
+/* Calls the function below `nargs` arguments (one handle slot reserved beforehand) in protected
+ * mode and stores its result in a new handle. */
+int pcall_into_handle(sl_engine *e, int nargs, int32_t *out);
 /* After a UDF call whose result is at `res`: the result (list_len < 0: `res` itself if nlist is 1;
  * else its items 1..list_len) and the ctx.emit events become new handles in e->outs. On rc != SL_OK
  * only cleans up. Leaves the stack at S_NSLOTS. */

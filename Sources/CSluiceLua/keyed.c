@@ -30,14 +30,7 @@ static int build(sl_engine *e, lua_CFunction fn, int32_t *out) {
     lua_pushcfunction(L, fn);
     lua_pushvalue(L, S_HANDLES);
     lua_pushvalue(L, S_ARRAY_MT);
-    int st = lua_pcall(L, 2, 1, 0);
-    if (st != LUA_OK || e->poisoned) {
-        rc = classify(e, st);
-        lua_settop(L, S_NSLOTS);
-        return rc == SL_OK ? SL_RUNTIME : rc;
-    }
-    *out = put_handle(e);
-    return SL_OK;
+    return pcall_into_handle(e, 2, out);
 }
 
 int sl_list(sl_engine *e, const int32_t *handles, size_t n, int32_t *out) {
