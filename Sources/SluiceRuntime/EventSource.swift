@@ -10,13 +10,13 @@ protocol EventSource: Sendable {
     /// Called once the whole pipeline has drained (every acknowledgement is in): commit and close.
     func finish()
     /// The inputs that must each have a watermark before the source's watermark moves (a Kafka
-    /// consumer's assigned partitions, as `topic/partition`); nil = those that sent something.
-    var inputs: (@Sendable () -> [String]?)? { get }
+    /// consumer's assigned partitions); nil = those that sent something.
+    var inputs: (@Sendable () -> [SourceInput]?)? { get }
 }
 
 extension EventSource {
     func finish() {}
-    var inputs: (@Sendable () -> [String]?)? { nil }
+    var inputs: (@Sendable () -> [SourceInput]?)? { nil }
 }
 
 /// A source that could not read its input.

@@ -37,9 +37,9 @@ final class KafkaSource: EventSource {
 
     /// The assigned partitions: a partition that has sent nothing yet holds the watermark back
     /// (until it has been silent for the source's `idle` time).
-    var inputs: (@Sendable () -> [String]?)? {
+    var inputs: (@Sendable () -> [SourceInput]?)? {
         let client = client
-        return { client.stats.assignment.map { "\($0.topic)/\($0.partition)" } }
+        return { client.stats.assignment.map { SourceInput(topic: $0.topic, partition: $0.partition) } }
     }
 
     /// Commits what was acknowledged and leaves the group (always runs `rd_kafka_consumer_close`).

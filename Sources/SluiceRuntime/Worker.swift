@@ -421,16 +421,15 @@ final class Worker {
         let lane = key.lane(of: operatorLanes[op])
         if let (reducers, window) = preAggregators[op] {
             // Local half of a local/global aggregate: one partial per key and window per batch.
-            let bytes = Array(b)
             for (start, end) in window.windows(for: currentTime) {
                 let id = PartialID(op: op, key: key, start: start)
                 if let i = partialIndex[id] {
-                    let grown = reducers.add(bytes, to: &keyedOut[op][lane][i].partial!.acc)
+                    let grown = reducers.add(b, to: &keyedOut[op][lane][i].partial!.acc)
                     keyedOut[op][lane][i].partial!.events += 1
                     keyedOut[op][lane][i].partial!.bytes += grown
                 } else {
                     var acc = reducers.empty()
-                    let grown = reducers.add(bytes, to: &acc)
+                    let grown = reducers.add(b, to: &acc)
                     partialIndex[id] = keyedOut[op][lane].count
                     keyedOut[op][lane].append(KeyedEvent(key: key, time: currentTime, input: input, bytes: [], meta: nil,
                                                          source: currentSource, position: current.position,

@@ -5,6 +5,13 @@ import SluiceSpec
 /// largest time seen per input (per Kafka partition) and stamps every batch with each event's time,
 /// the watermark of its input just before it (to judge lateness exactly, however events are
 /// batched) and the source's watermark after the batch. Used only by the source's own thread.
+/// One input of a source with a watermark of its own: a Kafka partition, or the whole source.
+struct SourceInput: Hashable, Sendable {
+    var topic: String?
+    var partition: Int32
+    static let whole = SourceInput(topic: nil, partition: -1)
+}
+
 final class SourceTiming {
     private let index: Int
     private let spec: EventTimeSpec
@@ -12,16 +19,15 @@ final class SourceTiming {
     private let json: Bool
     private let board: WatermarkBoard
     private let stop: StopFlag
-    /// Largest time seen and last arrival (processing ms), per input: `topic/partition` for Kafka,
-    /// "" otherwise.
-    private var maxSeen: [String: Int64] = [:]
-    private var lastArrival: [String: Int64] = [:]
+    /// Largest time seen and last arrival (processing ms), per input.
+    private var maxSeen: [SourceInput: Int64] = [:]
+    private var lastArrival: [SourceInput: Int64] = [:]
     /// Assigned inputs that have sent nothing yet, with when they were first seen assigned.
-    private var waitingSince: [String: Int64] = [:]
-    private let inputs: (@Sendable () -> [String]?)?
+    private var waitingSince: [SourceInput: Int64] = [:]
+    private let inputs: (@Sendable () -> [SourceInput]?)?
 
     init(index: Int, spec: EventTimeSpec, format: DataFormat, board: WatermarkBoard, stop: StopFlag,
-         inputs: (@Sendable () -> [String]?)? = nil) {
+         inputs: (@Sendable () -> [SourceInput]?)? = nil) {
         self.inputs = inputs
         self.index = index
         self.spec = spec
@@ -36,30 +42,25 @@ final class SourceTiming {
         batch.times.reserveCapacity(batch.events.count)
         batch.watermarksBefore.reserveCapacity(batch.events.count)
         for event in batch.events {
-            let partition = Self.input(event.meta)
+            let input = event.meta?.partition.map { SourceInput(topic: event.meta?.topic, partition: $0) } ?? .whole
             var time: Int64? = nil
             if let path {
                 if json { time = event.bytes.withUnsafeBytes { EventTime.read($0, path: path) } }
             } else {
                 time = event.meta?.timestamp ?? now
             }
-            let seen = maxSeen[partition]
+            let seen = maxSeen[input]
             batch.watermarksBefore.append(seen.map { $0 &- spec.lateness } ?? EventTime.missing)
-            lastArrival[partition] = now
+            lastArrival[input] = now
             if let t = time {
                 batch.times.append(t)
-                if seen == nil || t > seen! { maxSeen[partition] = t }
+                maxSeen[input] = max(seen ?? t, t)
             } else {
                 batch.times.append(EventTime.missing)
             }
         }
         batch.watermark = watermark(now: now)
         board.post(index, watermark: batch.watermark)
-    }
-
-    private static func input(_ meta: EventMeta?) -> String {
-        guard let m = meta, let p = m.partition else { return "" }
-        return "\(m.topic ?? "")/\(p)"
     }
 
     /// Minimum over the inputs that sent something within `idle` (all of them if none did). An

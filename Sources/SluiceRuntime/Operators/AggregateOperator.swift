@@ -120,7 +120,7 @@ struct AggregateOperator: KeyedOperatorBehaviour {
             return
         }
         if let reducers {
-            w.bytes += reducers.add(e.bytes, to: &w.acc)
+            w.bytes += reducers.add(e.bytes[...], to: &w.acc)
             return
         }
         guard let udf else { return }

@@ -74,7 +74,7 @@ struct Reducers: Sendable {
 
     /// Adds one event; returns the bytes the accumulators grew by (for the state budget).
     /// Values are read in place; only those kept (first, last, extremes, distinct, collect) are copied.
-    func add(_ bytes: [UInt8], to acc: inout [Accumulator]) -> Int {
+    func add(_ bytes: ArraySlice<UInt8>, to acc: inout [Accumulator]) -> Int {
         var grown = 0
         bytes.withUnsafeBytes { raw in
             paths.find(in: raw) { values in
