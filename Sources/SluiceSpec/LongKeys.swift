@@ -17,33 +17,23 @@ enum LongKeys {
         let chars = Array(String(decoding: bytes[start..<end], as: UTF8.self).unicodeScalars)
         guard chars.count > limit else { return nil }
         var keyStart = 0
-        var quote: Unicode.Scalar?
-        var i = 0
-        while i < chars.count {
-            let c = chars[i]
-            if let q = quote {
-                if c == q { quote = nil }
-                i += 1
-                continue
-            }
+        var found: (column: Int, length: Int)?
+        YAMLLineScan.unquoted(chars) { i, c in
             switch c {
-            case "'", "\"":
-                quote = c
             case "{", "[", ",", "}", "]":
                 keyStart = i + 1
-            case "#" where i == 0 || chars[i - 1] == " ":
-                return nil
             case ":" where i + 1 == chars.count || [" ", "\t", ",", "}", "]"].contains(chars[i + 1]):
                 var s = keyStart
                 while s < i, chars[s] == " " || chars[s] == "\t" || chars[s] == "?" ||
                     (chars[s] == "-" && s + 1 < i && chars[s + 1] == " ") { s += 1 }
-                if i - s > limit { return (s + 1, i - s) }
+                if i - s > limit { found = (s + 1, i - s); return false }
                 keyStart = i + 1
             default:
                 break
             }
-            i += 1
+            return true
         }
+        if let found { return found }
         return nil
     }
 }

@@ -8,29 +8,21 @@ enum UnquotedVariables {
         var depth = 0
         for (n, content) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where lines.contains(n + 1) {
             let chars = Array(content.unicodeScalars)
-            var quote: Unicode.Scalar?
-            var i = 0
-            while i < chars.count {
-                let c = chars[i]
-                if let q = quote {
-                    if c == q { quote = nil }
-                    i += 1
-                    continue
-                }
+            var found: (line: Int, column: Int, text: String)?
+            YAMLLineScan.unquoted(chars) { i, c in
                 switch c {
-                case "'", "\"": quote = c
-                case "#" where i == 0 || chars[i - 1] == " ": i = chars.count; continue
                 case "{", "[": depth += 1
                 case "}", "]": depth = max(0, depth - 1)
                 case "$" where depth > 0 && i + 1 < chars.count && chars[i + 1] == "{":
                     var end = i + 2
                     while end < chars.count, chars[end] != "}" { end += 1 }
-                    let variable = String(String.UnicodeScalarView(chars[i..<min(end + 1, chars.count)]))
-                    return (n + 1, i + 1, variable)
+                    found = (n + 1, i + 1, String(String.UnicodeScalarView(chars[i..<min(end + 1, chars.count)])))
+                    return false
                 default: break
                 }
-                i += 1
+                return true
             }
+            if let found { return found }
         }
         return nil
     }
