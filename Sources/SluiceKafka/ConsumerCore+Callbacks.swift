@@ -7,7 +7,7 @@ import SluiceCore
 /// trampolines that reach the core through the opaque pointer.
 extension ConsumerCore {
     func rebalance(_ rk: OpaquePointer, _ err: rd_kafka_resp_err_t, _ parts: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
-        let cooperative = rd_kafka_rebalance_protocol(rk).map { String(cString: $0) } == "COOPERATIVE"
+        if !closing { cooperative = rd_kafka_rebalance_protocol(rk).map { String(cString: $0) } == "COOPERATIVE" }
         var keys: Set<TopicPartition> = []
         for i in 0..<Int(parts.pointee.cnt) {
             let p = parts.pointee.elems[i]
@@ -64,6 +64,10 @@ extension ConsumerCore {
             log("error", "kafka consumer: rebalance error: \(KafkaError.describe(err))")
             rd_kafka_assign(rk, nil)
             shared.withLock { s in s.trackers.removeAll(); s.dirty.removeAll() }
+        }
+        if closing {
+            shared.withLock { $0.stats.assigned = 0; $0.stats.assignment = [] }
+            return
         }
         var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
         if rd_kafka_assignment(rk, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list {

@@ -34,6 +34,11 @@ final class ConsumerCore: @unchecked Sendable {
     var topicNames: [OpaquePointer: String] = [:]
     /// Set by close() before rd_kafka_consumer_close (driver thread).
     var closing = false
+    /// The group's rebalance protocol, read when partitions are assigned. librdkafka 2.0.2's
+    /// `rd_kafka_rebalance_protocol` and `rd_kafka_assignment` wait on the group thread and can hang when
+    /// called from the revoke that `rd_kafka_consumer_close` triggers (librdkafka #4041), so the revoke
+    /// during close uses this instead of asking.
+    var cooperative = false
     var lastCommitError = RD_KAFKA_RESP_ERR_NO_ERROR
     var lastCommitErrorLogged = 0.0
 
