@@ -16,10 +16,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
     ],
     targets: [
-        // System libraries (Debian: liblua5.4-dev, libyaml-dev, librdkafka-dev).
+        // System libraries (Debian: liblua5.4-dev, libyaml-dev, librdkafka-dev, libcurl4-openssl-dev, libmemcached-dev).
         .systemLibrary(name: "CLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
         .systemLibrary(name: "CYaml", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CMemcached", pkgConfig: "libmemcached", providers: [.apt(["libmemcached-dev"])]),
 
         // Hot-path C: JSON scanning without Lua, and the JSON <-> Lua bridge with sandbox and limits.
         .target(name: "CSluiceJSON", cSettings: [.unsafeFlags(["-O3"])]),
