@@ -59,7 +59,7 @@ public final class LookupRegistry: LuaLookupProvider {
         self.log = log
     }
 
-    public func lookupRow(table: String, key: String) -> LuaLookupAnswer {
+    public func lookupRow(table: String, key: String, canSuspend: Bool) -> LuaLookupAnswer {
         guard let t = tables[table] else { return .noTable }
         if let row = t.snapshot.rows[key] {
             t.hits.add(1, ordering: .relaxed)
