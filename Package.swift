@@ -31,7 +31,7 @@ let package = Package(
                 swiftSettings: hotPath),
         .target(name: "SluiceSpec", dependencies: ["CYaml", "SluiceCore"]),
         .target(name: "SluiceLua", dependencies: ["CSluiceLua", "SluiceCore"]),
-        .target(name: "SluiceRuntime", dependencies: ["SluiceCore", "SluiceSpec", "SluiceLua", "SluiceKafka"], swiftSettings: hotPath),
+        .target(name: "SluiceRuntime", dependencies: ["SluiceCore", "SluiceSpec", "SluiceLua", "SluiceKafka", "CCurl"], swiftSettings: hotPath),
         .target(name: "SluiceKafka", dependencies: ["CRdKafka", "SluiceCore", "CSluiceJSON"]),
         .executableTarget(name: "sluice", dependencies: [
             "SluiceRuntime", "SluiceSpec", "SluiceCore", "SluiceKafka",
