@@ -12,6 +12,7 @@ Prints "listening on http://127.0.0.1:PORT" once it accepts connections (--port 
 """
 import argparse
 import json
+import signal
 import socket
 import sys
 import threading
@@ -138,6 +139,9 @@ def main():
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--latency-ms", type=float, default=0)
     args = p.parse_args()
+    # A parent (a test runner) may have blocked these; the service must still stop on them.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM, signal.SIGINT])
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server = Server(("127.0.0.1", args.port), make_handler(State(args.latency_ms)))
     print(f"listening on http://127.0.0.1:{server.server_address[1]}", flush=True)
     try:
