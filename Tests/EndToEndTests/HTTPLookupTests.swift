@@ -141,4 +141,33 @@ import Testing
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stderr.contains("read 3 events; wrote o=1; dead-lettered 2"), "\(result.stderr)")
     }
+
+    @Test func suspendedFiltersAndWhenConditionsSeeTheirOwnUnchangedEventAndKeepOrder() async throws {
+        let geo = try GeoService(latencyMs: 30)
+        let keys = (0..<60).map { $0 % 3 == 0 ? "unknown-\($0)" : "k\($0)" }
+        let dir = try prepare("""
+            pipeline: geo2
+            lookups:
+              geo: { http: { url: '\(geo.url)/geo/{k}', concurrency: 8, cache: { size: 0 } } }
+            sources:
+              s: { file: { path: ../data/in.jsonl } }
+            transforms:
+              known: { from: s, filter: { udf: geo.known } }
+              g: { from: s, map: { udf: geo.add_geo } }
+            sinks:
+              kept: { from: known, file: { path: ../out/kept.jsonl } }
+              tagged: { from: s, when: { udf: geo.known }, file: { path: ../out/tagged.jsonl } }
+              o: { from: g, file: { path: ../out/o.jsonl } }
+            dead_letter:
+              file: { path: ../out/dead.jsonl }
+            settings: { batch_size: 1000, workers: 1 }
+            """, keys)
+        let r = try await SluiceBinary.runAsync(["run", "pipelines/p.yaml"], cwd: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        let known = Self.events(keys).split(separator: "\n").map(String.init).filter { !$0.contains("unknown") }
+        #expect(dir.lines("out/kept.jsonl") == known)     // unchanged by the sibling map that adds "region"
+        #expect(dir.lines("out/tagged.jsonl") == known)
+        #expect(try Self.outputs(dir).map { $0["i"] as? Int } == Array(0..<keys.count))
+        #expect(dir.lines("out/dead.jsonl").isEmpty)
+    }
 }
