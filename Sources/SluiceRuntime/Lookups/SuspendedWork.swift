@@ -63,7 +63,7 @@ struct SuspendedWork<Value> {
     /// Results of this event wait for the events before it.
     func deferring(_ event: Int) -> Bool { firstSuspended.map { event >= $0 } ?? false }
 
-    func isWaiting(_ event: Int) -> Bool { (waiting[event] ?? 0) > 0 }
+    func isWaiting(_ event: Int) -> Bool { firstSuspended != nil && (waiting[event] ?? 0) > 0 }
 
     mutating func keep(_ handles: [LuaEventHandle], for event: Int) {
         if !handles.isEmpty { kept[event, default: []].append(contentsOf: handles) }
