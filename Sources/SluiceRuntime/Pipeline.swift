@@ -85,16 +85,17 @@ public final class Pipeline: Sendable {
         }
         var runners: [SinkRunner] = []
         for sink in spec.sinks {
-            runners.append(SinkRunner(name: sink.name, queue: sink.queue, output: try output(sink)))
+            runners.append(SinkRunner(name: sink.name, queue: sink.queue, bytes: spec.settings.queueBytes, output: try output(sink)))
         }
         self.sinkRunners = runners
         // `dead_letter: { queue: { capacity } }` is honoured; it always blocks (never drops).
         let dlqQueue = QueueSpec(capacity: spec.deadLetter?.queue.capacity ?? spec.settings.queueCapacity * 4, whenFull: .block)
         // Dead letters that fail are retried a few times with backoff before the run gives up on them.
         if let dl = spec.deadLetter {
-            deadLetterRunner = SinkRunner(name: Self.deadLetterName, queue: dlqQueue, output: RetryingOutput(try output(dl)))
+            deadLetterRunner = SinkRunner(name: Self.deadLetterName, queue: dlqQueue, bytes: spec.settings.queueBytes.multipliedReportingOverflow(by: 4).partialValue,
+                                          output: RetryingOutput(try output(dl)))
         } else {
-            deadLetterRunner = SinkRunner(name: Self.deadLetterName, queue: dlqQueue,
+            deadLetterRunner = SinkRunner(name: Self.deadLetterName, queue: dlqQueue, bytes: spec.settings.queueBytes.multipliedReportingOverflow(by: 4).partialValue,
                                           output: RetryingOutput(options.captureSinks ? MemoryOutput() : DescriptorOutput(sink: Self.deadLetterName, fd: 2)))
         }
 
@@ -150,7 +151,7 @@ public final class Pipeline: Sendable {
     /// Runs until every source has ended (or `stop()`), then drains all queues and flushes all sinks.
     public func run() -> RunReport {
         let errors = ErrorList()
-        let work = BoundedQueue<Batch>(capacity: workerCount * 4)
+        let work = BoundedQueue<Batch>(capacity: workerCount * 4, byteCapacity: spec.settings.queueBytes)
         let sequencers = spec.sources.map { _ in Sequencer(limit: workerCount * 4) }
 
         let sinkGroup = DispatchGroup()
@@ -178,7 +179,7 @@ public final class Pipeline: Sendable {
         }
 
         // Keyed stages: started before the stateless workers that feed them.
-        let stages = KeyedStages(plan: plan, board: board, capacity: spec.settings.queueCapacity * 4)
+        let stages = KeyedStages(plan: plan, board: board, capacity: spec.settings.queueCapacity * 4, bytes: spec.settings.queueBytes)
         let operatorsDone = plan.operators.map { _ in DispatchGroup() }
         for (o, op) in plan.operators.enumerated() {
             for lane in 0..<op.parallelism {

@@ -15,10 +15,10 @@ final class SinkRunner: Sendable {
     /// True while some taken batch has not been written yet (a stalled output, say).
     var isWriting: Bool { inFlight.load(ordering: .relaxed) > 0 }
 
-    init(name: String, queue spec: QueueSpec, output: any SinkOutput) {
+    init(name: String, queue spec: QueueSpec, bytes: Int = .max, output: any SinkOutput) {
         self.name = name
         self.policy = spec.whenFull
-        self.queue = BoundedQueue(capacity: spec.capacity)
+        self.queue = BoundedQueue(capacity: spec.capacity, byteCapacity: bytes)
         self.output = output
     }
 
@@ -33,11 +33,11 @@ final class SinkRunner: Sendable {
     func enqueue(_ batch: SinkBatch) -> Admission {
         switch policy {
         case .block:
-            return queue.push(batch, weight: batch.count) ? .accepted : .dropped
+            return queue.push(batch, weight: batch.count, bytes: batch.data.count) ? .accepted : .dropped
         case .dropNewest:
-            return queue.offer(batch, weight: batch.count) ? .accepted : .dropped
+            return queue.offer(batch, weight: batch.count, bytes: batch.data.count) ? .accepted : .dropped
         case .deadLetter:
-            return queue.offer(batch, weight: batch.count) ? .accepted : .rejected
+            return queue.offer(batch, weight: batch.count, bytes: batch.data.count) ? .accepted : .rejected
         }
     }
 

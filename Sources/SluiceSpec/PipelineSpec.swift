@@ -188,6 +188,9 @@ public struct Settings: Sendable {
     public var grace: Int64 = 30_000
     /// `max_event_bytes` (default 1 MiB): larger events are dead-lettered `too_large`; nil = the default.
     public var maxEventBytes: Int?
+    /// `queue_bytes` (default 64 MiB): what each queue (the work queue, every sink's and every
+    /// stateful stage worker's) may hold in bytes, besides its capacity in events.
+    public var queueBytes: Int = 64 << 20
     public init(queueCapacity: Int = 1024, batchSize: Int = 256, workers: Int? = nil) {
         self.queueCapacity = queueCapacity; self.batchSize = batchSize; self.workers = workers
     }
