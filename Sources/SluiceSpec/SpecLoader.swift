@@ -40,7 +40,7 @@ public enum SpecLoader {
         let substituted = EnvSubstitution.apply(root, environment: environment, diagnostics: &loader.diags)
         let spec = loader.build(substituted)
         if !loader.diags.isEmpty || spec == nil {
-            throw SpecErrors(diagnostics: loader.diags.sorted)
+            throw SpecErrors(diagnostics: loader.diags.sorted, partial: spec)
         }
         return spec!
     }
