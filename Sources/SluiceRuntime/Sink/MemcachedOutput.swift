@@ -119,9 +119,9 @@ final class MemcachedOutput: SinkOutput {
                 }
             }
             if rc == MEMCACHED_SUCCESS { return nil }
-            var message = String(cString: memcached_strerror(handle, rc))
-            let detail = String(cString: memcached_last_error_message(handle))
-            if !detail.isEmpty && detail != message { message += " (\(detail))" }
+            var message = String(cString: memcached_strerror(handle, rc)).lowercased()
+            let errorNumber = memcached_last_error_errno(handle)
+            if errorNumber != 0 { message += " (\(String(cString: strerror(errorNumber))))" }
             var server = ""
             var lookup = MEMCACHED_SUCCESS
             key.withUnsafeBufferPointer { k in
