@@ -95,7 +95,9 @@ public final class Pipeline: Sendable {
         let dlqQueue = QueueSpec(capacity: spec.deadLetter?.queue.capacity ?? spec.settings.queueCapacity * 4, whenFull: .block)
         // Dead letters that fail are retried a few times with backoff before the run gives up on them.
         if let dl = spec.deadLetter {
-            deadLetterRunner = SinkRunner(name: Self.deadLetterName, queue: dlqQueue, output: RetryingOutput(deadLetter: try output(dl)))
+            let inner = try output(dl)
+            let retrying = dl.retry.map { RetryingOutput(inner, backoff: Backoff($0), giveUpAfterExhaustion: true) } ?? RetryingOutput(deadLetter: inner)
+            deadLetterRunner = SinkRunner(name: Self.deadLetterName, queue: dlqQueue, output: retrying)
         } else {
             deadLetterRunner = SinkRunner(name: Self.deadLetterName, queue: dlqQueue,
                                           output: RetryingOutput(deadLetter: options.captureSinks ? MemoryOutput() : DescriptorOutput(sink: Self.deadLetterName, fd: 2)))

@@ -46,7 +46,7 @@ import Glibc
         // Phase 1: every key lands on exactly one of the two servers; that server owns it.
         child.stdin.fileHandleForWriting.write(Data(seqEvents(0..<n).utf8))
         let stored = await eventually(timeout: .seconds(30)) { a.getMany(keys).count + b.getMany(keys).count == n }
-        #expect(stored, child.log)
+        #expect(stored, "\(child.log)")
         let onA = Set(a.getMany(keys).keys), onB = Set(b.getMany(keys).keys)
         #expect(onA.isDisjoint(with: onB) && onA.count + onB.count == n)
         #expect(!onA.isEmpty && !onB.isEmpty, "consistent hashing should spread \(n) keys over both servers")
@@ -55,14 +55,14 @@ import Glibc
         b.stop()
         child.stdin.fileHandleForWriting.write(Data(seqEvents(0..<n, version: 2).utf8))
         let retrying = await eventually(timeout: .seconds(30)) { child.stderrText.contains("retry 1 of 200") }
-        #expect(retrying, child.log)
+        #expect(retrying, "\(child.log)")
         let aMoves = await eventually(timeout: .seconds(30)) { a.getMany(Array(onA)).values.contains { version($0) == 2 } }
         #expect(aMoves, "keys of the live server are still set while the other is down")
         try await Task.sleep(for: .seconds(2))   // the outage: B stays down a while longer
         try b.start()
         try child.stdin.fileHandleForWriting.close()
         let status = try await offPool { child.wait(timeout: 60) }
-        #expect(status == 0, child.log)
+        #expect(status == 0, "\(child.log)")
 
         // Every version-2 event is on its owner; none went to the other server.
         let finalA = a.getMany(keys), finalB = b.getMany(keys)
@@ -70,7 +70,7 @@ import Glibc
         #expect(Set(finalB.keys) == onB, "server B holds exactly its own keys again")
         #expect(finalA.values.allSatisfy { version($0) == 2 } && finalB.values.allSatisfy { version($0) == 2 })
         #expect(dir.lines("out/dead.jsonl").isEmpty)
-        #expect(child.stderrText.contains("wrote cache=\(2 * n); dead-lettered 0"), child.log)
+        #expect(child.stderrText.contains("wrote cache=\(2 * n); dead-lettered 0"), "\(child.log)")
     }
 
     @Test func theTitleViewsMemcachedExamplePublishesEveryTitlesTotals() async throws {
@@ -131,9 +131,9 @@ import Glibc
 
         // The other sink gets everything while the HTTP sink is refused.
         let archived = await eventually(timeout: .seconds(60)) { dir.lines("out/archive.jsonl").count == n }
-        #expect(archived, child.log)
+        #expect(archived, "\(child.log)")
         let refused = await eventually(timeout: .seconds(30)) { ((try? server.stats().statuses["503"]) ?? 0) >= 2 }
-        #expect(refused, child.log)
+        #expect(refused, "\(child.log)")
         let before = try server.stats().statuses["503"] ?? 0
         let rss1 = residentKiB(child.pid) ?? 0
         // Three more Retry-After rounds (about 3 s): memory stays where it was.
@@ -148,7 +148,7 @@ import Glibc
         #expect(server.control(#"{"reset": true}"#))
         try child.stdin.fileHandleForWriting.close()
         let status = try await offPool { child.wait(timeout: 60) }
-        #expect(status == 0, child.log)
+        #expect(status == 0, "\(child.log)")
         let received = server.received.path
         let ids = ((try? String(contentsOfFile: received, encoding: .utf8)) ?? "").split(separator: "\n").compactMap { line -> Int? in
             guard let r = line.range(of: #""id":"#) else { return nil }

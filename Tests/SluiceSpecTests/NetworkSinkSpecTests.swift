@@ -40,16 +40,16 @@ import Testing
       m: { from: in, memcached: { servers: [localhost, 'h:99999'], key: '{a', ttl: 31d } }
       n: { from: in, memcached: { key: 'x' } }
     """) == [
-        "p.yaml:3:58: unknown key 'tries' in 'retry' of sink 'a'",
-        "p.yaml:3:40: 'max' in 'retry' of sink 'a' must be at least 0, found -1",
+        "p.yaml:3:44: 'max' in 'retry' of sink 'a' must be at least 0, found -1",
+        "p.yaml:3:66: unknown key 'tries' in 'retry' of sink 'a'",
         "p.yaml:4:48: invalid 'backoff' 'soon' in 'retry' of sink 'b' (expected MIN..MAX, e.g. 100ms..10s)",
-        "p.yaml:5:34: 'url' in 'http' of sink 'h' must start with http:// or https://, found 'ftp://x'",
-        "p.yaml:6:26: missing 'url' in 'http' of sink 'i'",
-        "p.yaml:7:37: invalid server 'localhost' in 'memcached' of sink 'm' (expected HOST:PORT, e.g. 127.0.0.1:11211)",
-        "p.yaml:7:48: invalid server 'h:99999' in 'memcached' of sink 'm' (expected HOST:PORT, e.g. 127.0.0.1:11211)",
-        "p.yaml:7:64: invalid key template '{a' for 'key' in 'memcached' of sink 'm': unclosed '{' at character 1",
-        "p.yaml:7:73: 'ttl' in 'memcached' of sink 'm' must be whole seconds up to 30d (memcached reads longer ones as a date), found 31d",
-        "p.yaml:8:26: missing 'servers' in 'memcached' of sink 'n'",
-        "p.yaml:8:43: key template 'x' for 'key' in 'memcached' of sink 'n' names no field (e.g. '{profile_id}')",
+        "p.yaml:5:31: 'url' in 'http' of sink 'h' must start with http:// or https://, found 'ftp://x'",
+        "p.yaml:6:24: missing 'url' in 'http' of sink 'i'",
+        "p.yaml:7:41: invalid server 'localhost' in 'memcached' of sink 'm' (expected HOST:PORT, e.g. 127.0.0.1:11211)",
+        "p.yaml:7:52: invalid server 'h:99999' in 'memcached' of sink 'm' (expected HOST:PORT, e.g. 127.0.0.1:11211)",
+        "p.yaml:7:69: invalid key template '{a' for 'key' in 'memcached' of sink 'm': unclosed '{' at character 1",
+        "p.yaml:7:80: 'ttl' in 'memcached' of sink 'm' must be whole seconds up to 30d (memcached reads longer ones as a date), found 31d",
+        "p.yaml:8:29: missing 'servers' in 'memcached' of sink 'n'",
+        "p.yaml:8:36: key template 'x' for 'key' in 'memcached' of sink 'n' names no field (e.g. '{profile_id}')",
     ])
 }
