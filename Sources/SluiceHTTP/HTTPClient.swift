@@ -110,8 +110,7 @@ public final class HTTPClient: Sendable {
     private static func globalInit() { _ = initialized }
 
     /// The I/O thread's state: the multi handle and the transfers in flight. Never leaves that thread.
-    private final class IOLoop: @unchecked Sendable {
-        // @unchecked: created on the caller's thread but only ever used by the I/O thread it is handed to.
+    private final class IOLoop: Sendable {
         let wakeFD: Int32
 
         init(wakeFD: Int32) { self.wakeFD = wakeFD }

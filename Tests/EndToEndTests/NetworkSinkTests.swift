@@ -104,6 +104,19 @@ import Glibc
             let o = try #require(try JSONSerialization.jsonObject(with: Data(value.utf8)) as? [String: Any])
             #expect(o["plays"] as? Int == count && o["viewers"] as? Int == viewers[title]?.count, "title \(title): \(value)")
         }
+        // The README's command and the line it shows.
+        let shown: String = try await offPool {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: Kafka.which("memccat"))
+            p.arguments = ["--servers=127.0.0.1:\(server.port)", "title-views:610"]
+            let out = Pipe()
+            p.standardOutput = out
+            try p.run()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return String(decoding: data, as: UTF8.self)
+        }
+        #expect(shown.trimmingCharacters(in: .whitespacesAndNewlines) == #"{"key":"610","plays":1,"viewers":1,"watched_ms":4068379,"title_id":610}"#)
     }
 
     // MARK: HTTP
@@ -156,6 +169,46 @@ import Glibc
         }
         #expect(ids.count == n && Set(ids) == Set(0..<n), "\(ids.count) events received, \(Set(ids).count) distinct")
         #expect(dir.lines("out/dead.jsonl").isEmpty)
+    }
+
+    @Test func aRetryingSinkWithDeadLetterOverflowSendsOnlyItsOwnOverflowToTheDeadLetterSink() async throws {
+        let dir = try SluiceBinary.scratch()
+        let server = try HTTPSinkServer(dir: dir)
+        defer { server.stop() }
+        #expect(server.control(#"{"status": 503, "retry_after": 1}"#))
+        let child = try startSluice(dir, """
+        pipeline: overflow
+        sources: { s: { stdin: {} } }
+        sinks:
+          hook:
+            from: s
+            http: { url: '\(server.url)', batch: 100, linger: 5ms }
+            queue: { capacity: 100, when_full: dead_letter }
+            retry: { max: 60, backoff: 100ms..1s }
+          archive: { from: s, file: { path: ../out/archive.jsonl } }
+        dead_letter: { file: { path: ../out/dead.jsonl } }
+        """)
+        defer { child.kill() }
+        let n = 3000
+        child.stdin.fileHandleForWriting.write(Data(seqEvents(0..<n).utf8))
+        let archived = await eventually(timeout: .seconds(60)) { dir.lines("out/archive.jsonl").count == n }
+        #expect(archived, "the other sink is not held up: \(child.log)")
+        #expect(server.control(#"{"reset": true}"#))
+        try child.stdin.fileHandleForWriting.close()
+        let status = try await offPool { child.wait(timeout: 60) }
+        #expect(status == 0, "\(child.log)")
+        func ids(_ lines: [String]) -> [Int] {
+            lines.compactMap { line in
+                guard let r = line.range(of: #"id\":"#) ?? line.range(of: #""id":"#) else { return nil }
+                return Int(line[r.upperBound...].prefix { $0.isNumber })
+            }
+        }
+        let dead = dir.lines("out/dead.jsonl")
+        let received = ids(((try? String(contentsOfFile: server.received.path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init))
+        #expect(!dead.isEmpty && dead.allSatisfy { $0.contains(#""reason":"sink 'hook' queue full""#) }, "\(dead.prefix(2))")
+        let deadIDs = ids(dead)
+        #expect(received.count + deadIDs.count == n && Set(received + deadIDs) == Set(0..<n),
+                "\(received.count) delivered + \(deadIDs.count) dead-lettered, every event exactly once")
     }
 
     @Test func http4xxDeadLettersTheBatchAtOnceWithTheStatusAndABodyExcerpt() async throws {
