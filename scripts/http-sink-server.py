@@ -124,6 +124,7 @@ def main():
     ap.add_argument("--out", default=None, help="append received events here, one per line")
     args = ap.parse_args()
     Handler.state = State(args.out)
+    ThreadingHTTPServer.request_queue_size = 128   # many concurrent clients connect at once
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())

@@ -23,7 +23,6 @@ public final class HTTPClient: Sendable {
     private struct Shared: ~Copyable {
         var jobs: [Job] = []
         var closed = false
-        var stopped = false
     }
 
     private let shared = Mutex(Shared())
@@ -82,23 +81,25 @@ public final class HTTPClient: Sendable {
 
     /// Fails requests not yet started and those in flight, and stops the I/O thread (waits for it).
     public func close() {
-        shared.withLock { $0.closed = true }
         let first = shared.withLock { s -> Bool in
-            defer { s.stopped = true }
-            return !s.stopped
+            defer { s.closed = true }
+            return !s.closed
         }
         wake()
         if first { finished.wait() }
     }
 
-    /// Called by the I/O thread: the jobs submitted since last time, or nil once closed.
+    /// Called by the I/O thread: the jobs submitted since last time, or nil once closed (jobs that
+    /// were never started then fail here).
     private func takeJobs() -> [Job]? {
-        shared.withLock { s in
-            if s.closed { return nil }
+        let (jobs, closed) = shared.withLock { s in
             let jobs = s.jobs
             s.jobs = []
-            return jobs
+            return (jobs, s.closed)
         }
+        guard closed else { return jobs }
+        for job in jobs { job.completion(.failure(HTTPTransportError(message: "HTTP client closed"))) }
+        return nil
     }
 
     private func wake() {
