@@ -7,19 +7,8 @@ import Glibc
 /// Debian's `memcached`, and `scripts/http-sink-server.py` (faults on demand). Tests stop them
 /// from `defer`.
 enum Loopback {
-    /// A TCP port nothing listens on right now (bind to 0, read it, close).
-    static func freePort() -> UInt16 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return UInt16(bigEndian: addr.sin_port)
-    }
+    /// A TCP port nothing listens on right now.
+    static func freePort() -> UInt16 { UInt16(AdminEndpointTests.freePort()) }
 
     /// Connects to 127.0.0.1:`port`, sends `request`, reads until the peer closes or `until` holds
     /// for what was read; nil when nothing listens. Bounded by a 5 s receive timeout.

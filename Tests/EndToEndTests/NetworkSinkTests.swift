@@ -12,6 +12,19 @@ import Glibc
         range.map { #"{"id":\#($0),"v":\#(version),"pad":"\#(String(repeating: "x", count: 60))"}"# + "\n" }.joined()
     }
 
+    /// The `id` of each line: an event, or a dead letter (whose event is an escaped JSON string).
+    func ids(_ lines: [String]) -> [Int] {
+        lines.compactMap { line in
+            guard let r = line.range(of: #"id\":"#) ?? line.range(of: #""id":"#) else { return nil }
+            return Int(line[r.upperBound...].prefix { $0.isNumber })
+        }
+    }
+
+    /// What the server accepted, one event a line.
+    func received(_ server: HTTPSinkServer) -> [String] {
+        ((try? String(contentsOfFile: server.received.path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
+
     func startSluice(_ dir: URL, _ spec: String) throws -> ChildProcess {
         try dir.write(spec, to: "pipelines/p.yaml")
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("logs"), withIntermediateDirectories: true)
@@ -162,12 +175,8 @@ import Glibc
         try child.stdin.fileHandleForWriting.close()
         let status = try await offPool { child.wait(timeout: 60) }
         #expect(status == 0, "\(child.log)")
-        let received = server.received.path
-        let ids = ((try? String(contentsOfFile: received, encoding: .utf8)) ?? "").split(separator: "\n").compactMap { line -> Int? in
-            guard let r = line.range(of: #""id":"#) else { return nil }
-            return Int(line[r.upperBound...].prefix { $0.isNumber })
-        }
-        #expect(ids.count == n && Set(ids) == Set(0..<n), "\(ids.count) events received, \(Set(ids).count) distinct")
+        let got = ids(received(server))
+        #expect(got.count == n && Set(got) == Set(0..<n), "\(got.count) events received, \(Set(got).count) distinct")
         #expect(dir.lines("out/dead.jsonl").isEmpty)
     }
 
@@ -197,18 +206,12 @@ import Glibc
         try child.stdin.fileHandleForWriting.close()
         let status = try await offPool { child.wait(timeout: 60) }
         #expect(status == 0, "\(child.log)")
-        func ids(_ lines: [String]) -> [Int] {
-            lines.compactMap { line in
-                guard let r = line.range(of: #"id\":"#) ?? line.range(of: #""id":"#) else { return nil }
-                return Int(line[r.upperBound...].prefix { $0.isNumber })
-            }
-        }
         let dead = dir.lines("out/dead.jsonl")
-        let received = ids(((try? String(contentsOfFile: server.received.path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init))
+        let delivered = ids(received(server))
         #expect(!dead.isEmpty && dead.allSatisfy { $0.contains(#""reason":"sink 'hook' queue full""#) }, "\(dead.prefix(2))")
         let deadIDs = ids(dead)
-        #expect(received.count + deadIDs.count == n && Set(received + deadIDs) == Set(0..<n),
-                "\(received.count) delivered + \(deadIDs.count) dead-lettered, every event exactly once")
+        #expect(delivered.count + deadIDs.count == n && Set(delivered + deadIDs) == Set(0..<n),
+                "\(delivered.count) delivered + \(deadIDs.count) dead-lettered, every event exactly once")
     }
 
     @Test func http4xxDeadLettersTheBatchAtOnceWithTheStatusAndABodyExcerpt() async throws {
