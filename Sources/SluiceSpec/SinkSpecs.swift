@@ -50,7 +50,9 @@ public struct MemcachedSinkSpec: Sendable, Equatable {
     public var ttl: Int64
     /// Milliseconds to connect and for each reply.
     public var timeout: Int64
-    public init(servers: [String], key: String, ttl: Int64 = 0, timeout: Int64 = 1_000) {
-        self.servers = servers; self.key = key; self.ttl = ttl; self.timeout = timeout
+    /// Connections to each server, used at once (a key always takes the same one).
+    public var connections: Int
+    public init(servers: [String], key: String, ttl: Int64 = 0, timeout: Int64 = 1_000, connections: Int = 2) {
+        self.servers = servers; self.key = key; self.ttl = ttl; self.timeout = timeout; self.connections = connections
     }
 }

@@ -66,7 +66,7 @@ extension Loader {
 
     /// `memcached: { servers: [HOST:PORT, ...], key: TEMPLATE, ttl, timeout }`.
     mutating func memcachedSink(_ body: YAMLNode, _ what: String) -> MemcachedSinkSpec? {
-        guard let b = fields(body, what, allowed: ["servers", "key", "ttl", "timeout"]) else { return nil }
+        guard let b = fields(body, what, allowed: ["servers", "key", "ttl", "timeout", "connections"]) else { return nil }
         let serversNode = required(b, "servers", what, body)
         let keyNode = required(b, "key", what, body)
         var servers: [String] = []
@@ -100,6 +100,13 @@ extension Loader {
             } else { ok = false }
         }
         if let n = b["timeout"] { if let v = duration(n, "'timeout' in \(what)", positive: true) { spec.timeout = v } else { ok = false } }
+        if let n = b["connections"] {
+            if let v = integer(n, "'connections' in \(what)", min: 1), v <= 64 { spec.connections = v }
+            else {
+                if n.scalarText.flatMap({ Int($0) }).map({ $0 > 64 }) == true { diags.error(n.location, "'connections' in \(what) must be at most 64") }
+                ok = false
+            }
+        }
         return ok ? spec : nil
     }
 }

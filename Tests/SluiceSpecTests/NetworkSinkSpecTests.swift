@@ -9,7 +9,7 @@ import Testing
         from: in
         http: { url: 'http://127.0.0.1:8080/ingest', batch: 50, linger: 5ms, format: json_array, headers: { X-Token: abc }, timeout: 2s }
         retry: { max: 3, backoff: 200ms..4s }
-      cache: { from: in, memcached: { servers: [127.0.0.1:11211, 'cache-2:11311'], key: 'title:{title_id}', ttl: 1h } }
+      cache: { from: in, memcached: { servers: [127.0.0.1:11211, 'cache-2:11311'], key: 'title:{title_id}', ttl: 1h, connections: 4 } }
       plain: { from: in, file: { path: out.jsonl } }
     """)
     guard case .http(let h) = spec.sinks[0].kind else { Issue.record("not http"); return }
@@ -17,7 +17,7 @@ import Testing
                               headers: [("X-Token", "abc")], timeout: 2000))
     #expect(spec.sinks[0].effectiveRetry == RetrySpec(max: 3, minBackoff: 200, maxBackoff: 4000))
     guard case .memcached(let m) = spec.sinks[1].kind else { Issue.record("not memcached"); return }
-    #expect(m == MemcachedSinkSpec(servers: ["127.0.0.1:11211", "cache-2:11311"], key: "title:{title_id}", ttl: 3600, timeout: 1000))
+    #expect(m == MemcachedSinkSpec(servers: ["127.0.0.1:11211", "cache-2:11311"], key: "title:{title_id}", ttl: 3600, timeout: 1000, connections: 4))
     #expect(spec.sinks[1].retry == nil && spec.sinks[1].effectiveRetry == .network)
     #expect(spec.sinks[2].effectiveRetry == .none)
 }
@@ -51,5 +51,17 @@ import Testing
         "p.yaml:7:80: 'ttl' in 'memcached' of sink 'm' must be whole seconds up to 30d (memcached reads longer ones as a date), found 31d",
         "p.yaml:8:29: missing 'servers' in 'memcached' of sink 'n'",
         "p.yaml:8:36: key template 'x' for 'key' in 'memcached' of sink 'n' names no field (e.g. '{profile_id}')",
+    ])
+}
+
+@Test func memcachedConnectionsAreBetweenOneAndSixtyFour() {
+    #expect(errors("""
+    sources: { in: { stdin: {} } }
+    sinks:
+      a: { from: in, memcached: { servers: [h:1], key: '{k}', connections: 0 } }
+      b: { from: in, memcached: { servers: [h:1], key: '{k}', connections: 65 } }
+    """) == [
+        "p.yaml:3:72: 'connections' in 'memcached' of sink 'a' must be at least 1, found 0",
+        "p.yaml:4:72: 'connections' in 'memcached' of sink 'b' must be at most 64",
     ])
 }

@@ -89,6 +89,7 @@ def main():
     ap.add_argument("--sluice", required=True)
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--connections", type=int, nargs="+", default=[1, 2, 4], help="sluice variants: connections per server")
     args = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="sluice-mc-bench-")
@@ -105,18 +106,23 @@ def main():
                                    "pad": "x" * 60}, separators=(",", ":"))
                 f.write(line + "\n")
                 pairs.append((f"bench:{i}", line.encode()))
-        spec = os.path.join(work, "mc.yaml")
-        with open(spec, "w") as f:
-            f.write(f"""pipeline: mc-bench
+        specs = {}
+        for conns in args.connections:
+            spec = os.path.join(work, f"mc-{conns}.yaml")
+            with open(spec, "w") as f:
+                f.write(f"""pipeline: mc-bench
 sources: {{ s: {{ file: {{ path: {data} }} }} }}
 sinks:
-  cache: {{ from: s, memcached: {{ servers: [127.0.0.1:{port}], key: 'bench:{{id}}' }} }}
+  cache: {{ from: s, memcached: {{ servers: [127.0.0.1:{port}], key: 'bench:{{id}}', connections: {conns} }} }}
 settings: {{ workers: 1, batch_size: 512 }}
 """)
+            specs[f"sluice memcached sink, connections: {conns}"] = spec
         admin = Client(("127.0.0.1", port))
-        results = {"sluice memcached sink": [], "pymemcache set (one at a time)": [], "pymemcache set_many (256 pipelined)": []}
+        results = {k: [] for k in specs}
+        results.update({"pymemcache set (one at a time)": [], "pymemcache set_many (256 pipelined)": []})
         for r in range(args.rounds):
-            results["sluice memcached sink"].append(run_sluice(args.sluice, spec, args.events, admin))
+            for name, spec in specs.items():
+                results[name].append(run_sluice(args.sluice, spec, args.events, admin))
             results["pymemcache set (one at a time)"].append(run_pymemcache(port, pairs, args.events, admin, False))
             results["pymemcache set_many (256 pipelined)"].append(run_pymemcache(port, pairs, args.events, admin, True))
             print(f"round {r + 1}: " + "; ".join(f"{k} {v[-1][0]:,.0f}/s" for k, v in results.items()), file=sys.stderr)

@@ -16,41 +16,60 @@ final class MemcachedOutput: SinkOutput {
     let sink: String
     let key: KeyTemplate
     let ttl: Int
-    /// The libmemcached handle. Used by the sink's thread only (`send`, `close`); the lock just makes
-    /// that ownership checkable.
-    private let connection: Mutex<Connection>
+    /// One per `connections`; a key always goes to the same lane, so sets of one key keep their order.
+    /// Lane 0 runs on the sink's thread, the others on threads of their own.
+    private let lanes: [MemcachedLane]
 
     init(sink: String, spec: MemcachedSinkSpec) throws(SinkError) {
         self.sink = sink
         do { key = try KeyTemplate(spec.key) } catch { throw SinkError(sink: sink, message: "\(error)") }
         ttl = Int(spec.ttl)
-        connection = Mutex(try Connection(sink: sink, servers: spec.servers, timeoutMs: spec.timeout))
+        var lanes: [MemcachedLane] = []
+        for n in 0..<max(1, spec.connections) {
+            lanes.append(MemcachedLane(try Connection(sink: sink, servers: spec.servers, timeoutMs: spec.timeout),
+                                       thread: n == 0 ? nil : "sluice-sink-\(sink)-\(n)"))
+        }
+        self.lanes = lanes
     }
 
     func send(_ batch: SinkBatch, done: @escaping @Sendable ([DeliveryFailure]) -> Void) {
-        let failures = connection.withLock { c in
-            var failures: [DeliveryFailure] = []
-            var k: [UInt8] = []
-            for i in 0..<batch.count {
-                let value = batch.payload(i)
-                guard key.renderComplete(value, into: &k) else {
-                    failures.append(DeliveryFailure(index: i, reason: "memcached: key template '\(key.description)' has a missing or null field", retry: .permanent))
-                    continue
-                }
-                if let bad = Self.invalidKey(k) {
-                    failures.append(DeliveryFailure(index: i, reason: "memcached: invalid key '\(String(decoding: k.prefix(80), as: UTF8.self))': \(bad)", retry: .permanent))
-                    continue
-                }
-                if let failure = c.set(key: k, value: value, ttl: ttl) {
-                    failures.append(DeliveryFailure(index: i, reason: failure.reason, retry: failure.retry))
-                }
+        var failures: [DeliveryFailure] = []
+        var work = Array(repeating: [(index: Int, key: [UInt8])](), count: lanes.count)
+        var k: [UInt8] = []
+        for i in 0..<batch.count {
+            guard key.renderComplete(batch.payload(i), into: &k) else {
+                failures.append(DeliveryFailure(index: i, reason: "memcached: key template '\(key.description)' has a missing or null field", retry: .permanent))
+                continue
             }
-            return failures
+            if let bad = Self.invalidKey(k) {
+                failures.append(DeliveryFailure(index: i, reason: "memcached: invalid key '\(String(decoding: k.prefix(80), as: UTF8.self))': \(bad)", retry: .permanent))
+                continue
+            }
+            work[lanes.count == 1 ? 0 : Self.lane(of: k, among: lanes.count)].append((i, k))
         }
-        done(failures)
+        let others = Mutex<[DeliveryFailure]>([])
+        let group = DispatchGroup()
+        for n in 1..<lanes.count where !work[n].isEmpty {
+            group.enter()
+            lanes[n].submit(MemcachedLane.Job(batch: batch, items: work[n], ttl: ttl) { f in
+                others.withLock { $0 += f }
+                group.leave()
+            })
+        }
+        failures += lanes[0].run(batch: batch, items: work[0], ttl: ttl)
+        group.wait()
+        failures += others.withLock { $0 }
+        done(failures.sorted { $0.index < $1.index })
     }
 
-    func close() {}
+    func close() { for lane in lanes { lane.close() } }
+
+    /// FNV-1a of the key, onto `count` lanes.
+    static func lane(of key: [UInt8], among count: Int) -> Int {
+        var h: UInt64 = 0xcbf29ce484222325
+        for b in key { h = (h ^ UInt64(b)) &* 0x100000001b3 }
+        return Int(h % UInt64(count))
+    }
 
     /// Why memcached's text protocol would refuse `key`, or nil.
     static func invalidKey(_ key: [UInt8]) -> String? {
