@@ -52,7 +52,7 @@ public struct MemcachedSinkSpec: Sendable, Equatable {
     public var timeout: Int64
     /// Connections to each server, used at once (a key always takes the same one).
     public var connections: Int
-    public init(servers: [String], key: String, ttl: Int64 = 0, timeout: Int64 = 1_000, connections: Int = 2) {
+    public init(servers: [String], key: String, ttl: Int64 = 0, timeout: Int64 = 1_000, connections: Int = 1) {
         self.servers = servers; self.key = key; self.ttl = ttl; self.timeout = timeout; self.connections = connections
     }
 }

@@ -44,7 +44,7 @@ import Glibc
         sinks:
           cache:
             from: s
-            memcached: { servers: [127.0.0.1:\(a.port), 127.0.0.1:\(b.port)], key: 'ev:{id}', ttl: 1h, timeout: 500ms }
+            memcached: { servers: [127.0.0.1:\(a.port), 127.0.0.1:\(b.port)], key: 'ev:{id}', ttl: 1h, timeout: 500ms, connections: 3 }
             retry: { max: 200, backoff: 50ms..300ms }
         dead_letter: { file: { path: ../out/dead.jsonl } }
         """)
