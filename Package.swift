@@ -31,7 +31,7 @@ let package = Package(
                 swiftSettings: hotPath),
         .target(name: "SluiceSpec", dependencies: ["CYaml", "SluiceCore"]),
         .target(name: "SluiceLua", dependencies: ["CSluiceLua", "SluiceCore"]),
-        .target(name: "SluiceRuntime", dependencies: ["SluiceCore", "SluiceSpec", "SluiceLua", "SluiceKafka", "SluiceHTTP", "CMemcached"],
+        .target(name: "SluiceRuntime", dependencies: ["SluiceCore", "SluiceSpec", "SluiceLua", "SluiceKafka", "CCurl", "SluiceHTTP", "CMemcached"],
                 swiftSettings: hotPath),
         // A libcurl-multi HTTP client (one I/O thread per client): the HTTP sink; reusable by lookups.
         .target(name: "SluiceHTTP", dependencies: ["CCurl"]),

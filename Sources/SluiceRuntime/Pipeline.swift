@@ -238,7 +238,7 @@ public final class Pipeline: Sendable {
         let reloadDone = DispatchGroup()
         if let reloader { startThread("sluice-reload", reloadDone) { reloader.run() } }
         let lookupsDone = DispatchGroup()
-        if options.sourceOverrides == nil { lua.lookups?.start(lookupsDone) }
+        lua.lookups?.start(lookupsDone, refresh: options.sourceOverrides == nil)
 
         let sourcesDone = DispatchGroup()
         for (index, source) in sources.enumerated() {
