@@ -230,7 +230,6 @@ import Testing
 
 @Test func unsupportedFeaturesSayNotSupportedYet() {
     #expect(errors("""
-    lookups: { geo: { http: { url: x } } }
     sources:
       k: { kafka: { topics: [a] } }
       in: { stdin: {} }
@@ -238,10 +237,9 @@ import Testing
       out: { from: [in, k], stdout: {} }
     settings: { checkpoint: { every: 10s }, admin: { listen: x } }
     """) == [
-        "p.yaml:1:19: 'http' is not supported yet (in lookup 'geo')",
-        "p.yaml:3:8: missing 'brokers' in 'kafka' of source 'k'",
-        "p.yaml:7:13: 'checkpoint' is not supported yet (in 'settings')",
-        "p.yaml:7:58: invalid address 'x' for 'listen' in 'admin' (expected HOST:PORT, e.g. 127.0.0.1:9464)",
+        "p.yaml:2:8: missing 'brokers' in 'kafka' of source 'k'",
+        "p.yaml:6:13: 'checkpoint' is not supported yet (in 'settings')",
+        "p.yaml:6:58: invalid address 'x' for 'listen' in 'admin' (expected HOST:PORT, e.g. 127.0.0.1:9464)",
     ])
 }
 
