@@ -38,11 +38,11 @@ import Glibc
         defer { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
         let client = try HTTPClient(name: "test")
         defer { client.close() }
-        let control = HTTPRequest(method: "POST", url: "http://127.0.0.1:\(port)/control", body: Array(#"{"latency_ms": 200}"#.utf8))
+        let control = HTTPRequest(method: "POST", url: "http://127.0.0.1:\(port)/control", body: Array(#"{"latency_ms": 400}"#.utf8))
         #expect(try await awaitResult(client, control).get().status == 200)
         let start = ContinuousClock.now
         let statuses = await withTaskGroup(of: Int.self) { group in
-            for i in 0..<40 {
+            for i in 0..<30 {
                 group.addTask {
                     let r = HTTPRequest(method: "POST", url: "http://127.0.0.1:\(port)/ingest", body: Array("{\"n\":\(i)}\n".utf8))
                     return (try? await awaitResult(client, r).get().status) ?? -1
@@ -51,8 +51,8 @@ import Glibc
             return await group.reduce(into: []) { $0.append($1) }
         }
         let elapsed = ContinuousClock.now - start
-        #expect(statuses.count == 40 && statuses.allSatisfy { $0 == 200 })
-        #expect(elapsed < .seconds(4), "40 requests of 200 ms each took \(elapsed): not concurrent (serial: 8 s)")
+        #expect(statuses.count == 30 && statuses.allSatisfy { $0 == 200 })
+        #expect(elapsed < .seconds(6), "30 requests of 400 ms each took \(elapsed): not concurrent (serial: 12 s)")
     }
 
     @Test func statusHeadersBodyAndTransportErrorsAreReported() async throws {

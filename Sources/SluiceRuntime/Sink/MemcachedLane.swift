@@ -14,12 +14,12 @@ final class MemcachedLane: Sendable {
         var finish: @Sendable ([DeliveryFailure]) -> Void
     }
 
-    private let connection: Mutex<MemcachedOutput.Connection>
+    private let connection: Mutex<MemcachedConnection>
     private let inbox = BoundedQueue<Job>(capacity: 1)
     private let stopped = DispatchSemaphore(value: 0)
     private let threaded: Bool
 
-    init(_ connection: sending MemcachedOutput.Connection, thread name: String?) {
+    init(_ connection: sending MemcachedConnection, thread name: String?) {
         self.connection = Mutex(connection)
         threaded = name != nil
         guard let name else { return }
