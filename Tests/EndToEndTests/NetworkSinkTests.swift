@@ -45,7 +45,7 @@ import Glibc
           cache:
             from: s
             memcached: { servers: [127.0.0.1:\(a.port), 127.0.0.1:\(b.port)], key: 'ev:{id}', ttl: 1h, timeout: 500ms, connections: 3 }
-            retry: { max: 200, backoff: 50ms..300ms }
+            retry: { max: 2000, backoff: 50ms..300ms }
         dead_letter: { file: { path: ../out/dead.jsonl } }
         """)
         defer { child.kill() }
@@ -58,7 +58,7 @@ import Glibc
 
         // Phase 1: every key lands on exactly one of the two servers; that server owns it.
         child.stdin.fileHandleForWriting.write(Data(seqEvents(0..<n).utf8))
-        let stored = await eventually(timeout: .seconds(30)) { a.getMany(keys).count + b.getMany(keys).count == n }
+        let stored = await eventually(timeout: .seconds(60)) { a.getMany(keys).count + b.getMany(keys).count == n }
         #expect(stored, "\(child.log)")
         let onA = Set(a.getMany(keys).keys), onB = Set(b.getMany(keys).keys)
         #expect(onA.isDisjoint(with: onB) && onA.count + onB.count == n)
@@ -67,14 +67,14 @@ import Glibc
         // Phase 2: server B is killed, the same keys are set again (version 2).
         b.stop()
         child.stdin.fileHandleForWriting.write(Data(seqEvents(0..<n, version: 2).utf8))
-        let retrying = await eventually(timeout: .seconds(30)) { child.stderrText.contains("retry 1 of 200") }
+        let retrying = await eventually(timeout: .seconds(60)) { child.stderrText.contains("retry 1 of 2000") }
         #expect(retrying, "\(child.log)")
-        let aMoves = await eventually(timeout: .seconds(30)) { a.getMany(Array(onA)).values.contains { version($0) == 2 } }
+        let aMoves = await eventually(timeout: .seconds(60)) { a.getMany(Array(onA)).values.contains { version($0) == 2 } }
         #expect(aMoves, "keys of the live server are still set while the other is down")
         try await Task.sleep(for: .seconds(2))   // the outage: B stays down a while longer
         try b.start()
         try child.stdin.fileHandleForWriting.close()
-        let status = try await offPool { child.wait(timeout: 60) }
+        let status = try await offPool { child.wait(timeout: 120) }
         #expect(status == 0, "\(child.log)")
 
         // Every version-2 event is on its owner; none went to the other server.
@@ -147,7 +147,7 @@ import Glibc
             from: s
             http: { url: '\(server.url)', batch: 200, linger: 20ms, timeout: 2s }
             queue: { capacity: 20000, when_full: block }
-            retry: { max: 60, backoff: 100ms..1s }
+            retry: { max: 1000, backoff: 100ms..1s }
           archive: { from: s, file: { path: ../out/archive.jsonl } }
         dead_letter: { file: { path: ../out/dead.jsonl } }
         """)
@@ -156,24 +156,24 @@ import Glibc
         child.stdin.fileHandleForWriting.write(Data(seqEvents(0..<n).utf8))
 
         // The other sink gets everything while the HTTP sink is refused.
-        let archived = await eventually(timeout: .seconds(60)) { dir.lines("out/archive.jsonl").count == n }
+        let archived = await eventually(timeout: .seconds(120)) { dir.lines("out/archive.jsonl").count == n }
         #expect(archived, "\(child.log)")
-        let refused = await eventually(timeout: .seconds(30)) { ((try? server.stats().statuses["503"]) ?? 0) >= 2 }
+        let refused = await eventually(timeout: .seconds(60)) { ((try? server.stats().statuses["503"]) ?? 0) >= 2 }
         #expect(refused, "\(child.log)")
         let before = try server.stats().statuses["503"] ?? 0
         let rss1 = residentKiB(child.pid) ?? 0
         // Three more Retry-After rounds (about 3 s): memory stays where it was.
-        let waited = await eventually(timeout: .seconds(30)) { ((try? server.stats().statuses["503"]) ?? 0) >= before + 3 }
+        let waited = await eventually(timeout: .seconds(60)) { ((try? server.stats().statuses["503"]) ?? 0) >= before + 3 }
         #expect(waited)
         let rss2 = residentKiB(child.pid) ?? 0
         #expect(rss1 > 0 && rss2 - rss1 < 4096, "resident memory grew from \(rss1) KiB to \(rss2) KiB while retrying")
         #expect(try server.stats().events == 0)
-        #expect(child.stderrText.contains("retry 1 of 60 in 1.0 seconds"), "Retry-After is honoured: \(child.log)")
+        #expect(child.stderrText.contains("retry 1 of 1000 in 1.0 seconds"), "Retry-After is honoured: \(child.log)")
 
         // The server comes back: every event arrives once, nothing is dead-lettered.
         #expect(server.control(#"{"reset": true}"#))
         try child.stdin.fileHandleForWriting.close()
-        let status = try await offPool { child.wait(timeout: 60) }
+        let status = try await offPool { child.wait(timeout: 120) }
         #expect(status == 0, "\(child.log)")
         let got = ids(received(server))
         #expect(got.count == n && Set(got) == Set(0..<n), "\(got.count) events received, \(Set(got).count) distinct")
@@ -193,18 +193,18 @@ import Glibc
             from: s
             http: { url: '\(server.url)', batch: 100, linger: 5ms }
             queue: { capacity: 100, when_full: dead_letter }
-            retry: { max: 60, backoff: 100ms..1s }
+            retry: { max: 1000, backoff: 100ms..1s }
           archive: { from: s, file: { path: ../out/archive.jsonl } }
         dead_letter: { file: { path: ../out/dead.jsonl } }
         """)
         defer { child.kill() }
         let n = 3000
         child.stdin.fileHandleForWriting.write(Data(seqEvents(0..<n).utf8))
-        let archived = await eventually(timeout: .seconds(60)) { dir.lines("out/archive.jsonl").count == n }
+        let archived = await eventually(timeout: .seconds(120)) { dir.lines("out/archive.jsonl").count == n }
         #expect(archived, "the other sink is not held up: \(child.log)")
         #expect(server.control(#"{"reset": true}"#))
         try child.stdin.fileHandleForWriting.close()
-        let status = try await offPool { child.wait(timeout: 60) }
+        let status = try await offPool { child.wait(timeout: 120) }
         #expect(status == 0, "\(child.log)")
         let dead = dir.lines("out/dead.jsonl")
         let delivered = ids(received(server))

@@ -34,7 +34,7 @@ import Testing
           k:
             from: s
             kafka: { brokers: '\(kafka.bootstrap)', topic: out, options: { message.timeout.ms: 3000 } }
-            retry: { max: 30, backoff: 100ms..500ms }
+            retry: { max: 100, backoff: 100ms..500ms }
         dead_letter: { file: { path: ../out/dead.jsonl } }
         """, to: "pipelines/p.yaml")
         let run = try scratch.run("pipelines/p.yaml", name: "kretry")
@@ -42,11 +42,11 @@ import Testing
         let input = Kafka.seqEvents(500)
         run.stdin.fileHandleForWriting.write(Data((input.joined(separator: "\n") + "\n").utf8))
         // Deliveries time out while the broker is down, and the sink retries them.
-        let retrying = await eventually(timeout: .seconds(30)) { run.stderrText.contains("retry 1 of 30") }
+        let retrying = await eventually(timeout: .seconds(60)) { run.stderrText.contains("retry 1 of 100") }
         #expect(retrying, "\(run.log)")
         try kafka.command("up 1")
         try run.stdin.fileHandleForWriting.close()
-        let status = try await offPool { run.wait(timeout: 60) }
+        let status = try await offPool { run.wait(timeout: 120) }
         #expect(status == 0, "\(run.log)")
         let output = try kafka.consume("out")
         // At-least-once: every event arrives; a timed-out message may have been written too.
