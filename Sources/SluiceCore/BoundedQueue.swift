@@ -82,6 +82,21 @@ public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
         pop(stamping: { () })?.0
     }
 
+    /// Like `pop`, but waits at most `timeout` seconds: nil when nothing came by then (or closed and empty).
+    public func pop(timeout: Double) -> Element? {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        condition.lock()
+        defer { condition.unlock() }
+        while items.isEmpty && !closed {
+            if !condition.wait(until: deadline) { break }
+        }
+        guard let (item, w, b) = items.popFirst() else { return nil }
+        weight -= w
+        bytes -= b
+        condition.broadcast()
+        return item
+    }
+
     /// Like `pop`, and runs `stamp` while the queue is locked: consumers that stamp what they take
     /// (with the live UDF version, say) get stamps in the order the items left the queue.
     public func pop<Stamp>(stamping stamp: () -> Stamp) -> (Element, Stamp)? {

@@ -54,6 +54,8 @@ public enum MermaidGraph {
             case .stdout: kind = "stdout"
             case .stderr: kind = "stderr"
             case .kafka(let k): kind = "kafka " + k.topic
+            case .http(let h): kind = "http " + h.url.replacingOccurrences(of: "\"", with: "#quot;")
+            case .memcached(let m): kind = "memcached " + m.key.replacingOccurrences(of: "\"", with: "#quot;")
             }
             lines.append("  \(id(s.name))[(\(label(s.name, kind)))]")
             let arrow = s.when == nil ? "-->" : "-->|when|"

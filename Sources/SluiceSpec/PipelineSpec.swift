@@ -155,6 +155,8 @@ public struct SinkSpec: Sendable {
     public var when: Predicate?
     public var format: DataFormat
     public var queue: QueueSpec
+    /// `retry:`; nil = the default for the sink's type (`RetrySpec.none` or `.network`).
+    public var retry: RetrySpec?
     public var kind: Kind
 
     public enum Kind: Sendable {
@@ -163,11 +165,22 @@ public struct SinkSpec: Sendable {
         case stdout
         case stderr
         case kafka(KafkaSinkSpec)
+        case http(HTTPSinkSpec)
+        case memcached(MemcachedSinkSpec)
     }
     public init(name: String, location: SourceLocation, from: [String], when: Predicate? = nil, format: DataFormat = .json,
-                queue: QueueSpec, kind: Kind) {
+                queue: QueueSpec, retry: RetrySpec? = nil, kind: Kind) {
         self.name = name; self.location = location; self.from = from; self.when = when
-        self.format = format; self.queue = queue; self.kind = kind
+        self.format = format; self.queue = queue; self.retry = retry; self.kind = kind
+    }
+
+    /// The retry policy in force: the spec's, or the default for this sink's type.
+    public var effectiveRetry: RetrySpec {
+        if let retry { return retry }
+        switch kind {
+        case .http, .memcached: return .network
+        default: return .none
+        }
     }
 }
 

@@ -95,7 +95,7 @@ struct Loader {
     static let topKeys = ["pipeline", "udfs", "sources", "transforms", "sinks", "dead_letter", "settings", "tests", "lookups"]
     static let sourceTypes = ["file", "stdin", "generate", "kafka"]
     static let transformTypes = ["filter", "map", "flat_map", "project", "join", "dedup", "aggregate"]
-    static let sinkTypes = ["file", "stdout", "stderr", "kafka"]
+    static let sinkTypes = ["file", "stdout", "stderr", "kafka", "http", "memcached"]
     static let matchOps = ["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists"]
 
     // MARK: - Whole spec
