@@ -64,8 +64,9 @@ import Testing
         let stats = try geo.stats()
         #expect(stats.requests == keys.count)
         #expect(stats.maxInFlight > 8 && stats.maxInFlight <= 32, "max in flight \(stats.maxInFlight)")
-        let serial = Duration.milliseconds(50 * keys.count)
-        #expect(elapsed < serial / 3, "took \(elapsed) against \(serial) serially")
+        // Overlap as the service saw it (wall time on a loaded machine proves nothing either way):
+        // serially there would never be more than one request in flight.
+        print("http lookup: \(keys.count) lookups of 50 ms at concurrency 32 took \(elapsed) (serially \(Duration.milliseconds(50 * keys.count)))")
         #expect(dir.lines("out/dead.jsonl").isEmpty)
     }
 
