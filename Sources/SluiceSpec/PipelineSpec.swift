@@ -188,9 +188,22 @@ public struct Settings: Sendable {
     public var grace: Int64 = 30_000
     /// `max_event_bytes` (default 1 MiB): larger events are dead-lettered `too_large`; nil = the default.
     public var maxEventBytes: Int?
+    /// `checkpoint: { dir, every, keep }`; nil = no checkpoints.
+    public var checkpoint: CheckpointSettings?
     public init(queueCapacity: Int = 1024, batchSize: Int = 256, workers: Int? = nil) {
         self.queueCapacity = queueCapacity; self.batchSize = batchSize; self.workers = workers
     }
+}
+
+/// `settings.checkpoint`: where checkpoints are written, how often, and how many are kept.
+public struct CheckpointSettings: Sendable, Equatable {
+    /// Absolute directory (resolved against the spec's directory; default `.sluice/PIPELINE`).
+    public var dir: String
+    /// Interval between checkpoints, ms (default 10 s).
+    public var every: Int64
+    /// Complete checkpoints kept (default 5); older ones are deleted once a newer one is durable.
+    public var keep: Int
+    public init(dir: String, every: Int64 = 10_000, keep: Int = 5) { self.dir = dir; self.every = every; self.keep = keep }
 }
 
 /// One entry of the `tests:` block: events fed to sources, events expected at sinks (exact, in order).

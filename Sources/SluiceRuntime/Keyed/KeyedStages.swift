@@ -41,6 +41,16 @@ final class KeyedStages: Sendable {
         }
     }
 
+    /// Sends checkpoint barrier `id` from `channel` to every worker of every operator it feeds,
+    /// after everything the channel published before (the caller publishes in channel order).
+    func publishBarrier(_ id: UInt64, from channel: Channel, feeding operators: [Int]) {
+        for o in operators {
+            for lane in 0..<plan.operators[o].parallelism {
+                inboxes[o][lane].push(KeyedBatch(channel: channel, events: [], watermark: EventTime.missing, barrier: id), weight: 1)
+            }
+        }
+    }
+
     /// Wakes every stage worker to recompute its watermark (a source became idle).
     func poke() {
         for lanes in inboxes {
@@ -86,6 +96,25 @@ extension Pipeline {
         }
     }
 
+    /// Loads this worker's share of the restored checkpoint: the keys that hash to it from every
+    /// checkpointed worker of the operator, and its own watermarks when the layout is unchanged.
+    private func restoreStage<B: KeyedOperatorBehaviour>(_ behaviour: inout B, _ tracker: inout WatermarkTracker, op: Int, lane: Int) {
+        guard let restored else { return }
+        let spec = plan.operators[op]
+        let sections = restored.sections.filter { $0.op == spec.name }
+        let sameLayout = Set(sections.map(\.lane)) == Set(0..<spec.parallelism)
+        let lanes = spec.parallelism
+        for section in sections {
+            var r = StateReader(section.bytes)
+            do {
+                try tracker.restore(from: &r, apply: sameLayout && section.lane == lane)
+                try behaviour.restore(from: &r) { $0.lane(of: lanes) == lane }
+            } catch {
+                options.log("error", "transform '\(spec.name)': checkpoint \(restored.header.id) state of worker \(section.lane) is unreadable (\(error)); its keys start empty")
+            }
+        }
+    }
+
     /// Specialized per operator type, so the per-event calls are direct.
     private func runStage<B: KeyedOperatorBehaviour>(_ behaviour: inout B, _ stages: KeyedStages, op: Int, lane: Int, worker: Worker) {
         let spec = plan.operators[op]
@@ -96,7 +125,22 @@ extension Pipeline {
         let live = lua.live
         var lastFullReport = -Double.infinity
         var fullSinceReport = 0
-        while let (batch, code) = inbox.pop(stamping: { live?.current }) {
+        var aligner = BarrierAligner(channels: spec.channels)
+        var epoch = checkpoint?.firstAck
+        restoreStage(&behaviour, &tracker, op: op, lane: lane)
+        while let (popped, code) = inbox.pop(stamping: { live?.current }) {
+          for action in checkpoint == nil ? [.process(popped)] : aligner.receive(popped) {
+            let batch: KeyedBatch
+            switch action {
+            case .process(let b): batch = b
+            case .snapshot(let id):
+                var w = StateWriter()
+                tracker.snapshot(into: &w)
+                behaviour.snapshot(into: &w)
+                epoch = checkpoint?.snapshotted(id, op: spec.name, lane: lane, state: w.bytes)
+                stages.publishBarrier(id, from: myChannel, feeding: downstream)
+                continue
+            }
             worker.adoptCode(code)
             var ctx = OperatorContext(name: spec.name, worker: worker)
             let checkLate = batch.channel.stage > 0 && tracker.mark(batch.channel) != EventTime.missing
@@ -121,8 +165,9 @@ extension Pipeline {
             }
             let output = worker.processOutputs(ctx.outputs, of: op, code: nil)
             stats.mergeLuaCounters(worker.batchLuaCounters)
-            publishDeadLetters(ctx.deadLetters, acknowledgement: nil)
-            publish(output, acknowledgement: nil)
+            publishDeadLetters(ctx.deadLetters, acknowledgement: epoch)
+            epoch?.hold()
+            publish(output, acknowledgement: epoch)
             stages.publish(output.keyed, from: myChannel, feeding: downstream, watermark: tracker.current)
             stages.metrics.update(op, lane: lane, gauges: behaviour.gauges, late: ctx.late,
                                   deduplicated: ctx.deduplicated, stateFull: ctx.stateFull)
@@ -134,14 +179,18 @@ extension Pipeline {
                 lastFullReport = Date.timeIntervalSinceReferenceDate
                 fullSinceReport = 0
             }
+          }
         }
         // Closed: every input has ended (their +infinity watermarks normally fired everything already).
+        // Stopped with checkpoints on: the state stays for the next start (the last checkpoint holds it).
+        if checkpoint != nil && stopFlag.isSet { return }
         var ctx = OperatorContext(name: spec.name, worker: worker)
         behaviour.advance(to: EventTime.infinity, &ctx)
         if !ctx.outputs.isEmpty || !ctx.deadLetters.isEmpty {
             let output = worker.processOutputs(ctx.outputs, of: op, code: nil)
-            publishDeadLetters(ctx.deadLetters, acknowledgement: nil)
-            publish(output, acknowledgement: nil)
+            publishDeadLetters(ctx.deadLetters, acknowledgement: epoch)
+            epoch?.hold()
+            publish(output, acknowledgement: epoch)
             stages.publish(output.keyed, from: myChannel, feeding: downstream, watermark: EventTime.infinity)
         }
         stages.metrics.update(op, lane: lane, gauges: behaviour.gauges, late: 0, deduplicated: 0, stateFull: 0)

@@ -92,5 +92,21 @@ final class SourceTiming {
 
     func setBusy(_ busy: Bool) { board.setBusy(index, busy) }
 
+    /// The largest time seen per input, for a checkpoint.
+    func marks() -> [InputMark] {
+        maxSeen.map { InputMark(topic: $0.key.topic, partition: $0.key.partition, maxSeen: $0.value) }
+            .sorted { ($0.topic ?? "", $0.partition) < ($1.topic ?? "", $1.partition) }
+    }
+
+    /// Resumes with a checkpoint's largest times (so lateness is judged as in an uninterrupted run).
+    func restore(_ marks: [InputMark]) {
+        let now = WatermarkBoard.now()
+        for m in marks {
+            let input = SourceInput(topic: m.topic, partition: m.partition)
+            maxSeen[input] = m.maxSeen
+            lastArrival[input] = now
+        }
+    }
+
     func finish() { board.finish(index) }
 }
