@@ -134,10 +134,17 @@ extension Pipeline {
             switch action {
             case .process(let b): batch = b
             case .snapshot(let id):
-                var w = StateWriter()
-                tracker.snapshot(into: &w)
-                behaviour.snapshot(into: &w)
-                epoch = checkpoint?.snapshotted(id, op: spec.name, lane: lane, state: w.bytes)
+                // Copies share their storage (copy-on-write): the state is encoded on the checkpoint
+                // encoder's thread while this worker goes on; its first change of a table copies it.
+                let frozen = behaviour, frozenTracker = tracker
+                if let checkpoint {
+                    epoch = checkpoint.snapshotted(id, op: spec.name, lane: lane) {
+                        var w = StateWriter()
+                        frozenTracker.snapshot(into: &w)
+                        frozen.snapshot(into: &w)
+                        return w.bytes
+                    }
+                }
                 stages.publishBarrier(id, from: myChannel, feeding: downstream)
                 continue
             }

@@ -112,7 +112,7 @@ struct OperatorGaugeValues: Sendable, Equatable {
 
 /// The behaviour of a stateful transform, owned by one stage worker (no locks): it keeps the
 /// state of the keys that hash to this worker and reacts to events and to watermark advances.
-protocol KeyedOperatorBehaviour {
+protocol KeyedOperatorBehaviour: Sendable {
     mutating func process(_ event: KeyedEvent, _ ctx: inout OperatorContext)
     /// The operator's watermark moved to `watermark`: fire every timer due, in time order.
     mutating func advance(to watermark: Int64, _ ctx: inout OperatorContext)

@@ -2,7 +2,7 @@ import SluiceCore
 
 /// The watermark of one keyed stage worker: the minimum over its channels, skipping sources that
 /// are idle (all idle: the largest). Never goes backwards.
-struct WatermarkTracker {
+struct WatermarkTracker: Sendable {
     private var index: [Channel: Int] = [:]
     private var marks: [Int64]
     private let channels: [Channel]
