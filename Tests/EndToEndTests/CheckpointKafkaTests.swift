@@ -1,0 +1,110 @@
+import Foundation
+import Testing
+
+/// Checkpoints over Kafka with the dev broker (`sluice dev kafka`, its own process): a join of two
+/// topics is killed with kill -9 mid-stream and restarted; nothing is missing, and every offset
+/// the killed process committed to its groups is one a complete checkpoint holds.
+@Suite struct CheckpointKafkaTests {
+    static func spec(_ bootstrap: String) -> String {
+        """
+        pipeline: ckpt-kafka
+        sources:
+          impressions:
+            kafka: { brokers: '\(bootstrap)', topics: [imp], group: ckpt-imp, options: { \(KafkaEndToEndTests.consumerOptions), auto.commit.interval.ms: 100 } }
+            time: ts
+            lateness: 10s
+            idle: 1h
+          plays:
+            kafka: { brokers: '\(bootstrap)', topics: [plays], group: ckpt-plays, options: { \(KafkaEndToEndTests.consumerOptions), auto.commit.interval.ms: 100 } }
+            time: ts
+            lateness: 10s
+            idle: 1h
+        transforms:
+          converted:
+            join:
+              left:  { from: impressions, key: '{profile_id}:{title_id}' }
+              right: { from: plays,       key: '{profile_id}:{title_id}' }
+              within: 1h
+              merge: { udf: conversions.attribute }
+        sinks:
+          conversions: { from: converted, file: { path: ../out/conversions.jsonl } }
+        dead_letter:
+          file: { path: ../out/dead_letter.jsonl }
+        settings:
+          checkpoint: { dir: ../ckpt, every: 300ms, keep: 1000 }
+        """
+    }
+
+    /// Committed offsets in a debug log: every `topic[p]@offset` of the `committed` lines.
+    static func commits(_ log: String) -> [String] {
+        var out: [String] = []
+        for line in log.split(separator: "\n") {
+            guard let r = line.range(of: "kafka consumer: committed ") else { continue }
+            out += line[r.upperBound...].split(separator: " ").map(String.init)
+        }
+        return out
+    }
+
+    @Test func killNineDuringAKafkaJoinThenRestartMissesNothing() async throws {
+        let dir = try CheckpointTests.joinTree(impressions: 20_000, seed: 3)
+        let kafka = try await offPool { try DevKafka(topics: ["imp": 2, "plays": 2], dir: dir) }
+        defer { kafka.stop() }
+        try dir.write(Self.spec(kafka.bootstrap), to: "pipelines/k.yaml")
+        let expected = CheckpointTests.reference(dir)
+        let imps = dir.lines("data/imp.jsonl"), plays = dir.lines("data/plays.jsonl")
+        // After the data, one event far ahead in time on every partition moves every watermark past it all.
+        let last = try #require(StatefulRun.objects(dir, "data/plays.jsonl").map { $0["ts"] as! Int }.max())
+        let flushImp = #"{"profile_id":"flush","title_id":0,"impression_id":"flush","page":"x","ts":\#(last + 3 * 3_600_000)}"#
+        let flushPlay = #"{"profile_id":"flush","title_id":1,"event_id":"flush","ts":\#(last + 3 * 3_600_000)}"#
+        let run1 = try ChildProcess(name: "k1", executable: SluiceBinary.path, arguments: ["run", "pipelines/k.yaml"], cwd: dir,
+                                    logDir: dir.appendingPathComponent("out"), environment: ["SLUICE_LOG": "debug"])
+        defer { run1.kill() }
+        // Impressions at once, plays as a live stream (about 1,000 a second), then the flush events.
+        try await offPool { try kafka.produce(imps, topic: "imp") }
+        let feeder = Feeder(kafka, topic: "plays", lines: plays, chunk: 100, pause: 0.1)
+        defer { feeder.cancel() }
+        let flushed = Task {
+            try await offPool {
+                if let failure = feeder.finish() { throw DevKafka.DevKafkaError(message: failure) }
+                for p in 0..<2 {
+                    try kafka.produce([flushImp], topic: "imp", partition: p)
+                    try kafka.produce([flushPlay], topic: "plays", partition: p)
+                }
+            }
+        }
+        let partly = await eventually(timeout: .seconds(90)) {
+            dir.lines("out/conversions.jsonl").count >= expected.count / 3 && !Self.commits(run1.stderrText).isEmpty
+        }
+        try #require(partly, "\(run1.log)")
+        try await offPool { run1.kill() }
+        let atKill = dir.lines("out/conversions.jsonl").count
+        #expect(atKill < expected.count, "everything was written before the kill; nothing was tested")
+
+        // Every offset committed is a position of a complete checkpoint.
+        var positions: Set<String> = []
+        for line in try await CheckpointTests.listing(dir, "pipelines/k.yaml") {
+            for m in line.matches(of: /(imp|plays)\[(\d+)\]@(\d+)/) { positions.insert("\(m.1)[\(m.2)]@\(m.3)") }
+        }
+        let committed = Self.commits(run1.stderrText)
+        #expect(!committed.isEmpty && committed.allSatisfy { positions.contains($0) },
+                "committed offsets not in a checkpoint: \(committed.filter { !positions.contains($0) }.prefix(5))")
+
+        try CheckpointTests.dropTornLine(dir.appendingPathComponent("out/conversions.jsonl"))
+        let run2 = try ChildProcess(name: "k2", executable: SluiceBinary.path, arguments: ["run", "pipelines/k.yaml"], cwd: dir,
+                                    logDir: dir.appendingPathComponent("out"))
+        defer { run2.kill() }
+        func union() -> [String: Int] {
+            var u: [String: Int] = [:]
+            for o in StatefulRun.objects(dir, "out/conversions.jsonl") { u[o["event_id"] as! String] = o["impressions"] as? Int }
+            return u
+        }
+        try await flushed.value
+        let complete = await eventually(timeout: .seconds(120)) { union().count >= expected.count }
+        #expect(complete, "\(run2.log)")
+        #expect(run2.stderrText.contains("starts at the checkpointed offset"), "\(run2.stderrText)")
+        let status = try await offPool { run2.terminate() }
+        #expect(status == 0, "\(run2.log)")
+        #expect(union() == expected)
+        #expect(dir.lines("out/dead_letter.jsonl").isEmpty)
+    }
+}
