@@ -108,3 +108,33 @@ import Testing
         #expect(dir.lines("out/dead_letter.jsonl").isEmpty)
     }
 }
+
+extension CheckpointKafkaTests {
+    @Test func eventsReEmittedAfterARewindCarryTheRestatementHeader() async throws {
+        let dir = try SluiceBinary.scratch()
+        let kafka = try await offPool { try DevKafka(topics: ["out": 1], dir: dir) }
+        defer { kafka.stop() }
+        try dir.write("""
+            pipeline: ckpt-restate
+            sources:
+              in: { file: { path: ../data/in.jsonl } }
+            sinks:
+              out: { from: in, kafka: { brokers: '\(kafka.bootstrap)', topic: out } }
+            settings:
+              checkpoint: { dir: ../ckpt, every: 1h }
+            """, to: "pipelines/r.yaml")
+        let chunks = (0..<2).map { c in (0..<5).map { #"{"chunk":\#(c),"n":\#($0)}"# } }
+        for chunk in chunks {
+            try StatefulRun.append(chunk, to: dir.appendingPathComponent("data/in.jsonl").path)
+            let r = try await SluiceBinary.runAsync(["run", "pipelines/r.yaml"], cwd: dir)
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        let rewind = try await SluiceBinary.runAsync(["rewind", "pipelines/r.yaml", "--to", "1"], cwd: dir)
+        #expect(rewind.status == 0, "\(rewind.stderr)")
+        let r = try await SluiceBinary.runAsync(["run", "pipelines/r.yaml"], cwd: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        let got = try await offPool { try kafka.consume("out", format: "%h|%s\n") }
+        let plain = chunks.flatMap { $0 }.map { "|" + $0 }
+        #expect(got == plain + chunks[1].map { "sluice-restatement=1|" + $0 })
+    }
+}
