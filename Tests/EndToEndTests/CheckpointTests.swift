@@ -323,3 +323,51 @@ struct SeededRandom {
         return z ^ (z >> 31)
     }
 }
+
+extension CheckpointTests {
+    /// The README's restatement walkthrough, run as written (`sh -e`) in a copy of the repository.
+    @Test func theReadmeRestatementWalkthroughRestatesTheBadRelease() async throws {
+        let readme = try String(contentsOf: SluiceBinary.root.appendingPathComponent("README.md"), encoding: .utf8)
+        let marker = try #require(readme.range(of: "<!-- restatement-walkthrough -->\n```sh\n"))
+        let script = String(readme[marker.upperBound...].prefix { _ in true }.split(separator: "```", maxSplits: 1)[0])
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-restate-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for sub in ["pipelines", "udfs", "data"] {
+            try FileManager.default.copyItem(at: SluiceBinary.root.appendingPathComponent(sub), to: dir.appendingPathComponent(sub))
+        }
+        let bin = URL(fileURLWithPath: SluiceBinary.path).deletingLastPathComponent().path
+        let path = bin + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        let r = try await offPool {
+            let p = SluiceBinary.Running()
+            p.process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.process.arguments = ["-e", "-c", script]
+            p.process.currentDirectoryURL = dir
+            p.process.environment = ProcessInfo.processInfo.environment.merging(["PATH": path]) { $1 }
+            p.process.standardInput = p.stdin
+            p.process.standardOutput = p.stdout
+            p.process.standardError = p.stderr
+            p.startReading()
+            try p.process.run()
+            try p.stdin.fileHandleForWriting.close()
+            return p.finish()
+        }
+        #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
+        let listing = r.stdoutLines.filter { $0.first?.isNumber == true }
+        #expect(listing.count == 2 && listing[0].hasPrefix("1  ") && listing[1].hasPrefix("2  "), "\(r.stdout)")
+        #expect(listing.first?.contains("plays=byte 225248 (line 1000)") == true, "\(listing)")
+        let hash = { (l: String) in l.firstMatch(of: /udf v\d+ \(([0-9a-f]+)\)/).map { String($0.1) } }
+        #expect(listing.count == 2 && hash(listing[0]) != nil && hash(listing[0]) != hash(listing[1]), "\(listing)")
+        #expect(r.stdout.contains("restores checkpoint 1"), "\(r.stdout)")
+        let plays = StatefulRun.objects(dir, "data/plays.sample.jsonl")
+        let watched = StatefulRun.objects(dir, "out/restatement/watched.jsonl")
+        #expect(watched.count == 3000)
+        func minutes(_ o: [String: Any]) -> Int { o["minutes"] as? Int ?? -1 }
+        func right(_ i: Int) -> Int { (plays[i]["duration_ms"] as? Int ?? 0) / 60000 }
+        func wrong(_ i: Int) -> Int { (plays[i]["duration_ms"] as? Int ?? 0) / 6000 }
+        guard watched.count == 3000 else { return }
+        #expect((0..<1000).allSatisfy { minutes(watched[$0]) == right($0) }, "plays 1-1000 before the release")
+        #expect((1000..<2000).allSatisfy { minutes(watched[$0]) == wrong($0) }, "plays 1001-2000 with the bad release")
+        #expect((2000..<3000).allSatisfy { minutes(watched[$0]) == right($0 - 1000) && watched[$0]["event_id"] as? String == plays[$0 - 1000]["event_id"] as? String },
+                "plays 1001-2000 restated")
+    }
+}
