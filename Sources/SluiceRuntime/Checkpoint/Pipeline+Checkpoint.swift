@@ -11,9 +11,12 @@ struct RestorePoint: Sendable {
     static func load(_ settings: CheckpointSettings, log: @escaping @Sendable (String, String) -> Void) -> RestorePoint {
         let store = CheckpointStore(dir: settings.dir)
         let marker = store.readRewind()
+        let began = ContinuousClock.now
         let file = store.latestValid { log("error", $0) }
         if let file {
-            log("info", "restoring checkpoint \(file.header.id) of \(settings.dir) (taken \(CheckpointListing.time(file.header.time)), udf version \(file.header.udfVersion))")
+            let ms = CheckpointCoordinator.millis(ContinuousClock.now - began)
+            log("info", "restoring checkpoint \(file.header.id) of \(settings.dir) (taken \(CheckpointListing.time(file.header.time)), "
+                + "udf version \(file.header.udfVersion), \(file.stateBytes) state bytes read and verified in \(String(format: "%.0f", ms)) ms)")
         } else if !store.ids().isEmpty {
             log("error", "no checkpoint in \(settings.dir) is usable: starting with empty state from the sources' start")
         }

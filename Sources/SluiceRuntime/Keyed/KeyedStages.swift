@@ -104,6 +104,7 @@ extension Pipeline {
         let sections = restored.sections.filter { $0.op == spec.name }
         let sameLayout = Set(sections.map(\.lane)) == Set(0..<spec.parallelism)
         let lanes = spec.parallelism
+        let began = ContinuousClock.now
         for section in sections {
             var r = StateReader(section.bytes)
             do {
@@ -113,6 +114,9 @@ extension Pipeline {
                 options.log("error", "transform '\(spec.name)': checkpoint \(restored.header.id) state of worker \(section.lane) is unreadable (\(error)); its keys start empty")
             }
         }
+        let g = behaviour.gauges
+        options.log("info", "transform '\(spec.name)' worker \(lane): restored \(g.keys) keys, \(g.stateBytes) state bytes in "
+                    + String(format: "%.0f ms", CheckpointCoordinator.millis(ContinuousClock.now - began)))
     }
 
     /// Specialized per operator type, so the per-event calls are direct.

@@ -211,3 +211,21 @@ import SluiceSpec
         #expect(Self.describe(a.receive(Self.batch(1, 0, barrier: 2))) == ["s2", "p0.0:6"])
     }
 }
+
+extension CheckpointStateTests {
+    @Test func crc32cMatchesTheStandardCheckValue() {
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+        let long = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        // Slicing-by-8 and the byte loop agree at every length.
+        var c: UInt32 = 0xFFFF_FFFF
+        var byByte: [UInt32] = []
+        for b in long {
+            for _ in 0..<1 {
+                c ^= UInt32(b)
+                for _ in 0..<8 { c = c & 1 != 0 ? (c >> 1) ^ 0x82F6_3B78 : c >> 1 }
+            }
+            byByte.append(c ^ 0xFFFF_FFFF)
+        }
+        #expect((1...long.count).allSatisfy { CRC32C.checksum(long, count: $0) == byByte[$0 - 1] })
+    }
+}
