@@ -50,10 +50,17 @@ final class CheckpointCoordinator: Sendable {
     /// Encodes stage workers' snapshots off their threads, one at a time.
     private let encoder = DispatchQueue(label: "sluice-checkpoint-encoder", qos: .utility)
 
-    /// Filled in by the pipeline before `start`.
-    nonisolated(unsafe) var injectBarriers: (@Sendable (_ id: UInt64, _ next: Acknowledgement) -> Void)?
-    nonisolated(unsafe) var headerInfo: (@Sendable () -> (udfVersion: Int, udfHash: String, lookups: [String: String]))?
-    nonisolated(unsafe) var onComplete: (@Sendable (CheckpointHeader) -> Void)?
+    /// How the coordinator reaches the running pipeline (set by `wire` before the run starts).
+    struct Wiring: Sendable {
+        /// Takes barrier `id` at every source; later batches join the epoch of `next`.
+        var injectBarriers: @Sendable (_ id: UInt64, _ next: Acknowledgement) -> Void
+        var headerInfo: @Sendable () -> (udfVersion: Int, udfHash: String, lookups: [String: String])
+        /// A checkpoint is durable (Kafka sources commit its offsets).
+        var onComplete: @Sendable (CheckpointHeader) -> Void
+    }
+    private let wiring = Mutex<Wiring?>(nil)
+
+    func wire(_ w: Wiring) { wiring.withLock { $0 = w } }
 
     init(settings: CheckpointSettings, pipeline: String, sources: Int, lanes: Int, restoredFrom: UInt64?,
          restatement: Restatement, log: @escaping @Sendable (String, String) -> Void) {
@@ -122,7 +129,7 @@ final class CheckpointCoordinator: Sendable {
             return (id, next)
         }
         guard let started, let e = epoch(started.id) else { return nil }
-        injectBarriers?(started.id, started.next.ack)
+        wiring.withLock { $0 }?.injectBarriers(started.id, started.next.ack)
         e.ack.release()   // the coordinator's own hold: every barrier is on its way
         return started.id
     }
@@ -162,7 +169,8 @@ final class CheckpointCoordinator: Sendable {
                 positions[i].file = f
             }
         }
-        let info = headerInfo?() ?? (udfVersion: 0, udfHash: "", lookups: [:])
+        let w = wiring.withLock { $0 }
+        let info = w?.headerInfo() ?? (udfVersion: 0, udfHash: "", lookups: [:])
         let label = restatement.label
         let header = CheckpointHeader(id: id, time: Int64(Date().timeIntervalSince1970 * 1000), pipeline: pipeline,
                                       udfVersion: info.udfVersion, udfHash: info.udfHash, lookups: info.lookups,
@@ -177,7 +185,7 @@ final class CheckpointCoordinator: Sendable {
             figures.withLock { $0.written += 1; $0.lastMillis = ms; $0.lastBytes = file.stateBytes; $0.lastEncodeMillis = encoding }
             log("debug", "checkpoint \(id) written: \(file.stateBytes) state bytes, \(String(format: "%.1f", ms)) ms from start to durable "
                 + "(encoding the state \(String(format: "%.1f", encoding)) ms, off the stage workers)")
-            onComplete?(header)
+            w?.onComplete(header)
             endRestatementIfPast(positions)
         } catch {
             figures.withLock { $0.failed += 1 }

@@ -44,7 +44,7 @@ extension Pipeline {
                           stages: KeyedStages, group: DispatchGroup) {
         let specs = spec.sources
         let plan = plan
-        coordinator.injectBarriers = { id, next in
+        let inject: @Sendable (UInt64, Acknowledgement) -> Void = { id, next in
             for (s, outlet) in outlets.enumerated() {
                 let k = Self.checkpointKind(specs[s].kind)
                 let (seq, position) = outlet.barrier(name: specs[s].name, kind: k.kind, path: k.path, next: next)
@@ -58,15 +58,15 @@ extension Pipeline {
         let usesLua = !plan.luaCode.isEmpty
         let lookups = lua.lookups
         let reloader = reloader
-        coordinator.headerInfo = {
-            (reloader?.live.current.number ?? 1, usesLua ? Self.udfHash(udfDir) : "", lookups?.versions ?? [:])
-        }
         let sources = sources
-        coordinator.onComplete = { header in
-            for (s, source) in sources.enumerated() {
-                if let p = header.sources.first(where: { $0.name == specs[s].name }) { source.checkpointed(p) }
-            }
-        }
+        coordinator.wire(CheckpointCoordinator.Wiring(
+            injectBarriers: inject,
+            headerInfo: { (reloader?.live.current.number ?? 1, usesLua ? Self.udfHash(udfDir) : "", lookups?.versions ?? [:]) },
+            onComplete: { header in
+                for (s, source) in sources.enumerated() {
+                    if let p = header.sources.first(where: { $0.name == specs[s].name }) { source.checkpointed(p) }
+                }
+            }))
         startThread("sluice-checkpoint", group) { coordinator.run() }
     }
 
