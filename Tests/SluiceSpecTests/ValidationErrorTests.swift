@@ -237,14 +237,14 @@ import Testing
     sinks:
       out: { from: [in, k], http: { url: x }, retry: { max: 3 } }
       m: { from: in, memcached: {} }
-    settings: { checkpoint: { every: 10s, kept: 3 }, admin: { listen: x } }
+    settings: { checkpoint: { every: 10s, kepp: 3 }, admin: { listen: x } }
     """) == [
         "p.yaml:1:19: 'http' is not supported yet (in lookup 'geo')",
         "p.yaml:3:8: missing 'brokers' in 'kafka' of source 'k'",
         "p.yaml:6:25: 'http' is not supported yet (in sink 'out')",
         "p.yaml:6:43: 'retry' is not supported yet (in sink 'out')",
         "p.yaml:7:18: 'memcached' is not supported yet (in sink 'm')",
-        "p.yaml:8:39: unknown key 'kept' in 'checkpoint' in 'settings' (did you mean 'keep'?)",
+        "p.yaml:8:39: unknown key 'kepp' in 'checkpoint' in 'settings' (did you mean 'keep'?)",
         "p.yaml:8:67: invalid address 'x' for 'listen' in 'admin' (expected HOST:PORT, e.g. 127.0.0.1:9464)",
     ])
 }
