@@ -131,6 +131,8 @@ extension Pipeline {
         var fullSinceReport = 0
         var aligner = BarrierAligner(channels: spec.channels)
         var epoch = checkpoint?.firstAck
+        /// Set at a snapshot: the next batch pays the copy-on-write copy of the tables (logged at debug).
+        var afterSnapshot: (id: UInt64, at: ContinuousClock.Instant)?
         restoreStage(&behaviour, &tracker, op: op, lane: lane)
         while let (popped, code) = inbox.pop(stamping: { live?.current }) {
           for action in checkpoint == nil ? [.process(popped)] : aligner.receive(popped) {
@@ -150,6 +152,7 @@ extension Pipeline {
                     }
                 }
                 stages.publishBarrier(id, from: myChannel, feeding: downstream)
+                afterSnapshot = (id, .now)
                 continue
             }
             worker.adoptCode(code)
@@ -168,6 +171,11 @@ extension Pipeline {
             }
             if batch.channel.stage >= 0 { tracker.update(batch.channel, batch.watermark) }
             if let w = tracker.advance(board: stages.board) { behaviour.advance(to: w, &ctx) }
+            if let a = afterSnapshot, !batch.events.isEmpty {
+                options.log("debug", "transform '\(spec.name)' worker \(lane): first batch after checkpoint \(a.id) took "
+                            + String(format: "%.1f ms", CheckpointCoordinator.millis(ContinuousClock.now - a.at)) + " (copy-on-write of the state)")
+                afterSnapshot = nil
+            }
             let received = batch.events.reduce(0) { $0 + ($1.partial?.events ?? 1) }
             stats.add(spec.name) {
                 $0.received &+= received
