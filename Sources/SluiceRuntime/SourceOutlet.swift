@@ -64,15 +64,15 @@ final class SourceOutlet: @unchecked Sendable {
         }
     }
 
-    /// Blocks while the work queue is full (backpressure). `mark`: where the source stands after these events.
+    /// Blocks while the work queue is full (backpressure), and first while the source runs more
+    /// than `max_drift` ahead of a peer (judged on its watermark after the previous batch).
+    /// `mark`: where the source stands after these events.
     func emit(_ events: [Event], mark: SourceMark? = nil, acknowledgement: Acknowledgement? = nil) {
         guard !events.isEmpty else { return }
+        timing?.holdBack()
         var batch = Batch(source: source, sequence: 0, events: events, acknowledgement: acknowledgement)
         reserve(&batch, mark: mark)
-        if let timing {
-            timing.holdBack(batch)
-            timing.setBusy(true)
-        }
+        timing?.setBusy(true)
         defer { timing?.setBusy(false) }
         _ = work.push(batch)
     }
@@ -82,11 +82,11 @@ final class SourceOutlet: @unchecked Sendable {
     func offer(_ events: [Event], acknowledgement: Acknowledgement? = nil, wait: Double = 0) -> Bool {
         guard !events.isEmpty else { return true }
         var batch = Batch(source: source, sequence: 0, events: events, acknowledgement: acknowledgement)
+        timing?.holdBack()
         timing?.setBusy(true)
         defer { timing?.setBusy(false) }
         guard work.waitForRoom(weight: 1, timeout: wait) else { return false }
         reserve(&batch, mark: nil)
-        timing?.holdBack(batch)
         _ = work.push(batch)
         return true
     }

@@ -149,7 +149,7 @@ import Glibc
         func checkpointIDs() -> Set<UInt64> {
             Set(ids().compactMap { UInt64($0.dropFirst(5).dropLast(7)) })
         }
-        for round in 0..<5 {
+        for round in 0..<8 {
             let before = size()
             let restored = checkpointIDs().max()
             let child = try ChildProcess(name: "kill-\(round)", executable: SluiceBinary.path, arguments: ["run", "pipelines/j.yaml"],

@@ -25,6 +25,8 @@ final class SourceTiming {
     /// Assigned inputs that have sent nothing yet, with when they were first seen assigned.
     private var waitingSince: [SourceInput: Int64] = [:]
     private let inputs: (@Sendable () -> [SourceInput]?)?
+    /// The watermark after the last batch stamped.
+    private var lastWatermark = EventTime.missing
 
     init(index: Int, spec: EventTimeSpec, format: DataFormat, board: WatermarkBoard, stop: StopFlag,
          inputs: (@Sendable () -> [SourceInput]?)? = nil) {
@@ -60,6 +62,7 @@ final class SourceTiming {
             }
         }
         batch.watermark = watermark(now: now)
+        lastWatermark = batch.watermark
         board.post(index, watermark: batch.watermark)
     }
 
@@ -85,9 +88,11 @@ final class SourceTiming {
         return active == Int64.max ? any : active
     }
 
-    /// Pauses while this source runs more than `max_drift` ahead of a peer.
-    func holdBack(_ batch: Batch) {
-        board.waitWhileAhead(index, watermark: batch.watermark, stop: stop)
+    /// Pauses while this source (its watermark after the last batch stamped) runs more than
+    /// `max_drift` ahead of a peer. Called before the next batch is numbered, so a checkpoint
+    /// barrier can still be taken while the source waits (it is not stuck behind the paused batch).
+    func holdBack() {
+        board.waitWhileAhead(index, watermark: lastWatermark, stop: stop)
     }
 
     func setBusy(_ busy: Bool) { board.setBusy(index, busy) }
