@@ -385,3 +385,37 @@ extension CheckpointTests {
                 "plays 1001-2000 restated")
     }
 }
+
+extension CheckpointTests {
+    /// A source paused by `max_drift` (far ahead of its peer) must not hold checkpoints back: its
+    /// barrier is taken while it waits.
+    @Test func checkpointsCompleteWhileASourceIsPausedByMaxDrift() async throws {
+        let dir = try SluiceBinary.scratch()
+        let t0: Int64 = 1_700_000_000_000
+        try StatefulRun.append((0..<200).map { #"{"k":"k\#($0 % 5)","ts":\#(t0 + Int64($0) * 10_000)}"# }, to: dir.appendingPathComponent("data/a.jsonl").path)
+        try StatefulRun.append((0..<10).map { #"{"k":"k\#($0 % 5)","ts":\#(t0 + Int64($0) * 10_000)}"# }, to: dir.appendingPathComponent("data/b.jsonl").path)
+        try dir.write("""
+            pipeline: ckpt-drift
+            sources:
+              a: { file: { path: ../data/a.jsonl, follow: true }, time: ts, idle: 1h }
+              b: { file: { path: ../data/b.jsonl, follow: true }, time: ts, idle: 1h }
+            transforms:
+              j: { join: { left: { from: a, key: '{k}' }, right: { from: b, key: '{k}' }, within: 1h } }
+            sinks:
+              o: { from: j, file: { path: ../out/o.jsonl } }
+            settings: { batch_size: 10, max_drift: 1m, checkpoint: { dir: ../ckpt, every: 100ms, keep: 1000 } }
+            """, to: "pipelines/d.yaml")
+        let child = try ChildProcess(name: "drift", executable: SluiceBinary.path, arguments: ["run", "pipelines/d.yaml"],
+                                     cwd: dir, logDir: dir.appendingPathComponent("out"))
+        defer { child.kill() }
+        func count() -> Int { ((try? FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("ckpt").path)) ?? []).filter { $0.hasSuffix(".sluice") }.count }
+        // Source a is paused at once (its watermark passes b's by more than a minute within its first batches).
+        #expect(await eventually(timeout: .seconds(30)) { count() >= 2 }, "\(child.log)")
+        let before = count()
+        #expect(await eventually(timeout: .seconds(30)) { count() >= before + 3 }, "checkpoints stopped while a was paused: \(child.log)")
+        let listing = try await Self.listing(dir, "pipelines/d.yaml")
+        #expect(listing.last.flatMap { Self.line(of: "a", in: $0) }.map { $0 < 200 } == true, "a was not paused: \(listing.last ?? "")")
+        let status = try await offPool { child.terminate(timeout: 30) }
+        #expect(status == 0, "\(child.log)")
+    }
+}
