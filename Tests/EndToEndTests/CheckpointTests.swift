@@ -419,3 +419,17 @@ extension CheckpointTests {
         #expect(status == 0, "\(child.log)")
     }
 }
+
+extension CheckpointTests {
+    @Test func checkpointCommandsExplainWhatIsWrong() async throws {
+        let dir = try SluiceBinary.scratch()
+        try dir.write("sources: { in: { stdin: {} } }\nsinks: { out: { from: in, stdout: {} } }\n", to: "pipelines/none.yaml")
+        let none = try await SluiceBinary.runAsync(["checkpoints", "pipelines/none.yaml"], cwd: dir)
+        #expect(none.status == 2 && none.stderr.contains("has no 'checkpoint' in 'settings'"), "\(none.stderr)")
+        try dir.write(Self.copySpec, to: "pipelines/c.yaml")
+        let empty = try await SluiceBinary.runAsync(["checkpoints", "pipelines/c.yaml"], cwd: dir)
+        #expect(empty.status == 0 && empty.stdout.isEmpty && empty.stderr.contains("no checkpoints in"), "\(empty.stderr)")
+        let bad = try await SluiceBinary.runAsync(["rewind", "pipelines/c.yaml", "--to", "yesterday"], cwd: dir)
+        #expect(bad.status == 2 && bad.stderr.contains("expected a checkpoint id or an RFC 3339 time"), "\(bad.stderr)")
+    }
+}
