@@ -135,70 +135,70 @@ extension Pipeline {
         var afterSnapshot: (id: UInt64, at: ContinuousClock.Instant)?
         restoreStage(&behaviour, &tracker, op: op, lane: lane)
         while let (popped, code) = inbox.pop(stamping: { live?.current }) {
-          for action in checkpoint == nil ? [.process(popped)] : aligner.receive(popped) {
-            let batch: KeyedBatch
-            switch action {
-            case .process(let b): batch = b
-            case .snapshot(let id):
-                // Copies share their storage (copy-on-write): the state is encoded on the checkpoint
-                // encoder's thread while this worker goes on; its first change of a table copies it.
-                let frozen = behaviour, frozenTracker = tracker
-                if let checkpoint {
-                    epoch = checkpoint.snapshotted(id, op: spec.name, lane: lane) {
-                        var w = StateWriter()
-                        frozenTracker.snapshot(into: &w)
-                        frozen.snapshot(into: &w)
-                        return w.bytes
+            for action in checkpoint == nil ? [.process(popped)] : aligner.receive(popped) {
+                let batch: KeyedBatch
+                switch action {
+                case .process(let b): batch = b
+                case .snapshot(let id):
+                    // Copies share their storage (copy-on-write): the state is encoded on the checkpoint
+                    // encoder's thread while this worker goes on; its first change of a table copies it.
+                    let frozen = behaviour, frozenTracker = tracker
+                    if let checkpoint {
+                        epoch = checkpoint.snapshotted(id, op: spec.name, lane: lane) {
+                            var w = StateWriter()
+                            frozenTracker.snapshot(into: &w)
+                            frozen.snapshot(into: &w)
+                            return w.bytes
+                        }
+                    }
+                    stages.publishBarrier(id, from: myChannel, feeding: downstream)
+                    afterSnapshot = (id, .now)
+                    continue
+                }
+                worker.adoptCode(code)
+                var ctx = OperatorContext(name: spec.name, worker: worker)
+                let checkLate = batch.channel.stage > 0 && tracker.mark(batch.channel) != EventTime.missing
+                let mark = tracker.mark(batch.channel)
+                batch.events.withUnsafeBufferPointer { events in   // borrowed: no copy (and retain) per event
+                    for i in events.indices {
+                        if checkLate, events[i].time < mark {
+                            ctx.late += 1
+                            ctx.deadLetter(events[i], reason: "late", detail: "event time \(events[i].time) is behind the watermark \(mark) of its input (stage \(batch.channel.stage) worker \(batch.channel.lane))")
+                            continue
+                        }
+                        behaviour.process(events[i], &ctx)
                     }
                 }
-                stages.publishBarrier(id, from: myChannel, feeding: downstream)
-                afterSnapshot = (id, .now)
-                continue
-            }
-            worker.adoptCode(code)
-            var ctx = OperatorContext(name: spec.name, worker: worker)
-            let checkLate = batch.channel.stage > 0 && tracker.mark(batch.channel) != EventTime.missing
-            let mark = tracker.mark(batch.channel)
-            batch.events.withUnsafeBufferPointer { events in   // borrowed: no copy (and retain) per event
-                for i in events.indices {
-                    if checkLate, events[i].time < mark {
-                        ctx.late += 1
-                        ctx.deadLetter(events[i], reason: "late", detail: "event time \(events[i].time) is behind the watermark \(mark) of its input (stage \(batch.channel.stage) worker \(batch.channel.lane))")
-                        continue
-                    }
-                    behaviour.process(events[i], &ctx)
+                if batch.channel.stage >= 0 { tracker.update(batch.channel, batch.watermark) }
+                if let w = tracker.advance(board: stages.board) { behaviour.advance(to: w, &ctx) }
+                if let a = afterSnapshot, !batch.events.isEmpty {
+                    options.log("debug", "transform '\(spec.name)' worker \(lane): first batch after checkpoint \(a.id) took "
+                                + String(format: "%.1f ms", CheckpointCoordinator.millis(ContinuousClock.now - a.at)) + " (copy-on-write of the state)")
+                    afterSnapshot = nil
+                }
+                let received = batch.events.reduce(0) { $0 + ($1.partial?.events ?? 1) }
+                stats.add(spec.name) {
+                    $0.received &+= received
+                    $0.deadLettered &+= ctx.deadLetters.count
+                    $0.dropped &+= ctx.deduplicated
+                }
+                let output = worker.processOutputs(ctx.outputs, of: op, code: nil)
+                stats.mergeLuaCounters(worker.batchLuaCounters)
+                publishDeadLetters(ctx.deadLetters, acknowledgement: epoch)
+                epoch?.hold()
+                publish(output, acknowledgement: epoch)
+                stages.publish(output.keyed, from: myChannel, feeding: downstream, watermark: tracker.current)
+                stages.metrics.update(op, lane: lane, gauges: behaviour.gauges, late: ctx.late,
+                                      deduplicated: ctx.deduplicated, stateFull: ctx.stateFull)
+                fullSinceReport += ctx.stateFull
+                if fullSinceReport > 0, Date.timeIntervalSinceReferenceDate - lastFullReport >= 10 {
+                    // Reported at most every 10 s per worker; every such event is also dead-lettered and counted.
+                    let g = behaviour.gauges
+                    options.log("warn", "transform '\(spec.name)' (worker \(lane)) is at its state limit (\(g.keys) keys, \(g.stateBytes) bytes): \(fullSinceReport) event(s) dead-lettered state_full")
+                    lastFullReport = Date.timeIntervalSinceReferenceDate
+                    fullSinceReport = 0
                 }
             }
-            if batch.channel.stage >= 0 { tracker.update(batch.channel, batch.watermark) }
-            if let w = tracker.advance(board: stages.board) { behaviour.advance(to: w, &ctx) }
-            if let a = afterSnapshot, !batch.events.isEmpty {
-                options.log("debug", "transform '\(spec.name)' worker \(lane): first batch after checkpoint \(a.id) took "
-                            + String(format: "%.1f ms", CheckpointCoordinator.millis(ContinuousClock.now - a.at)) + " (copy-on-write of the state)")
-                afterSnapshot = nil
-            }
-            let received = batch.events.reduce(0) { $0 + ($1.partial?.events ?? 1) }
-            stats.add(spec.name) {
-                $0.received &+= received
-                $0.deadLettered &+= ctx.deadLetters.count
-                $0.dropped &+= ctx.deduplicated
-            }
-            let output = worker.processOutputs(ctx.outputs, of: op, code: nil)
-            stats.mergeLuaCounters(worker.batchLuaCounters)
-            publishDeadLetters(ctx.deadLetters, acknowledgement: epoch)
-            epoch?.hold()
-            publish(output, acknowledgement: epoch)
-            stages.publish(output.keyed, from: myChannel, feeding: downstream, watermark: tracker.current)
-            stages.metrics.update(op, lane: lane, gauges: behaviour.gauges, late: ctx.late,
-                                  deduplicated: ctx.deduplicated, stateFull: ctx.stateFull)
-            fullSinceReport += ctx.stateFull
-            if fullSinceReport > 0, Date.timeIntervalSinceReferenceDate - lastFullReport >= 10 {
-                // Reported at most every 10 s per worker; every such event is also dead-lettered and counted.
-                let g = behaviour.gauges
-                options.log("warn", "transform '\(spec.name)' (worker \(lane)) is at its state limit (\(g.keys) keys, \(g.stateBytes) bytes): \(fullSinceReport) event(s) dead-lettered state_full")
-                lastFullReport = Date.timeIntervalSinceReferenceDate
-                fullSinceReport = 0
-            }
-          }
         }
         // Closed: every input has ended (their +infinity watermarks normally fired everything already).
         // Stopped with checkpoints on: the state stays for the next start (the last checkpoint holds it).
