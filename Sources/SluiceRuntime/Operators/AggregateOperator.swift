@@ -240,6 +240,7 @@ extension WindowSpec {
 
 extension AggregateOperator {
     func snapshot(into w: inout StateWriter) {
+        w.bytes.reserveCapacity(w.bytes.count + stateBytes + windowCount * 48 + 64)
         w.i64(watermark)
         w.count(keys.count)
         for (k, st) in keys {

@@ -59,6 +59,7 @@ struct DedupOperator: KeyedOperatorBehaviour {
 
 extension DedupOperator {
     func snapshot(into w: inout StateWriter) {
+        w.bytes.reserveCapacity(w.bytes.count + stateBytes + 64)
         w.i64(watermark)
         w.count(kept.count)
         for (k, t) in kept { w.data(k.bytes); w.i64(t) }

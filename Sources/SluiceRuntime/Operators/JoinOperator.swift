@@ -176,18 +176,23 @@ struct JoinOperator: KeyedOperatorBehaviour {
 
 extension JoinOperator {
     func snapshot(into w: inout StateWriter) {
+        w.bytes.reserveCapacity(w.bytes.count + stateBytes + held * 8 + 64)
         w.u64(seq)
         w.i64(watermark)
         w.count(index.count)
-        for (_, s) in index {
-            let st = slots[Int(s)]
-            w.data(st.key.bytes)
-            w.optionalData(st.ctxState)
-            for side in [st.lefts, st.rights] {
-                w.count(side.count)
-                for h in side {
-                    w.i64(h.time); w.u64(h.seq); w.u8(h.matched ? 1 : 0); w.data(h.bytes)
-                }
+        func write(_ side: [Held], _ w: inout StateWriter) {
+            w.count(side.count)
+            for h in side {
+                w.i64(h.time); w.u64(h.seq); w.u8(h.matched ? 1 : 0); w.data(h.bytes)
+            }
+        }
+        slots.withUnsafeBufferPointer { slots in
+            for s in index.values {
+                let st = slots[Int(s)]
+                w.data(st.key.bytes)
+                w.optionalData(st.ctxState)
+                write(st.lefts, &w)
+                write(st.rights, &w)
             }
         }
     }
