@@ -135,6 +135,8 @@ public final class Pipeline: Sendable {
         }
         self.lua = lua
         if let c = spec.settings.checkpoint, restore != nil {
+            do { try CheckpointStore(dir: c.dir).makeDirectory() }
+            catch { throw PipelineError(message: "settings.checkpoint: \(error)", kind: .input) }
             checkpoint = CheckpointCoordinator(settings: c, pipeline: spec.name, sources: sources.count,
                                                lanes: plan.operators.reduce(0) { $0 + $1.parallelism },
                                                restoredFrom: restore?.file?.header.id, restatement: restatement, log: options.log)

@@ -431,5 +431,11 @@ extension CheckpointTests {
         #expect(empty.status == 0 && empty.stdout.isEmpty && empty.stderr.contains("no checkpoints in"), "\(empty.stderr)")
         let bad = try await SluiceBinary.runAsync(["rewind", "pipelines/c.yaml", "--to", "yesterday"], cwd: dir)
         #expect(bad.status == 2 && bad.stderr.contains("expected a checkpoint id or an RFC 3339 time"), "\(bad.stderr)")
+        // A directory that cannot be made fails the start, instead of a run that never checkpoints.
+        try dir.write("{}\n", to: "data/in.jsonl")
+        try dir.write(Self.copySpec.replacingOccurrences(of: "dir: ../ckpt", with: "dir: ../data/in.jsonl/ckpt"), to: "pipelines/bad.yaml")
+        let unwritable = try await SluiceBinary.runAsync(["run", "pipelines/bad.yaml"], cwd: dir)
+        #expect(unwritable.status == 1 && unwritable.stderr.contains("cannot create the checkpoint directory") && unwritable.stderr.contains("Not a directory"),
+                "\(unwritable.stderr)")
     }
 }

@@ -82,9 +82,19 @@ public struct CheckpointStore: Sendable {
         syncDirectory()
     }
 
+    /// Creates `dir` and its missing parents (`mkdir -p`).
     func makeDirectory() throws(CheckpointError) {
-        do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-        catch { throw .io(path: dir, message: "cannot create the checkpoint directory: \(error.localizedDescription)") }
+        var path = dir.hasPrefix("/") ? "" : "."
+        for part in dir.split(separator: "/") {
+            path += "/" + part
+            if mkdir(path, 0o755) != 0 && errno != EEXIST {
+                throw .io(path: dir, message: "cannot create the checkpoint directory: \(path): \(String(cString: strerror(errno)))")
+            }
+        }
+        var st = stat()
+        guard stat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR, access(dir, W_OK) == 0 else {
+            throw .io(path: dir, message: "the checkpoint directory is not a writable directory")
+        }
     }
 
     private func syncDirectory() {
