@@ -9,12 +9,14 @@ import Glibc
 /// replaced input file, and `sluice checkpoints` / `sluice rewind` by id and by time.
 @Suite struct CheckpointTests {
     /// The example join (`pipelines/play-conversion.yaml`) over generated data, with checkpoints.
+    /// `idle: 1h`: a followed input that waits for data on a loaded machine never turns idle
+    /// (an idle input stops holding the watermark back, which would change the answer).
     static func joinSpec(every: String, followPlays: Bool = false) -> String {
         """
         pipeline: ckpt-join
         sources:
-          impressions: { file: { path: ../data/imp.jsonl }, time: ts, lateness: 10s }
-          plays:       { file: { path: ../data/plays.jsonl, follow: \(followPlays) }, time: ts, lateness: 10s }
+          impressions: { file: { path: ../data/imp.jsonl }, time: ts, lateness: 10s, idle: 1h }
+          plays:       { file: { path: ../data/plays.jsonl, follow: \(followPlays) }, time: ts, lateness: 10s, idle: 1h }
         transforms:
           converted:
             join:
@@ -207,14 +209,9 @@ import Glibc
         try dir.write(Self.joinSpec(every: "10s"), to: "pipelines/j.yaml")
         let child = try ChildProcess(name: "term", executable: SluiceBinary.path, arguments: ["run", "pipelines/follow.yaml"],
                                      cwd: dir, logDir: dir.appendingPathComponent("out"))
-        var written = -1
-        let settled = await eventually(timeout: .seconds(60)) {
-            // Output that stopped growing: the first half is processed as far as its watermark allows.
-            let n = dir.lines("out/conversions.jsonl").count
-            defer { written = n }
-            return n > 0 && n == written
-        }
-        #expect(settled, "\(child.log)")
+        // Any time after results appear is mid-stream: the followed input never ends by itself.
+        let started = await eventually(timeout: .seconds(120)) { !dir.lines("out/conversions.jsonl").isEmpty }
+        #expect(started, "\(child.log)")
         let status = try await offPool { child.terminate(timeout: 60) }
         #expect(status == 0, "\(child.log)")
         #expect(child.stderrText.contains("taken at stop"), "\(child.log)")
