@@ -156,3 +156,45 @@ extension CheckpointKafkaTests {
         #expect(got == plain + chunks[1].map { "sluice-restatement=1|" + $0 })
     }
 }
+
+extension CheckpointKafkaTests {
+    /// `rewind --to TIME` with no checkpoint at or before it: empty state, the checkpoints set aside,
+    /// and the Kafka source asks the broker for the offsets of that time on its first assignment.
+    /// (librdkafka's mock cluster does not look offsets up by timestamp — it answers -1, "none at or
+    /// after", so the consumer starts at the end; the offset found is not checked here.)
+    @Test func rewindToATimeBeforeEveryCheckpointAsksKafkaForTheOffsetsOfThatTime() async throws {
+        let dir = try SluiceBinary.scratch()
+        let kafka = try await offPool { try DevKafka(topics: ["in": 1], dir: dir) }
+        defer { kafka.stop() }
+        try dir.write("""
+            pipeline: ckpt-time
+            sources:
+              in: { kafka: { brokers: '\(kafka.bootstrap)', topics: [in], group: ckpt-time, options: { \(KafkaEndToEndTests.consumerOptions) } } }
+            sinks:
+              out: { from: in, file: { path: ../out/out.jsonl } }
+            settings:
+              checkpoint: { dir: ../ckpt, every: 1h }
+            """, to: "pipelines/t.yaml")
+        let a = (0..<5).map { #"{"batch":"a","n":\#($0)}"# }
+        try await offPool { try kafka.produce(a, topic: "in") }
+        let before = Date(timeIntervalSinceNow: -3600)
+        let run1 = try ChildProcess(name: "t1", executable: SluiceBinary.path, arguments: ["run", "pipelines/t.yaml"], cwd: dir,
+                                    logDir: dir.appendingPathComponent("out"))
+        defer { run1.kill() }
+        #expect(await eventually(timeout: .seconds(60)) { dir.lines("out/out.jsonl").count >= 5 }, "\(run1.log)")
+        #expect(try await offPool { run1.terminate() } == 0, "\(run1.log)")
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let rewind = try await SluiceBinary.runAsync(["rewind", "pipelines/t.yaml", "--to", f.string(from: before)], cwd: dir)
+        #expect(rewind.stdout.contains("no checkpoint at or before"), "\(rewind.stdout) \(rewind.stderr)")
+        let listed = try await CheckpointTests.listing(dir, "pipelines/t.yaml")
+        #expect(listed.isEmpty, "every checkpoint is set aside: \(listed)")
+        let run2 = try ChildProcess(name: "t2", executable: SluiceBinary.path, arguments: ["run", "pipelines/t.yaml"], cwd: dir,
+                                    logDir: dir.appendingPathComponent("out"))
+        defer { run2.kill() }
+        let ms = Int64((before.timeIntervalSince1970 * 1000).rounded())
+        #expect(await eventually(timeout: .seconds(60)) { run2.stderrText.contains("(time \(ms))") }, "\(run2.log)")
+        #expect(try await offPool { run2.terminate() } == 0, "\(run2.log)")
+        #expect(!run2.stderrText.contains("restoring checkpoint"), "\(run2.log)")
+    }
+}
