@@ -182,8 +182,11 @@ extension JoinOperator {
         w.count(index.count)
         func write(_ side: [Held], _ w: inout StateWriter) {
             w.count(side.count)
-            for h in side {
-                w.i64(h.time); w.u64(h.seq); w.u8(h.matched ? 1 : 0); w.data(h.bytes)
+            side.withUnsafeBufferPointer { held in
+                for i in held.indices {   // read in place: no copy (and retain) of each held event
+                    w.i64(held[i].time); w.u64(held[i].seq); w.u8(held[i].matched ? 1 : 0)
+                    held[i].bytes.withUnsafeBufferPointer { w.count($0.count); w.bytes.append(contentsOf: $0) }
+                }
             }
         }
         slots.withUnsafeBufferPointer { slots in
