@@ -139,7 +139,7 @@ public final class Pipeline: Sendable {
             catch { throw PipelineError(message: "settings.checkpoint: \(error)", kind: .input) }
             checkpoint = CheckpointCoordinator(settings: c, pipeline: spec.name, sources: sources.count,
                                                lanes: plan.operators.reduce(0) { $0 + $1.parallelism },
-                                               restoredFrom: restore?.file?.header.id, restatement: restatement, log: options.log)
+                                               restatement: restatement, log: options.log)
         } else {
             checkpoint = nil
         }

@@ -39,8 +39,6 @@ final class CheckpointCoordinator: Sendable {
     private let log: @Sendable (String, String) -> Void
     private let state: Mutex<State>
     private let wake = NSCondition()
-    /// Id of the checkpoint restored at start, if any.
-    let restoredFrom: UInt64?
     /// Set while restating after a rewind.
     let restatement: Restatement
     /// Figures for the log and the benchmark: checkpoints written and failed; of the last one, the
@@ -62,14 +60,13 @@ final class CheckpointCoordinator: Sendable {
 
     func wire(_ w: Wiring) { wiring.withLock { $0 = w } }
 
-    init(settings: CheckpointSettings, pipeline: String, sources: Int, lanes: Int, restoredFrom: UInt64?,
+    init(settings: CheckpointSettings, pipeline: String, sources: Int, lanes: Int,
          restatement: Restatement, log: @escaping @Sendable (String, String) -> Void) {
         self.settings = settings
         self.store = CheckpointStore(dir: settings.dir)
         self.pipeline = pipeline
         self.participants = sources + lanes
         self.log = log
-        self.restoredFrom = restoredFrom
         self.restatement = restatement
         let first = store.nextID()
         state = Mutex(State(current: first))
