@@ -156,7 +156,7 @@ import Glibc
             let restored = checkpointIDs().max()
             let child = try ChildProcess(name: "kill-\(round)", executable: SluiceBinary.path, arguments: ["run", "pipelines/j.yaml"],
                                          cwd: dir, logDir: dir.appendingPathComponent("out"))
-            let deadline = ContinuousClock.now + .milliseconds(300 + Int(rng.next() % 1500))
+            let deadline = ContinuousClock.now + .milliseconds(200 + Int(rng.next() % 1000))
             var seen = checkpointIDs()
             var lastSize = before
             var appearedAfter: [UInt64: Int] = [:]   // checkpoint -> an output size from before it was durable
