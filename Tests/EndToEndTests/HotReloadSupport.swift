@@ -100,43 +100,38 @@ final class ReloadingRun: @unchecked Sendable {
     /// stderr lines so far.
     var stderrLines: [String] { condition.lock(); defer { condition.unlock() }; return errLines }
 
-    /// Waits until `done(stderrLines)` holds; false on timeout.
-    @discardableResult
-    func waitForStderr(timeout: TimeInterval = 20, _ done: ([String]) -> Bool) -> Bool {
+    private func locked<T>(_ body: () -> T) -> T { condition.lock(); defer { condition.unlock() }; return body() }
+
+    /// Polls `done` until it holds, the process's output has ended or the timeout passes; returns
+    /// `done()` then. It sleeps with `Task.sleep`: no thread of the cooperative pool is blocked.
+    private func poll(timeout: TimeInterval, _ done: () -> Bool) async -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
-        condition.lock(); defer { condition.unlock() }
-        while !done(errLines) {
-            if readersLeft == 0 || !condition.wait(until: deadline) { return done(errLines) }
+        while !done() {
+            let ended = locked { readersLeft == 0 }
+            if ended || Date() >= deadline { return done() }
+            try? await Task.sleep(for: .milliseconds(5))
         }
         return true
+    }
+
+    /// Waits until `done(stderrLines)` holds; false on timeout.
+    func waitForStderr(timeout: TimeInterval = 20, _ done: ([String]) -> Bool) async -> Bool {
+        await poll(timeout: timeout) { done(stderrLines) }
     }
 
     /// Waits for `sluice: info: UDF version N is live`.
-    @discardableResult
-    func waitForVersion(_ n: Int, timeout: TimeInterval = 20) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        condition.lock(); defer { condition.unlock() }
-        while live < n {
-            if readersLeft == 0 || !condition.wait(until: deadline) { return live >= n }
-        }
-        return true
+    func waitForVersion(_ n: Int, timeout: TimeInterval = 20) async -> Bool {
+        await poll(timeout: timeout) { locked { live >= n } }
     }
 
     /// Waits until `count` reloads have been rejected in total.
-    @discardableResult
-    func waitForRejections(_ count: Int, timeout: TimeInterval = 20) -> Bool {
-        waitForStderr(timeout: timeout) { $0.filter { $0.contains("UDF reload rejected") }.count >= count }
+    func waitForRejections(_ count: Int, timeout: TimeInterval = 20) async -> Bool {
+        await waitForStderr(timeout: timeout) { $0.filter { $0.contains("UDF reload rejected") }.count >= count }
     }
 
     /// Waits for stdout to hold at least `count` lines; false on timeout.
-    @discardableResult
-    func waitForStdoutLines(_ count: Int, timeout: TimeInterval = 20) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        condition.lock(); defer { condition.unlock() }
-        while outLineCount < count {
-            if readersLeft == 0 || !condition.wait(until: deadline) { return false }
-        }
-        return true
+    func waitForStdoutLines(_ count: Int, timeout: TimeInterval = 20) async -> Bool {
+        await poll(timeout: timeout) { locked { outLineCount >= count } }
     }
 
     var stdoutLines: [String] {
@@ -227,12 +222,13 @@ extension String {
 }
 
 extension URL {
-    /// Polls `relative` until it has at least `count` lines (or the timeout passes); returns its lines.
-    func waitForLines(_ relative: String, count: Int, timeout: TimeInterval = 20) -> [String] {
+    /// Polls `relative` (every 10 ms, sleeping with `Task.sleep`) until it has at least `count` lines or
+    /// the timeout passes; returns its lines.
+    func waitForLines(_ relative: String, count: Int, timeout: TimeInterval = 20) async -> [String] {
         let deadline = Date().addingTimeInterval(timeout)
         var got = lines(relative)
         while got.count < count && Date() < deadline {
-            usleep(10_000)
+            try? await Task.sleep(for: .milliseconds(10))
             got = lines(relative)
         }
         return got
@@ -251,11 +247,6 @@ final class Counter: @unchecked Sendable {
     private var flag = false
     func add(_ n: Int) { lock.lock(); value += n; lock.broadcast(); lock.unlock() }
     var current: Int { lock.lock(); defer { lock.unlock() }; return value }
-    func waitFor(atLeast n: Int, timeout: TimeInterval = 30) {
-        let deadline = Date().addingTimeInterval(timeout)
-        lock.lock(); defer { lock.unlock() }
-        while value < n && lock.wait(until: deadline) {}
-    }
     func raise() { lock.lock(); flag = true; lock.broadcast(); lock.unlock() }
     var isRaised: Bool { lock.lock(); defer { lock.unlock() }; return flag }
     func waitForFlag(timeout: TimeInterval = 60) {
