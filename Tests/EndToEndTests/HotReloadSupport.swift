@@ -134,6 +134,29 @@ final class ReloadingRun: @unchecked Sendable {
         await poll(timeout: timeout) { locked { outLineCount >= count } }
     }
 
+    // Blocking forms of the waits above, for code already off the cooperative pool (`offPool`, a
+    // thread of its own). In an async test, the async forms are chosen.
+
+    @discardableResult
+    func waitForStderr(timeout: TimeInterval = 20, _ done: ([String]) -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        condition.lock(); defer { condition.unlock() }
+        while !done(errLines) {
+            if readersLeft == 0 || !condition.wait(until: deadline) { return done(errLines) }
+        }
+        return true
+    }
+
+    @discardableResult
+    func waitForVersion(_ n: Int, timeout: TimeInterval = 20) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        condition.lock(); defer { condition.unlock() }
+        while live < n {
+            if readersLeft == 0 || !condition.wait(until: deadline) { return live >= n }
+        }
+        return true
+    }
+
     var stdoutLines: [String] {
         condition.lock(); defer { condition.unlock() }
         return String(decoding: outData, as: UTF8.self).split(separator: "\n").map(String.init)
