@@ -257,6 +257,19 @@ extension URL {
         return got
     }
 
+    /// Number of newline bytes in the file at `relative` (0 if missing): its complete lines, counted
+    /// without splitting it into strings.
+    func newlines(_ relative: String) -> Int {
+        guard let data = FileManager.default.contents(atPath: appendingPathComponent(relative).path) else { return 0 }
+        return data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> Int in
+            guard var p = raw.baseAddress else { return 0 }
+            let end = p + raw.count
+            var n = 0
+            while p < end, let q = memchr(p, 0x0A, end - p) { n += 1; p = UnsafeRawPointer(q) + 1 }
+            return n
+        }
+    }
+
     /// Size of the file at `relative` in bytes (0 if missing).
     func size(_ relative: String) -> Int {
         ((try? FileManager.default.attributesOfItem(atPath: appendingPathComponent(relative).path))?[.size] as? Int) ?? 0
@@ -270,11 +283,12 @@ final class Counter: @unchecked Sendable {
     private var flag = false
     func add(_ n: Int) { lock.lock(); value += n; lock.broadcast(); lock.unlock() }
     var current: Int { lock.lock(); defer { lock.unlock() }; return value }
-    func raise() { lock.lock(); flag = true; lock.broadcast(); lock.unlock() }
-    var isRaised: Bool { lock.lock(); defer { lock.unlock() }; return flag }
-    func waitForFlag(timeout: TimeInterval = 60) {
+    /// Blocks (on the caller's own thread, never in a test's task) until the value is at least `n`.
+    func waitFor(atLeast n: Int, timeout: TimeInterval = 30) {
         let deadline = Date().addingTimeInterval(timeout)
         lock.lock(); defer { lock.unlock() }
-        while !flag && lock.wait(until: deadline) {}
+        while value < n && lock.wait(until: deadline) {}
     }
+    func raise() { lock.lock(); flag = true; lock.broadcast(); lock.unlock() }
+    var isRaised: Bool { lock.lock(); defer { lock.unlock() }; return flag }
 }
