@@ -57,6 +57,8 @@ const char *sl_traceback(const sl_engine *e, size_t *len) {
     return e->trace_len ? e->trace : NULL;
 }
 
+/* ------------------------------------------------------------------ handles table */
+
 /* (old handles, count, newcap) -> new handles table with the first `count` slots copied. */
 int grow_fn(lua_State *L) {
     lua_Integer count = lua_tointeger(L, 2), cap = lua_tointeger(L, 3);

@@ -134,8 +134,6 @@ final class ConsumerRun: Sendable {
 
     var count: Int { events.withLock { $0.count } }
 
-    var texts: [String] { events.withLock { $0.map(\.text) } }
-
     /// Waits until at least `n` events arrived (or the timeout).
     func waitFor(_ n: Int, timeout: Double = 20) async -> Bool {
         await waitUntil(timeout: timeout) { self.count >= n }
