@@ -138,7 +138,7 @@ import Testing
         try h.close()
         #expect(await eventually(timeout: .seconds(20)) { dir.lines("out/o.jsonl") == [#"{"i":2,"k":"DE","region":"EMEA"}"#] })
         running.process.interrupt()
-        let result = await Task.detached { running.finish() }.value
+        let result = try await offPool { running.finish() }
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stderr.contains("read 3 events; wrote o=1; dead-lettered 2"), "\(result.stderr)")
     }
