@@ -25,9 +25,7 @@ int outs_reserve(sl_engine *e, size_t n) {
 
 static int is_event_value(int t) { return t == LUA_TTABLE || t == LUA_TSTRING; }
 
-int sl_call(sl_engine *e, int32_t fn, int32_t h, const sl_meta *meta, int mode,
-            int *truthy, const int32_t **outs, size_t *n_outs) {
-    lua_State *L = e->L;
+int begin_call(sl_engine *e, int32_t fn, int32_t h, const int32_t **outs, size_t *n_outs) {
     e->n_outs = 0;
     *n_outs = 0;
     *outs = e->outs;
@@ -35,6 +33,14 @@ int sl_call(sl_engine *e, int32_t fn, int32_t h, const sl_meta *meta, int mode,
     if (e->poisoned) return fail_memory(e);
     if (fn < 1 || fn > e->nfuncs) { sl_set_errorf(e, "function id %d is not loaded", (int)fn); return SL_BAD_HANDLE; }
     if (!valid_handle(e, h)) { sl_set_errorf(e, "event handle %d is not live", (int)h); return SL_BAD_HANDLE; }
+    return SL_OK;
+}
+
+int sl_call(sl_engine *e, int32_t fn, int32_t h, const sl_meta *meta, int mode,
+            int *truthy, const int32_t **outs, size_t *n_outs) {
+    lua_State *L = e->L;
+    int rc = begin_call(e, fn, h, outs, n_outs);
+    if (rc != SL_OK) return rc;
     /* A test (filter, `when`) sees a read-only view: it cannot change what later stages see. */
     if (mode == SL_MODE_TEST) lua_pushcfunction(L, sl_readonly_call);
     lua_rawgeti(L, S_FUNCS, fn);

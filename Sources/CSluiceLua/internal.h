@@ -216,6 +216,8 @@ int take_outputs(sl_engine *e, int rc, int res, int64_t list_len, size_t nlist, 
 /* After a UDF call (stack: result at S_NSLOTS + 1 when rc == SL_OK): validates the result for
  * `mode` and hands out TEST's verdict or the outputs, as sl_call documents. */
 int finish_call(sl_engine *e, int mode, int rc, int *truthy, const int32_t **outs, size_t *n_outs);
+/* call.c: clears the last call's outputs and checks the function and handle of a new call. */
+int begin_call(sl_engine *e, int32_t fn, int32_t h, const int32_t **outs, size_t *n_outs);
 /* lookup.c: pushes the row (JSON bytes) decoded with the decode closure at upvalue 1 of the
  * running C function; raises on invalid JSON. */
 void sl_push_row(lua_State *L, sl_engine *e, const char *name, const uint8_t *bytes, size_t len);
