@@ -79,9 +79,11 @@ import Testing
         #expect(try Self.outputs(dir).count == keys.count)
         let starts = try geo.stats().starts
         #expect(starts.count == keys.count)
-        // Any 41 consecutive arrivals span at least a second (a little less for network jitter).
+        // Any 41 consecutive arrivals span at least a second, less what scheduling on a loaded
+        // machine can bunch up (the limit is kept where requests start; they are spread 25 ms apart).
         let tightest = (0..<(starts.count - 40)).map { starts[$0 + 40] - starts[$0] }.min() ?? 0
-        #expect(tightest >= 0.97, "41 requests arrived within \(tightest) s")
+        #expect(tightest >= 0.9, "41 requests arrived within \(tightest) s")
+        #expect(starts.last! - starts.first! >= 99.0 / 40 - 0.1, "100 requests at 40/s took \(starts.last! - starts.first!) s")
     }
 
     @Test func concurrentLookupsOfOneKeyShareOneRequestAnd404sAreCached() async throws {
