@@ -1,3 +1,5 @@
+import Foundation
+
 /// Warnings (not errors) about stateful transforms whose inputs may not be co-partitioned.
 ///
 /// With Kafka sources and several replicas in one consumer group, keyed state is partitioned like
@@ -10,6 +12,9 @@
 ///   reads all of the other side but only its own partitions of the Kafka one);
 /// - the inputs read different topics (they must have the same partition count);
 /// - both sides read one topic with keys of different fields (a self-join on another field);
+/// - the inputs come from different Kafka sources: each is its own consumer, and Kafka assigns
+///   their partitions independently (SPEC: one consumer subscribed to all the topics; not yet so);
+/// - a source sets `partition.assignment.strategy` to something other than the range assignor;
 /// - a side's key is computed after a transform that can change fields (`map`, `flat_map`,
 ///   `project` or a stateful transform), so it may not be the key its records are partitioned by.
 ///
@@ -55,6 +60,19 @@ public enum CoPartitioning {
                     "\(what) '\(t.name)' reads topics \(topics.joined(separator: ", ")): they are co-partitioned only if "
                     + "they have the same partition count and are keyed by the \(what) key (the spec cannot tell)"))
             }
+            let consumers = sides.flatMap { $0.origin.kafka.map(\.source) }.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+            if consumers.count > 1 {
+                out.append(warning(t.location,
+                    "\(what) '\(t.name)' reads Kafka sources \(consumers.map { "'\($0)'" }.joined(separator: ", ")), each its "
+                    + "own consumer: with several replicas Kafka assigns their partitions independently, so partition p of "
+                    + "each can go to a different replica; read the topics with one source (topics: [...]) and tell them "
+                    + "apart with a filter on ctx.meta.topic"))
+            }
+            for (source, strategy) in assignors(of: consumers.isEmpty ? [] : sides.flatMap { $0.origin.kafka.map(\.source) }, in: spec) {
+                out.append(warning(t.location,
+                    "\(what) '\(t.name)' reads source '\(source)' with partition.assignment.strategy '\(strategy)': only "
+                    + "the range assignor gives partition p of every topic to the same replica"))
+            }
             if case .join(let join) = t.kind, topics.count == 1, join.left.key.fields != join.right.key.fields,
                sides.allSatisfy({ !$0.origin.kafka.isEmpty && $0.origin.rekeyedBy.isEmpty }) {
                 out.append(warning(t.location,
@@ -67,6 +85,18 @@ public enum CoPartitioning {
                     "key '\(side.input.key)' of input '\(side.input.from)' of \(what) '\(t.name)' is computed after "
                     + "\(via), which can change fields: it may not be the key its Kafka records are partitioned by"))
             }
+        }
+        return out
+    }
+
+    /// The Kafka sources among `names` (once each) whose `partition.assignment.strategy` option does
+    /// not start with the range assignor (librdkafka's default, `range,roundrobin`, does).
+    private static func assignors(of names: [String], in spec: PipelineSpec) -> [(String, String)] {
+        var out: [(String, String)] = []
+        for s in spec.sources where names.contains(s.name) {
+            guard case .kafka(let k) = s.kind, let strategy = k.options["partition.assignment.strategy"] else { continue }
+            let first = strategy.split(separator: ",").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+            if first != "range" { out.append((s.name, strategy)) }
         }
         return out
     }
