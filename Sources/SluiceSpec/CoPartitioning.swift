@@ -1,5 +1,3 @@
-import Foundation
-
 /// Warnings (not errors) about stateful transforms whose inputs may not be co-partitioned.
 ///
 /// With Kafka sources and several replicas in one consumer group, keyed state is partitioned like
@@ -22,7 +20,7 @@ import Foundation
 /// computed after such a transform. A stateful transform with no Kafka-fed input (files, stdin,
 /// generators) runs in one process: no warning.
 public enum CoPartitioning {
-    /// What a join input is read from, following `from` upstream through transforms.
+    /// What one keyed input is read from, following `from` upstream through transforms.
     struct Origin {
         /// Kafka topics, by source name.
         var kafka: [(source: String, topics: [String])] = []
@@ -68,7 +66,7 @@ public enum CoPartitioning {
                     + "each can go to a different replica; read the topics with one source (topics: [...]) and tell them "
                     + "apart with a filter on ctx.meta.topic"))
             }
-            for (source, strategy) in assignors(of: consumers.isEmpty ? [] : sides.flatMap { $0.origin.kafka.map(\.source) }, in: spec) {
+            for (source, strategy) in assignors(of: consumers, in: spec) {
                 out.append(warning(t.location,
                     "\(what) '\(t.name)' reads source '\(source)' with partition.assignment.strategy '\(strategy)': only "
                     + "the range assignor gives partition p of every topic to the same replica"))
@@ -95,7 +93,7 @@ public enum CoPartitioning {
         var out: [(String, String)] = []
         for s in spec.sources where names.contains(s.name) {
             guard case .kafka(let k) = s.kind, let strategy = k.options["partition.assignment.strategy"] else { continue }
-            let first = strategy.split(separator: ",").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+            let first = strategy.split(separator: ",").first.map { $0.filter { $0 != " " && $0 != "\t" } } ?? ""
             if first != "range" { out.append((s.name, strategy)) }
         }
         return out

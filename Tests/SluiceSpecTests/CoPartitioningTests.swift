@@ -139,3 +139,13 @@ private let splitJoin = """
           within: 1s
     """, sinkFrom: "j"), [])
 }
+
+@Test func theRangeAssignorFirstHasNoWarning() throws {
+    try expectWarnings(spec(sources: kafka("imps", options: "{ partition.assignment.strategy: 'range, roundrobin' }"), """
+      j:
+        join:
+          left: { from: k, key: '{a}' }
+          right: { from: k, key: '{a}' }
+          within: 1m
+    """), [])
+}
