@@ -26,6 +26,33 @@ import Testing
         #expect(!r.stderr.contains("Fatal error"))
     }
 
+    @Test func validateWarnsAboutAJoinThatMayNotBeCoPartitionedAndExits0() async throws {
+        let dir = try SluiceBinary.scratch()
+        try dir.write("""
+        pipeline: cp
+        sources:
+          imps: { kafka: { brokers: 'b:9092', topics: imps } }
+          plays: { kafka: { brokers: 'b:9092', topics: plays } }
+        transforms:
+          j:
+            join:
+              left: { from: imps, key: '{profile_id}' }
+              right: { from: plays, key: '{profile_id}' }
+              within: 1m
+        sinks:
+          out: { from: j, stdout: {} }
+        """, to: "pipelines/cp.yaml")
+        let r = try await SluiceBinary.runAsync(["validate", "pipelines/cp.yaml"], cwd: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == "pipelines/cp.yaml: ok\n")
+        #expect(r.stderr == "pipelines/cp.yaml:6:3: warning: join 'j' reads topics imps, plays: they are co-partitioned "
+                + "only if they have the same partition count and are keyed by the join key (the spec cannot tell)\n"
+                + "pipelines/cp.yaml:6:3: warning: join 'j' reads Kafka sources 'imps', 'plays', each its own consumer: "
+                + "with several replicas Kafka assigns their partitions independently, so partition p of each can go to a "
+                + "different replica; read the topics with one source (topics: [...]) and tell them apart with a filter "
+                + "on ctx.meta.topic\n")
+    }
+
     @Test func luaReferenceErrorsAreReportedInTheSameRunAsStructuralErrors() async throws {
         let dir = try SluiceBinary.scratch()
         try dir.write("local M = {}\nfunction M.ok(e) return e end\nreturn M\n", to: "udfs/m.lua")
