@@ -12,7 +12,8 @@ struct TapRoute: Sendable {
     let taps: TapPoints
     let phase: PipelinePhase
 
-    func respond(component: String, query: [String: String]) -> AdminServer.Response {
+    func respond(component escaped: String, query: [String: String]) -> AdminServer.Response {
+        let component = Self.percentDecoded(escaped)
         guard let slot = taps.slot(named: component) else {
             return AdminServer.Response(status: 404, body: "no component '\(component)'; components: \(taps.names.joined(separator: ", "))\n")
         }
@@ -34,6 +35,21 @@ struct TapRoute: Sendable {
                 guard out.write(Self.line(event)) else { return }
             }
         }, refused: { taps.close(slot) })
+    }
+
+    /// `%XX` sequences decoded (component names may hold any character).
+    static func percentDecoded(_ s: String) -> String {
+        var out: [UInt8] = []
+        var bytes = Array(s.utf8)[...]
+        while let b = bytes.popFirst() {
+            if b == UInt8(ascii: "%"), bytes.count >= 2, let v = UInt8(String(decoding: bytes.prefix(2), as: UTF8.self), radix: 16) {
+                out.append(v)
+                bytes = bytes.dropFirst(2)
+            } else {
+                out.append(b)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The event as one JSON line: a JSON object as it is, anything else as a JSON string.
