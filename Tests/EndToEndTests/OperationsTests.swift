@@ -1,0 +1,213 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `GET /topology`, `GET /tap/COMPONENT` with `sluice tap`, and `sluice top`, on a running pipeline
+/// through the built binary.
+@Suite struct OperationsTests {
+    @Test func topologyNamesEveryComponentWithItsKindStageEdgesAndLiveFigures() async throws {
+        let dir = try SluiceBinary.scratch()
+        try OpsPipeline.write(into: dir)
+        let (run, port) = try await OpsPipeline.start(dir)
+        defer { run.send(SIGKILL) }
+        // Rates are over the last second: wait until events have flowed for more than one.
+        var t: [String: Any]?
+        let flowing = try await eventuallyAsync {
+            t = try await OpsPipeline.topology(port: port)
+            return (OpsPipeline.node(t, "all")?["in_per_s"] as? Double ?? 0) > 0
+                && (OpsPipeline.node(t, "plays")?["in_per_s"] as? Double ?? 0) > 0
+        }
+        #expect(flowing, "\(String(describing: t))")
+        let nodes = t?["nodes"] as? [[String: Any]] ?? []
+        #expect(nodes.map { $0["name"] as? String ?? "?" } == OpsPipeline.components)
+        #expect(nodes.map { $0["kind"] as? String ?? "?" }
+                == ["source", "transform", "transform", "transform", "transform", "sink", "sink", "dead_letter"])
+        #expect(nodes.map { $0["type"] as? String ?? "?" }
+                == ["generate", "filter match", "project", "map gen.tag", "dedup", "file", "file", "file"])
+        #expect(nodes.map { $0["stage"] as? Int ?? -1 } == [0, 0, 0, 0, 1, -1, -1, -1])
+        let edges = (t?["edges"] as? [[String: Any]] ?? []).map { "\($0["from"] ?? "")->\($0["to"] ?? "")\(($0["when"] as? Bool) == true ? " when" : "")" }
+        #expect(edges == ["plays->long", "long->shaped", "shaped->tagged", "tagged->unique", "tagged->us when", "unique->all"])
+        let stages = (t?["stages"] as? [[String: Any]] ?? []).map { "\($0["stage"] ?? "") \($0["name"] ?? "") \($0["parallelism"] ?? "")" }
+        #expect(stages == ["0 stateless 2", "1 unique 2"])
+        #expect((t?["udf"] as? [String: Any])?["version"] as? Int == 1)
+        #expect((t?["udf"] as? [String: Any])?["reload"] as? String == "signal")
+        #expect(t?["pipeline"] as? String == "ops")
+        #expect(t?["phase"] as? String == "running")
+
+        // Queues: stage 0 reads the work queue (in batches), the dedup its inboxes, sinks their own.
+        func queue(_ name: String) -> [String: Any]? { OpsPipeline.node(t, name)?["queue"] as? [String: Any] }
+        #expect(OpsPipeline.node(t, "plays")?["queue"] is NSNull)
+        #expect(queue("long")?["unit"] as? String == "batches")
+        #expect(queue("long")?["capacity"] as? Int == 8)
+        #expect(queue("unique")?["unit"] as? String == "events")
+        #expect(queue("all")?["capacity"] as? Int == 500)
+        #expect(queue("dead_letter")?["capacity"] as? Int == 4096)
+        let fill = queue("all")?["fill"] as? Double ?? -1
+        #expect(fill >= 0 && fill <= 1)
+
+        // Counters add up: the filter keeps what the projection gets, the map dead-letters multiples of 50.
+        let long = OpsPipeline.node(t, "long") ?? [:], shaped = OpsPipeline.node(t, "shaped") ?? [:]
+        #expect(long["emitted"] as? Int == shaped["received"] as? Int)
+        #expect((OpsPipeline.node(t, "tagged")?["dead_lettered"] as? Int ?? 0) > 0)
+        #expect((OpsPipeline.node(t, "plays")?["received"] as? Int ?? 0) >= (long["emitted"] as? Int ?? 0))
+        let op = OpsPipeline.node(t, "unique")?["operator"] as? [String: Any]
+        #expect((op?["keys"] as? Int ?? 0) > 0, "\(String(describing: op))")
+        #expect((op?["state_bytes"] as? Int ?? 0) > 0)
+        #expect(op?.keys.contains("watermark_ms") == true)
+        #expect(OpsPipeline.node(t, "plays")?["kafka"] == nil)
+    }
+
+    @Test func tapPrintsRealEventsOfEachComponent() async throws {
+        let dir = try SluiceBinary.scratch()
+        try OpsPipeline.write(into: dir)
+        let (run, port) = try await OpsPipeline.start(dir)
+        defer { run.send(SIGKILL) }
+        let url = "http://127.0.0.1:\(port)"
+        func tap(_ component: String, _ n: Int = 5) async throws -> [[String: Any]] {
+            let r = try await SluiceBinary.runAsync(["tap", url, component, "-n", String(n)])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stdoutLines.count == n, "\(component): \(r.stdout)")
+            return r.stdoutLines.compactMap(OpsPipeline.object)
+        }
+        // The source: what the generator made (every field).
+        for e in try await tap("plays") {
+            let seq = e["seq"] as? Int ?? -1
+            #expect(Set(e.keys) == ["seq", "ts", "country", "duration_ms", "os"])
+            #expect(e["duration_ms"] as? Int == OpsPipeline.duration(seq))
+        }
+        // The filter (fused with the projection after it): only long plays, still every field.
+        for e in try await tap("long") {
+            #expect(Set(e.keys) == ["seq", "ts", "country", "duration_ms", "os"])
+            #expect((e["duration_ms"] as? Int ?? 0) > 60000)
+        }
+        // The projection: its fields only, of long plays.
+        for e in try await tap("shaped") {
+            #expect(Set(e.keys) == ["seq", "ts", "country", "os"])
+            #expect(OpsPipeline.duration(e["seq"] as? Int ?? 0) > 60000)
+        }
+        // The map and the sink behind its `when`: tagged with the version, US only.
+        for e in try await tap("us") {
+            #expect(e["country"] as? String == "US")
+            #expect(e["v"] as? Int == 1)
+            #expect((e["seq"] as? Int ?? 0) % 50 != 0)
+        }
+        // The dead letter sink: the map's failures, with the reason.
+        for e in try await tap("dead_letter", 2) {
+            #expect(e["component"] as? String == "tagged")
+            #expect((e["reason"] as? String ?? "").contains("is a multiple of 50"), "\(e)")
+        }
+        let unknown = try await SluiceBinary.runAsync(["tap", url, "nope"])
+        #expect(unknown.status == 2)
+        #expect(unknown.stderr.contains("no component 'nope'; components: plays, long, shaped, tagged, unique, us, all, dead_letter"),
+                "\(unknown.stderr)")
+        #expect(try await offPool { AdminEndpointTests.request("GET", "/tap/us?n=0", port: port)?.0 } == 400)
+    }
+
+    @Test func aTapReaderThatNeverReadsDoesNotSlowOrBlockThePipeline() async throws {
+        let dir = try SluiceBinary.scratch()
+        try dir.write("""
+        pipeline: stuck-tap
+        sources: { s: { stdin: {} } }
+        transforms: { shaped: { from: s, project: { seq: seq } } }
+        sinks: { o: { from: shaped, file: { path: ../out/o.jsonl }, queue: { capacity: 64, when_full: block } } }
+        settings: { admin: { listen: 127.0.0.1:0 } }
+        """, to: "pipelines/p.yaml")
+        let run = try ReloadingRun(dir: dir)
+        let port = try await offPool { () -> Int? in
+            run.waitForStderr { StatefulRun.adminPort($0) != nil }
+            return StatefulRun.adminPort(run.stderrLines)
+        }
+        let adminPort = try #require(port)
+        // A reader with a tiny receive buffer that asks for 100,000 events and never reads one.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var small: Int32 = 2048
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(adminPort).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        #expect(connected == 0)
+        let request = Array("GET /tap/shaped?n=100000 HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        #expect(request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == request.count)
+        // The tap is open: a second reader of the same component is refused.
+        #expect(try await eventuallyAsync { try await offPool { AdminEndpointTests.request("GET", "/tap/shaped?n=1", port: adminPort)?.0 } == 409 })
+
+        let total = 60_000
+        let started = ContinuousClock.now
+        try await offPool {
+            for chunk in stride(from: 0, to: total, by: 5_000) { run.feed(.seqLines(chunk..<(chunk + 5_000))) }
+        }
+        #expect(await eventually(timeout: .seconds(60)) { dir.lines("out/o.jsonl").count == total })
+        // The tap did sample and write (its bytes wait unread in our socket buffer).
+        var pending: Int32 = 0
+        _ = ioctl(fd, UInt(FIONREAD), &pending)
+        #expect(pending > 0)
+        let result = try await offPool { run.finish() }
+        let took = ContinuousClock.now - started
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("read \(total) events; wrote o=\(total)"), "\(result.stderr)")
+        #expect(took < .seconds(60), "took \(took)")
+        let lines = dir.lines("out/o.jsonl")
+        #expect(lines.first == #"{"seq":0}"# && lines.last == "{\"seq\":\(total - 1)}")
+    }
+
+    @Test func topUnderTmuxShowsEveryComponentWithItsRate() async throws {
+        let dir = try SluiceBinary.scratch()
+        try OpsPipeline.write(into: dir)
+        let (run, port) = try await OpsPipeline.start(dir)
+        defer { run.send(SIGKILL) }
+        let session = "sluice-top-\(getpid())-\(port)"
+        let started = try await offPool {
+            try SluiceTmux.run(["new-session", "-d", "-s", session, "-x", "150", "-y", "30",
+                                "\(SluiceBinary.path) top http://127.0.0.1:\(port)"])
+        }
+        #expect(started == 0)
+        defer { _ = try? SluiceTmux.run(["kill-session", "-t", session]) }
+        var screen = ""
+        let shown = try await eventuallyAsync {
+            screen = try await offPool { try SluiceTmux.capture(session) }
+            let rows = screen.split(separator: "\n").map(String.init)
+            let named = OpsPipeline.components.allSatisfy { c in rows.contains { $0.hasPrefix(c + " ") } }
+            // The source's IN/S column is its fourth.
+            let plays = rows.first { $0.hasPrefix("plays ") }?.split(separator: " ", omittingEmptySubsequences: true) ?? []
+            return named && plays.count >= 5 && (Double(plays[3]) ?? 0) > 0
+        }
+        #expect(shown, "\(screen)")
+        #expect(screen.contains("ops  phase running  udf version 1"), "\(screen)")
+        #expect(screen.contains("COMPONENT") && screen.contains("IN/S") && screen.contains("QUEUE"), "\(screen)")
+    }
+}
+
+/// tmux, for driving terminal programs in tests.
+enum SluiceTmux {
+    static func run(_ args: [String]) throws -> Int32 {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["tmux"] + args
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        return p.terminationStatus
+    }
+
+    /// The visible screen of `session`.
+    static func capture(_ session: String) throws -> String {
+        let p = Process()
+        let out = Pipe()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["tmux", "capture-pane", "-p", "-t", session]
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+}
