@@ -77,7 +77,7 @@ import Glibc
         #expect(deployment.contains(#"prometheus.io/scrape: "true""#) && deployment.contains(#"prometheus.io/port: "9464""#)
                 && deployment.contains("prometheus.io/path: /metrics"))
         #expect(deployment.contains("{ name: udfs, mountPath: /udfs, readOnly: true }"))
-        #expect(!deployment.contains("subPath"), "a subPath mount never sees ConfigMap updates")
+        #expect(!deployment.contains("subPath:"), "a subPath mount never sees ConfigMap updates")
         #expect(deployment.contains("readOnlyRootFilesystem: true") && deployment.contains("runAsNonRoot: true"))
         // Every file the ConfigMaps are generated from exists, and names are stable (updated in place).
         #expect(kustomization.contains("disableNameSuffixHash: true"))

@@ -76,8 +76,11 @@ import Glibc
         pipeline: container
         udfs: { reload: watch }
         sources: { plays: { generate: { rate: 2000/s, udf: gen.play } } }
-        transforms: { long: { from: plays, filter: { match: { duration_ms: { gt: 60000 } } } } }
-        sinks: { all: { from: long, file: { path: "${OUT}" } } }
+        transforms:
+          long: { from: plays, filter: { match: { duration_ms: { gt: 60000 } } } }
+          tagged: { from: long, map: { udf: gen.tag } }
+        sinks: { all: { from: tagged, file: { path: "${OUT}" } } }
+        dead_letter: { file: { path: "${OUT}.dead" } }
         settings: { grace: 5s, admin: { listen: "127.0.0.1:${SLUICE_ADMIN_PORT:-9464}" } }
         """, to: "pipelines/p.yaml")
         try dir.write(Self.entrypoint, to: "entrypoint.sh")
@@ -106,13 +109,14 @@ import Glibc
         let pid = try #require(Self.child(of: p.processIdentifier))
         #expect(Self.status(pid, "NSpid")?.split(separator: "\t").last == "1", "\(Self.status(pid, "NSpid") ?? "")")
         #expect(Self.status(pid, "Uid")?.split(separator: "\t").map(String.init) == ["65534", "65534", "65534", "65534"])
-        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")) == URL(fileURLWithPath: SluiceBinary.path).standardizedFileURL.path)
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")) == URL(fileURLWithPath: SluiceBinary.path).resolvingSymlinksInPath().path)
         // In its mount namespace the root is read-only and only the volume is writable.
         #expect(try Self.shell(["nsenter", "-t", String(pid), "-m", "touch", dir.appendingPathComponent("probe").path]) != 0)
         #expect(try Self.shell(["nsenter", "-t", String(pid), "-m", "touch", vol.appendingPathComponent("probe").path]) == 0)
         try? FileManager.default.removeItem(at: vol.appendingPathComponent("probe"))
         // The UDF snapshots live in the volume (TMPDIR).
-        #expect(((try? FileManager.default.contentsOfDirectory(atPath: vol.appendingPathComponent("tmp").path)) ?? []).count == 1)
+        let snapshots = (try? FileManager.default.contentsOfDirectory(atPath: vol.appendingPathComponent("tmp").path)) ?? []
+        #expect(snapshots.count == 1 && snapshots[0].hasPrefix("sluice-udfs-1-"), "\(snapshots)")
         // The image's HEALTHCHECK command passes against it.
         let check = try Self.healthcheck()
         #expect(try await offPool { try Self.shell(check, environment: ["SLUICE_ADMIN_PORT": String(port)]) } == 0, "\(check)")
@@ -137,8 +141,10 @@ import Glibc
         let written = vol.lines("out.jsonl").count
         #expect(summary.hasPrefix("container: read "), "\(summary)")
         #expect(summary.contains("wrote all=\(written);"), "\(summary) vs \(written) lines")
+        #expect(summary.contains("dead-lettered \(vol.lines("out.jsonl.dead").count)"), "\(summary)")
         // Nothing but the output (and the emptied TMPDIR) in the volume.
-        #expect(Set((try? FileManager.default.contentsOfDirectory(atPath: vol.path)) ?? []) == ["out.jsonl", "tmp"])
+        let left = Set((try? FileManager.default.contentsOfDirectory(atPath: vol.path)) ?? [])
+        #expect(left == ["out.jsonl", "out.jsonl.dead", "tmp"], "\(left)")
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: vol.appendingPathComponent("tmp").path)) ?? []).isEmpty)
     }
 }

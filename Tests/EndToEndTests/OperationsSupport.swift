@@ -72,10 +72,8 @@ enum OpsPipeline {
 
     /// `GET /topology`, parsed.
     static func topology(port: Int) async throws -> [String: Any]? {
-        try await offPool { () -> [String: Any]? in
-            guard let body = StatefulRun.get("/topology", port: port) else { return nil }
-            return try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
-        }
+        let body = try await offPool { StatefulRun.get("/topology", port: port) }
+        return body.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
     }
 
     /// The node of `/topology` named `name`.

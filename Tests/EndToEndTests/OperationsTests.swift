@@ -165,10 +165,10 @@ import Glibc
         let session = "sluice-top-\(getpid())-\(port)"
         let started = try await offPool {
             try SluiceTmux.run(["new-session", "-d", "-s", session, "-x", "150", "-y", "30",
-                                "\(SluiceBinary.path) top http://127.0.0.1:\(port)"])
+                                "\(SluiceBinary.path) top http://127.0.0.1:\(port)"]).status
         }
         #expect(started == 0)
-        defer { _ = try? SluiceTmux.run(["kill-session", "-t", session]) }
+        defer { _ = try? SluiceTmux.run(["kill-server"]) }   // our own socket's server only
         var screen = ""
         let shown = try await eventuallyAsync {
             screen = try await offPool { try SluiceTmux.capture(session) }
@@ -184,30 +184,55 @@ import Glibc
     }
 }
 
-/// tmux, for driving terminal programs in tests.
+/// tmux on a socket of its own (`-L`), for driving terminal programs in tests. Spawned with
+/// posix_spawn and waitpid: a tmux client that starts the server daemon can leave Foundation's
+/// `Process` waiting forever.
 enum SluiceTmux {
-    static func run(_ args: [String]) throws -> Int32 {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["tmux"] + args
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        return p.terminationStatus
+    static let socket = "sluice-test-\(getpid())"
+
+    /// Runs `tmux -L SOCKET args...`; its exit status and stdout.
+    @discardableResult
+    static func run(_ args: [String]) throws -> (status: Int32, stdout: String) {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw POSIXError(.EMFILE) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addclose(&actions, fds[0])
+        posix_spawn_file_actions_addclose(&actions, fds[1])
+        // Nothing else of this process leaks into tmux (its server outlives the client): not another
+        // test's pipe, whose reader would then never see the end of it.
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? [] {
+            if let fd = Int32(entry), fd > 2, fd != fds[0], fd != fds[1], fcntl(fd, F_GETFD) >= 0 {
+                posix_spawn_file_actions_addclose(&actions, fd)
+            }
+        }
+        let argv = (["tmux", "-L", socket] + args).map { strdup($0) } + [nil]
+        defer { for a in argv { free(a) } }
+        var pid: pid_t = 0
+        let rc = posix_spawnp(&pid, "tmux", &actions, nil, argv, environ)
+        close(fds[1])
+        defer { close(fds[0]) }
+        guard rc == 0 else { throw POSIXError(.ENOENT) }
+        // The server daemon may keep the pipe open: read only what the client wrote before it exited.
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
+        while true {
+            let n = read(fds[0], &buffer, buffer.count)
+            if n <= 0 { break }
+            out += buffer[0..<n]
+        }
+        return ((status >> 8) & 0xff, String(decoding: out, as: UTF8.self))
     }
 
     /// The visible screen of `session`.
     static func capture(_ session: String) throws -> String {
-        let p = Process()
-        let out = Pipe()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["tmux", "capture-pane", "-p", "-t", session]
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        try run(["capture-pane", "-p", "-t", session]).stdout
     }
 }

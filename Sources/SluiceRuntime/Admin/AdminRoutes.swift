@@ -15,6 +15,10 @@ struct AdminRoutes: Sendable {
     /// `GET /tap/COMPONENT`.
     var taps: TapPoints? = nil
 
+    func respond(method: String, path: String) -> AdminServer.Response {
+        respond(AdminServer.Request(method: method, path: path))
+    }
+
     func respond(_ request: AdminServer.Request) -> AdminServer.Response {
         let method = request.method, path = request.path
         if path.hasPrefix("/tap/"), let taps {
