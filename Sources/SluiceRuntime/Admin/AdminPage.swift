@@ -25,7 +25,7 @@ enum AdminPage {
   main { padding:14px 18px; }
   #graph { position:relative; overflow:auto; background:var(--card); border:1px solid #e4e7ec; border-radius:8px; min-height:120px; }
   #graph svg { position:absolute; left:0; top:0; pointer-events:none; }
-  .node { position:absolute; width:200px; background:var(--card); border:1.5px solid var(--line); border-radius:7px;
+  .node { position:absolute; width:196px; background:var(--card); border:1.5px solid var(--line); border-radius:7px;
           padding:6px 8px; box-shadow:0 1px 2px rgba(16,24,40,.06); }
   .node.source { border-left:5px solid #2e90fa; } .node.sink { border-right:5px solid #7a5af8; }
   .node.dead_letter { border-style:dashed; }
@@ -68,7 +68,7 @@ enum AdminPage {
 <script>
 "use strict";
 const $ = (id) => document.getElementById(id);
-const fmt = (v) => v >= 1e6 ? (v / 1e6).toFixed(1) + "M" : v >= 1e4 ? (v / 1e3).toFixed(1) + "k" : (Math.round(v * 10) / 10).toLocaleString("en-US");
+const fmt = (v) => v >= 1e6 ? (v / 1e6).toFixed(1) + "M" : v >= 1e4 ? (v / 1e3).toFixed(1) + "k" : v >= 100 ? Math.round(v).toLocaleString("en-US") : String(Math.round(v * 10) / 10);
 const bytes = (b) => b >= 1 << 30 ? (b / (1 << 30)).toFixed(1) + " GiB" : b >= 1 << 20 ? (b / (1 << 20)).toFixed(1) + " MiB" : b >= 1024 ? (b / 1024).toFixed(1) + " KiB" : b + " B";
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 const level = (q) => !q ? "" : q.fill > 0.8 ? "hot" : q.fill > 0.5 ? "warn" : "";
@@ -101,7 +101,7 @@ function nodeHTML(n) {
     queue + dl + dropped + details(n).map((d) => `<div class="extra">${esc(d)}</div>`).join("");
 }
 
-// Columns: sources first, each transform one right of its furthest input, sinks and the dead letter sink last.
+// Columns: sources first, each transform or sink one right of its furthest input, the dead letter sink last.
 function columns(t) {
   const depth = {}, byName = {};
   for (const n of t.nodes) byName[n.name] = n;
@@ -116,8 +116,8 @@ function columns(t) {
     return (depth[name] = d);
   };
   let last = 0;
-  for (const n of t.nodes) if (n.kind === "source" || n.kind === "transform") last = Math.max(last, visit(n.name, new Set()));
-  for (const n of t.nodes) if (n.kind === "sink" || n.kind === "dead_letter") depth[n.name] = last + 1;
+  for (const n of t.nodes) if (n.kind !== "dead_letter") last = Math.max(last, visit(n.name, new Set()));
+  for (const n of t.nodes) if (n.kind === "dead_letter") depth[n.name] = Math.max(1, last);
   const cols = [];
   for (const n of t.nodes) (cols[depth[n.name]] = cols[depth[n.name]] || []).push(n);
   return cols.filter(Boolean);
@@ -155,7 +155,7 @@ function render(t) {
 }
 
 function layout(t, divs) {
-  const colW = 240, gap = 16, pad = 24;
+  const colW = 226, gap = 26, pad = 24;
   let height = 0;
   const box = {};
   columns(t).forEach((col, c) => {
@@ -178,11 +178,11 @@ function layout(t, divs) {
   // Stage boxes (when there are keyed stages): the stage's components with its parallelism.
   if (t.stages.length > 1) {
     for (const st of t.stages) {
-      const members = t.nodes.filter((n) => n.stage === st.index && box[n.name]).map((n) => box[n.name]);
+      const members = t.nodes.filter((n) => n.stage === st.stage && box[n.name]).map((n) => box[n.name]);
       if (!members.length) continue;
       const x0 = Math.min(...members.map((b) => b.x)) - 8, y0 = Math.min(...members.map((b) => b.y)) - 20;
       const x1 = Math.max(...members.map((b) => b.x + b.w)) + 8, y1 = Math.max(...members.map((b) => b.y + b.h)) + 8;
-      const label = st.index === 0 ? `stage 0 · stateless · ${st.parallelism} workers` : `stage ${st.index} · ${st.name} · parallelism ${st.parallelism}`;
+      const label = st.stage === 0 ? `stage 0 · stateless · ${st.parallelism} workers` : `stage ${st.stage} · ${st.name} · parallelism ${st.parallelism}`;
       s += `<rect x="${x0}" y="${y0}" width="${x1 - x0}" height="${y1 - y0}" rx="8" fill="#eef4ff" fill-opacity=".55" stroke="#84adff" stroke-dasharray="4 3"/>`;
       s += `<text x="${x0 + 8}" y="${y0 + 13}" font-size="11" fill="#3538cd">${esc(label)}</text>`;
     }
