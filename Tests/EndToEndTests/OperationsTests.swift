@@ -236,3 +236,38 @@ enum SluiceTmux {
         try run(["capture-pane", "-p", "-t", session]).stdout
     }
 }
+
+/// Kafka lag per partition in `GET /topology`, against the dev broker.
+@Suite struct KafkaLagTopologyTests {
+    @Test func lagPerPartitionIsTheHighWatermarkMinusTheCommittedOffset() async throws {
+        let scratch = try KafkaScratch()
+        defer { scratch.remove() }
+        let kafka = try await offPool { try DevKafka(topics: ["ev": 2], dir: scratch.dir) }
+        defer { kafka.stop() }
+        try await offPool {
+            try kafka.produce(Kafka.seqEvents(100), topic: "ev", partition: 0)
+            try kafka.produce(Kafka.seqEvents(60, start: 100), topic: "ev", partition: 1)
+        }
+        try scratch.dir.write("""
+        pipeline: lag
+        sources: { ev: { kafka: { brokers: '\(kafka.bootstrap)', topics: [ev], group: lag, start: earliest } } }
+        sinks: { o: { from: ev, file: { path: ../out/o.jsonl } } }
+        settings: { admin: { listen: 127.0.0.1:0 } }
+        """, to: "pipelines/p.yaml")
+        let run = try scratch.run("pipelines/p.yaml")
+        defer { run.kill() }
+        #expect(await eventually(timeout: .seconds(60)) { scratch.dir.lines("out/o.jsonl").count == 160 }, "\(run.log)")
+        let port = try #require(StatefulRun.adminPort(run.stderrText.split(separator: "\n").map(String.init)))
+        // Everything is written and acknowledged: lag 0 on both partitions, at their high watermarks.
+        var partitions: [[String: Any]] = []
+        let caughtUp = try await eventuallyAsync(timeout: 20) {
+            let t = try await OpsPipeline.topology(port: port)
+            partitions = (OpsPipeline.node(t, "ev")?["kafka"] as? [String: Any])?["partitions"] as? [[String: Any]] ?? []
+            return partitions.map { "\($0["partition"] ?? "") \($0["high"] ?? "") \($0["committed"] ?? "") \($0["lag"] ?? "")" }
+                == ["0 100 100 0", "1 60 60 0"]
+        }
+        #expect(caughtUp, "\(partitions)")
+        #expect(partitions.allSatisfy { $0["topic"] as? String == "ev" })
+        #expect(run.terminate() == 0)
+    }
+}
