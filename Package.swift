@@ -31,7 +31,10 @@ let package = Package(
                 swiftSettings: hotPath),
         .target(name: "SluiceSpec", dependencies: ["CYaml", "SluiceCore"]),
         .target(name: "SluiceLua", dependencies: ["CSluiceLua", "SluiceCore"]),
-        .target(name: "SluiceRuntime", dependencies: ["SluiceCore", "SluiceSpec", "SluiceLua", "SluiceKafka"], swiftSettings: hotPath),
+        .target(name: "SluiceRuntime", dependencies: ["SluiceCore", "SluiceSpec", "SluiceLua", "SluiceKafka", "CCurl", "SluiceHTTP", "CMemcached"],
+                swiftSettings: hotPath),
+        // A libcurl-multi HTTP client (one I/O thread per client): the HTTP sink; reusable by lookups.
+        .target(name: "SluiceHTTP", dependencies: ["CCurl"]),
         .target(name: "SluiceKafka", dependencies: ["CRdKafka", "SluiceCore", "CSluiceJSON"]),
         .executableTarget(name: "sluice", dependencies: [
             "SluiceRuntime", "SluiceSpec", "SluiceCore", "SluiceKafka",
@@ -41,7 +44,7 @@ let package = Package(
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore"]),
         .testTarget(name: "SluiceSpecTests", dependencies: ["SluiceSpec"]),
         .testTarget(name: "SluiceLuaTests", dependencies: ["SluiceLua"]),
-        .testTarget(name: "SluiceRuntimeTests", dependencies: ["SluiceRuntime"]),
+        .testTarget(name: "SluiceRuntimeTests", dependencies: ["SluiceRuntime", "SluiceHTTP"]),
         .testTarget(name: "EndToEndTests", dependencies: [], exclude: ["golden"]),
         .testTarget(name: "SluiceKafkaTests", dependencies: ["SluiceKafka", "SluiceCore"]),
     ],

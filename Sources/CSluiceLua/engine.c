@@ -217,6 +217,13 @@ void begin_budget(sl_engine *e) {
     lua_sethook(e->L, sl_hook, LUA_MASKCOUNT, e->instr_gran);
 }
 
+void resume_budget(sl_engine *e, lua_State *co, int64_t used) {
+    e->instr_used = used;
+    e->sticky = 0;
+    e->instr_hit = 0;
+    lua_sethook(co, sl_hook, LUA_MASKCOUNT, e->instr_gran);
+}
+
 /* ------------------------------------------------------------------ sandbox functions */
 
 static int msgh(lua_State *L) {
@@ -736,6 +743,7 @@ static int setup_fn(lua_State *L) {
     lua_pushvalue(L, REQUIRE); lua_pushcclosure(L, loader_fn, 1); /* S_LOADER */
     lua_pushvalue(L, ENV); lua_pushcclosure(L, expr_fn, 1);       /* S_EXPR */
     lua_pushcfunction(L, grow_fn);                                /* S_GROW */
+    lua_newtable(L);                                              /* S_CALLS */
     return S_NSLOTS;
 }
 
@@ -812,6 +820,8 @@ void sl_engine_free(sl_engine *e) {
     free(e->sbuf);
     free(e->err);
     free(e->trace);
+    free(e->calls);
+    free(e->free_calls);
     free(e);
 }
 
@@ -996,7 +1006,11 @@ int sl_call(sl_engine *e, int32_t fn, int32_t h, const sl_meta *meta, int mode,
     int st = lua_pcall(L, mode == SL_MODE_TEST ? 3 : 2, 1, S_MSGH);
     e->mode = -1;
     e->meta = NULL;
-    int rc = classify(e, st);
+    return finish_call(e, mode, classify(e, st), truthy, outs, n_outs);
+}
+
+int finish_call(sl_engine *e, int mode, int rc, int *truthy, const int32_t **outs, size_t *n_outs) {
+    lua_State *L = e->L;
     if (rc != SL_OK) {
         clear_emits(e);
         lua_settop(L, S_NSLOTS);

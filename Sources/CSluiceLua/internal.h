@@ -24,7 +24,8 @@ enum {
     S_LOADER,       /* (funcs, module, name) -> id */
     S_EXPR,         /* (funcs, source, label) -> id */
     S_GROW,         /* (old handles, newcap) -> new handles table */
-    S_NSLOTS = S_GROW
+    S_CALLS,        /* suspended calls (suspend.c): id -> coroutine, -id -> its ctx.emit values */
+    S_NSLOTS = S_CALLS
 };
 
 #define SL_KEY_CACHE 256
@@ -59,6 +60,16 @@ typedef struct {
     int64_t i;
     int kind;        /* 0 string key, 1 integer key, 2 array index */
 } sl_path;
+
+/* One suspendable call (suspend.c). Its coroutine is S_CALLS[id]. */
+typedef struct {
+    int state;                 /* 0 free, 1 suspended */
+    int has_thread;            /* S_CALLS[id] holds this record's coroutine (reused once finished) */
+    int mode;
+    int n_emit;
+    int64_t instr_used;
+    int64_t token;
+} sl_call_rec;
 
 struct sl_engine {
     lua_State *L;
@@ -113,6 +124,17 @@ struct sl_engine {
     /* arguments of the loader running under pcall */
     const char *load_a, *load_b;
     size_t load_alen;
+    /* suspendable calls (suspend.c) */
+    sl_call_rec *calls;
+    int32_t ncalls, capcalls;
+    int32_t *free_calls;       /* ids of free records */
+    int32_t nfree_calls, capfree_calls;
+    lua_State *running;        /* the call coroutine being resumed, NULL outside one */
+    int lookup_yield;          /* set by ctx.lookup when it yields for a pending answer */
+    int64_t pending_token;
+    int resume_kind;           /* the answer being handed to a resumed ctx.lookup: SL_ANSWER_* */
+    const uint8_t *resume_bytes;
+    size_t resume_len;
     /* messages */
     char *err;
     size_t err_len, err_cap;
@@ -129,7 +151,9 @@ extern char sl_null_tag;
 void sl_set_error(sl_engine *e, const char *msg, size_t len);
 void sl_set_errorf(sl_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* engine.c, shared with keyed.c */
+/* engine.c, shared with keyed.c and suspend.c */
+/* Gives coroutine `co` the instruction hook of the current budget (`used` already spent). */
+void resume_budget(sl_engine *e, lua_State *co, int64_t used);
 void begin_budget(sl_engine *e);
 int fail_memory(sl_engine *e);
 int classify(sl_engine *e, int st);
@@ -145,6 +169,13 @@ int pcall_into_handle(sl_engine *e, int nargs, int32_t *out);
  * else its items 1..list_len) and the ctx.emit events become new handles in e->outs. On rc != SL_OK
  * only cleans up. Leaves the stack at S_NSLOTS. */
 int take_outputs(sl_engine *e, int rc, int res, int64_t list_len, size_t nlist, const int32_t **outs, size_t *n_outs);
+
+/* After a UDF call (stack: result at S_NSLOTS + 1 when rc == SL_OK): validates the result for
+ * `mode` and hands out TEST's verdict or the outputs, as sl_call documents. */
+int finish_call(sl_engine *e, int mode, int rc, int *truthy, const int32_t **outs, size_t *n_outs);
+/* lookup.c: pushes the row (JSON bytes) decoded with the decode closure at upvalue 1 of the
+ * running C function; raises on invalid JSON. */
+void sl_push_row(lua_State *L, sl_engine *e, const char *name, const uint8_t *bytes, size_t len);
 
 /* readonly.c: (fn, event, ctx) -> fn(read-only view of event, ctx) */
 int sl_readonly_call(lua_State *L);

@@ -71,22 +71,32 @@ static char ro_cached_key;   /* registry key of the view reused for the top-leve
 /* (fn, event, ctx) -> fn(view of event, ctx). Runs inside the caller's protected call. The
  * top-level view is one table reused from call to call (valid for the call only); nested
  * tables get fresh views when read. */
+static int ro_done(lua_State *L, int status, lua_KContext k) {
+    (void)L; (void)status; (void)k;
+    return 1;
+}
+
 int sl_readonly_call(lua_State *L) {
     if (lua_type(L, 2) == LUA_TTABLE) {
-        lua_pushlightuserdata(L, &ro_cached_key);
-        if (lua_rawget(L, LUA_REGISTRYINDEX) != LUA_TTABLE) {
-            lua_pop(L, 1);
+        if (sl_E(L)->running == L) {
+            /* A suspendable call: the view must survive a suspension while other calls run. */
             push_view(L, 2);
-            lua_pushlightuserdata(L, &ro_cached_key);
-            lua_pushvalue(L, -2);
-            lua_rawset(L, LUA_REGISTRYINDEX);
         } else {
-            lua_pushlightuserdata(L, &ro_target_key);
-            lua_pushvalue(L, 2);
-            lua_rawset(L, -3);
+            lua_pushlightuserdata(L, &ro_cached_key);
+            if (lua_rawget(L, LUA_REGISTRYINDEX) != LUA_TTABLE) {
+                lua_pop(L, 1);
+                push_view(L, 2);
+                lua_pushlightuserdata(L, &ro_cached_key);
+                lua_pushvalue(L, -2);
+                lua_rawset(L, LUA_REGISTRYINDEX);
+            } else {
+                lua_pushlightuserdata(L, &ro_target_key);
+                lua_pushvalue(L, 2);
+                lua_rawset(L, -3);
+            }
         }
         lua_replace(L, 2);
     }
-    lua_call(L, 2, 1);
+    lua_callk(L, 2, 1, 0, ro_done);
     return 1;
 }

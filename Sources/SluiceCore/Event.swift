@@ -47,6 +47,9 @@ public struct Event: Sendable {
 
 /// Events cross threads and queues in batches, never one at a time.
 public struct Batch: Sendable {
+    /// The events' payload bytes (what the work queue's byte budget counts).
+    public var byteCount: Int { events.reduce(0) { $0 + $1.bytes.count } }
+
     /// Index of the source that produced it (in spec order).
     public var source: Int
     /// Per-source sequence number, used to publish results in input order.

@@ -32,6 +32,8 @@ enum ComponentLabels {
         case .stdout: return "stdout"
         case .stderr: return "stderr"
         case .kafka(let k): return "kafka " + k.topic
+        case .http(let h): return "http " + h.url
+        case .memcached(let m): return "memcached " + m.key
         }
     }
 }

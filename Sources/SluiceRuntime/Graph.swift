@@ -31,7 +31,8 @@ public enum MermaidGraph {
             }
         }
         for s in spec.sinks {
-            let kind = ComponentLabels.sink(s)
+            // Quotes would end Mermaid's label string.
+            let kind = ComponentLabels.sink(s).replacingOccurrences(of: "\"", with: "#quot;")
             lines.append("  \(id(s.name))[(\(label(s.name, kind)))]")
             let arrow = s.when == nil ? "-->" : "-->|when|"
             for f in s.from { lines.append("  \(id(f)) \(arrow) \(id(s.name))") }

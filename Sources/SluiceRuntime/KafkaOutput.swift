@@ -63,7 +63,7 @@ private final class DeliveryTracker: Sendable {
     }
 
     func succeed() { finishOne(nil) }
-    func fail(_ index: Int, _ reason: String) { finishOne((index, reason)) }
+    func fail(_ index: Int, _ reason: String) { finishOne(DeliveryFailure(index: index, reason: reason)) }
 
     private func finishOne(_ failure: DeliveryFailure?) {
         let finished: [DeliveryFailure]? = state.withLock { s in

@@ -4,19 +4,19 @@ import SluiceLua
 /// Compiles every piece of Lua a spec references, so `sluice validate` reports bad UDFs
 /// at the spec line that names them, next to the Lua file and line of the problem.
 public enum LuaCheck {
-    public static func problems(in spec: PipelineSpec) -> [String] {
+    public static func problems(in spec: PipelineSpec) -> [Diagnostic] {
         let engine: LuaEngine
         do {
             engine = try LuaEngine(udfDir: spec.udfs.dir,
                                    limits: LuaLimits(instructions: spec.udfs.instructionLimit, memoryBytes: spec.udfs.memoryLimit),
                                    log: { _, _ in })
         } catch {
-            return ["\(spec.file): \(error)"]
+            return [Diagnostic(location: SourceLocation(file: spec.file, line: 0, column: 0), message: "\(error)")]
         }
-        var problems: [String] = []
+        var problems: [Diagnostic] = []
         func check(_ ref: UDFRef) {
             do { _ = try engine.function(module: ref.module, name: ref.function) }
-            catch { problems.append("\(ref.location): cannot load UDF '\(ref)': \(error)") }
+            catch { problems.append(Diagnostic(location: ref.location, message: "cannot load UDF '\(ref)': \(error)")) }
         }
         func check(_ predicate: Predicate?, label: String) {
             switch predicate {
@@ -24,7 +24,7 @@ public enum LuaCheck {
             case .lua(let expression, let location)?:
                 // The same label as the plan's: the message already starts with the spec location.
                 do { _ = try engine.expression(expression, label: "\(location)") }
-                catch { problems.append("\(location): invalid Lua expression in '\(label)': \(error.message)") }
+                catch { problems.append(Diagnostic(location: location, message: "invalid Lua expression in '\(label)': \(error.message)")) }
             default: break
             }
         }

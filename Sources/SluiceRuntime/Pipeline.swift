@@ -87,6 +87,8 @@ public final class Pipeline: Sendable {
                 case .stderr: return DescriptorOutput(sink: sink.name, fd: 2)
                 case .file(let path): return try DescriptorOutput(sink: sink.name, path: path)
                 case .kafka(let kafka): return try KafkaOutput(sink: sink.name, spec: kafka, log: options.log)
+                case .http(let http): return try HTTPOutput(sink: sink.name, spec: http)
+                case .memcached(let mc): return try MemcachedOutput(sink: sink.name, spec: mc)
                 }
             } catch {
                 throw PipelineError(message: "\(sink.location): \(error)")
@@ -94,19 +96,22 @@ public final class Pipeline: Sendable {
         }
         var runners: [SinkRunner] = []
         for (i, sink) in spec.sinks.enumerated() {
-            runners.append(SinkRunner(name: sink.name, queue: sink.queue, output: try output(sink),
-                                      tap: taps.map { ($0, plan.nodes.count + i) }))
+            runners.append(SinkRunner(name: sink.name, queue: sink.queue, bytes: spec.settings.queueBytes, output: try Self.retrying(try output(sink), sink, options),
+                                      coalesce: Self.coalescing(sink), tap: taps.map { ($0, plan.nodes.count + i) }))
         }
         let deadLetterTap = taps.map { ($0, plan.nodes.count + spec.sinks.count) }
         self.sinkRunners = runners
         // `dead_letter: { queue: { capacity } }` is honoured; it always blocks (never drops).
         let dlqQueue = QueueSpec(capacity: spec.deadLetter?.queue.capacity ?? spec.settings.queueCapacity * 4, whenFull: .block)
         // Dead letters that fail are retried a few times with backoff before the run gives up on them.
+        let deadLetterBytes = spec.settings.queueBytes.multipliedReportingOverflow(by: 4).partialValue
         if let dl = spec.deadLetter {
-            deadLetterRunner = SinkRunner(name: Self.deadLetterName, queue: dlqQueue, output: RetryingOutput(try output(dl)), tap: deadLetterTap)
+            let inner = try output(dl)
+            let retrying = dl.retry.map { RetryingOutput(inner, backoff: Backoff($0), giveUpAfterExhaustion: true) } ?? RetryingOutput(deadLetter: inner)
+            deadLetterRunner = SinkRunner(name: Self.deadLetterName, queue: dlqQueue, bytes: deadLetterBytes, output: retrying, tap: deadLetterTap)
         } else {
-            deadLetterRunner = SinkRunner(name: Self.deadLetterName, queue: dlqQueue,
-                                          output: RetryingOutput(options.captureSinks ? MemoryOutput() : DescriptorOutput(sink: Self.deadLetterName, fd: 2)),
+            deadLetterRunner = SinkRunner(name: Self.deadLetterName, queue: dlqQueue, bytes: deadLetterBytes,
+                                          output: RetryingOutput(deadLetter: options.captureSinks ? MemoryOutput() : DescriptorOutput(sink: Self.deadLetterName, fd: 2)),
                                           tap: deadLetterTap)
         }
 
@@ -132,6 +137,20 @@ public final class Pipeline: Sendable {
             reloader = nil
         }
         self.lua = lua
+    }
+
+    /// The sink's output behind its `retry:` policy (none when it allows no retries).
+    static func retrying(_ output: any SinkOutput, _ sink: SinkSpec, _ options: RunOptions) -> any SinkOutput {
+        let retry = sink.effectiveRetry
+        guard retry.max > 0, !options.captureSinks else { return output }
+        let log = options.log, name = sink.name
+        return RetryingOutput(output, backoff: Backoff(retry)) { log("warning", "sink '\(name)': \($0)") }
+    }
+
+    /// HTTP sinks merge queued batches up to `batch` events, waiting at most `linger`.
+    static func coalescing(_ sink: SinkSpec) -> (events: Int, linger: Duration)? {
+        guard case .http(let h) = sink.kind else { return nil }
+        return (h.batch, .milliseconds(h.linger))
     }
 
     /// Asks the sources to stop; the run then drains and returns. Safe to call from any thread, more than once.
@@ -162,7 +181,7 @@ public final class Pipeline: Sendable {
     /// Runs until every source has ended (or `stop()`), then drains all queues and flushes all sinks.
     public func run() -> RunReport {
         let errors = ErrorList()
-        let work = BoundedQueue<Batch>(capacity: workerCount * 4)
+        let work = BoundedQueue<Batch>(capacity: workerCount * 4, byteCapacity: spec.settings.queueBytes)
         let sequencers = spec.sources.map { _ in Sequencer(limit: workerCount * 4) }
 
         let sinkGroup = DispatchGroup()
@@ -190,7 +209,7 @@ public final class Pipeline: Sendable {
         }
 
         // Keyed stages: started before the stateless workers that feed them.
-        let stages = KeyedStages(plan: plan, board: board, capacity: spec.settings.queueCapacity * 4)
+        let stages = KeyedStages(plan: plan, board: board, capacity: spec.settings.queueCapacity * 4, bytes: spec.settings.queueBytes)
         let operatorsDone = plan.operators.map { _ in DispatchGroup() }
         for (o, op) in plan.operators.enumerated() {
             for lane in 0..<op.parallelism {
@@ -237,7 +256,7 @@ public final class Pipeline: Sendable {
         let reloadDone = DispatchGroup()
         if let reloader { startThread("sluice-reload", reloadDone) { reloader.run() } }
         let lookupsDone = DispatchGroup()
-        if options.sourceOverrides == nil { lua.lookups?.start(lookupsDone) }
+        lua.lookups?.start(lookupsDone, refresh: options.sourceOverrides == nil)
 
         let sourcesDone = DispatchGroup()
         for (index, source) in sources.enumerated() {
@@ -349,7 +368,7 @@ public final class Pipeline: Sendable {
                 stats.add(runner.name) { $0.dropped += batch.count }
                 batch.releaseAcks()
             case .rejected:
-                let all = (0..<batch.count).map { (index: $0, reason: "sink '\(runner.name)' queue full") }
+                let all = (0..<batch.count).map { DeliveryFailure(index: $0, reason: "sink '\(runner.name)' queue full") }
                 Self.deadLetter(batch, only: all, component: runner.name, to: deadLetterRunner, stats: stats)
                 batch.releaseAcks()
             }

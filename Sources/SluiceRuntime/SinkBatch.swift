@@ -24,6 +24,18 @@ struct SinkBatch: Sendable {
         ends.append(data.count)
     }
 
+    /// Appends every event of `other`, with its metadata and acknowledgements.
+    mutating func append(contentsOf other: SinkBatch) {
+        if !other.metas.isEmpty || !metas.isEmpty {
+            while metas.count < ends.count { metas.append(nil) }
+            for i in 0..<other.count { metas.append(other.meta(i)) }
+        }
+        let base = data.count
+        data.append(contentsOf: other.data)
+        ends.append(contentsOf: other.ends.map { $0 + base })
+        acks.append(contentsOf: other.acks)
+    }
+
     /// The payload of event `i`, without its newline.
     func payload(_ i: Int) -> ArraySlice<UInt8> {
         let start = i == 0 ? 0 : ends[i - 1]

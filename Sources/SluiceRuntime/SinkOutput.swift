@@ -11,8 +11,21 @@ public struct SinkError: Error, CustomStringConvertible, Sendable {
     public var description: String { "sink '\(sink)': \(message)" }
 }
 
-/// An event a sink could not deliver: its index in the batch and the reason.
-typealias DeliveryFailure = (index: Int, reason: String)
+/// An event a sink could not deliver: its index in the batch, the reason, and whether trying again
+/// may help.
+struct DeliveryFailure: Sendable {
+    var index: Int
+    var reason: String
+    var retry: RetryAdvice = .transient(after: nil)
+}
+
+/// What a failed delivery says about trying again.
+enum RetryAdvice: Sendable, Equatable {
+    /// Worth retrying; `after` is the server's `Retry-After`, if it named one.
+    case transient(after: Duration?)
+    /// Will fail again (an HTTP 4xx, a key memcached cannot store): dead-letter at once.
+    case permanent
+}
 
 /// Where a sink's batches go. `send` is called from the sink's thread only; `done` is called exactly
 /// once per batch, when every event is delivered or has failed (possibly later, on another thread).
@@ -91,7 +104,7 @@ final class DescriptorOutput: SinkOutput {
         switch openDescriptor() {
         case .success(let d): fd = d
         case .failure(let error):
-            done((0..<batch.count).map { (index: $0, reason: error.message) })
+            done((0..<batch.count).map { DeliveryFailure(index: $0, reason: error.message) })
             return
         }
         var failure: String?
@@ -110,7 +123,7 @@ final class DescriptorOutput: SinkOutput {
         if let failure {
             // Events wholly written before the failure are delivered; the rest (a torn one included) are not.
             let firstUnwritten = batch.ends.firstIndex { $0 > offset } ?? batch.count
-            done((firstUnwritten..<batch.count).map { (index: $0, reason: failure) })
+            done((firstUnwritten..<batch.count).map { DeliveryFailure(index: $0, reason: failure) })
         } else {
             done([])
         }

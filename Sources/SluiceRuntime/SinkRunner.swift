@@ -9,6 +9,9 @@ final class SinkRunner: Sendable {
     let policy: WhenFull
     let queue: BoundedQueue<SinkBatch>
     let output: any SinkOutput
+    /// `(events, linger)`: batches are merged until they hold `events` or `linger` has passed since the
+    /// first was taken (HTTP sinks); nil = each batch is sent as it comes.
+    let coalesce: (events: Int, linger: Duration)?
     /// Events handed to the output and not yet confirmed written.
     private let inFlight = Atomic<Int>(0)
     /// Where `GET /tap` samples what this sink wrote (nil without an admin endpoint).
@@ -17,11 +20,13 @@ final class SinkRunner: Sendable {
     /// True while some taken batch has not been written yet (a stalled output, say).
     var isWriting: Bool { inFlight.load(ordering: .relaxed) > 0 }
 
-    init(name: String, queue spec: QueueSpec, output: any SinkOutput, tap: (points: TapPoints, slot: Int)? = nil) {
+    init(name: String, queue spec: QueueSpec, bytes: Int = .max, output: any SinkOutput, coalesce: (events: Int, linger: Duration)? = nil,
+         tap: (points: TapPoints, slot: Int)? = nil) {
         self.name = name
+        self.coalesce = coalesce
         self.tap = tap
         self.policy = spec.whenFull
-        self.queue = BoundedQueue(capacity: spec.capacity)
+        self.queue = BoundedQueue(capacity: spec.capacity, byteCapacity: bytes)
         self.output = output
     }
 
@@ -36,11 +41,11 @@ final class SinkRunner: Sendable {
     func enqueue(_ batch: SinkBatch) -> Admission {
         switch policy {
         case .block:
-            return queue.push(batch, weight: batch.count) ? .accepted : .dropped
+            return queue.push(batch, weight: batch.count, bytes: batch.data.count) ? .accepted : .dropped
         case .dropNewest:
-            return queue.offer(batch, weight: batch.count) ? .accepted : .dropped
+            return queue.offer(batch, weight: batch.count, bytes: batch.data.count) ? .accepted : .dropped
         case .deadLetter:
-            return queue.offer(batch, weight: batch.count) ? .accepted : .rejected
+            return queue.offer(batch, weight: batch.count, bytes: batch.data.count) ? .accepted : .rejected
         }
     }
 
@@ -53,7 +58,7 @@ final class SinkRunner: Sendable {
                failed: @escaping @Sendable (SinkBatch, [DeliveryFailure]) -> Void) {
         let name = name
         let failureLog = SinkFailureLog(sink: name, log: log)
-        while let batch = queue.pop() {
+        while let batch = nextBatch() {
             inFlight.add(batch.count, ordering: .relaxed)
             output.send(batch) { [self] failures in
                 inFlight.subtract(batch.count, ordering: .relaxed)
@@ -71,5 +76,18 @@ final class SinkRunner: Sendable {
         }
         output.close()
         failureLog.finish()
+    }
+
+    /// The next batch to send: one from the queue, merged with more while `coalesce` asks for it.
+    private func nextBatch() -> SinkBatch? {
+        guard var batch = queue.pop() else { return nil }
+        guard let (events, linger) = coalesce else { return batch }
+        let deadline = ContinuousClock.now + linger
+        while batch.count < events {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero, let more = queue.pop(timeout: Double(left.milliseconds) / 1000) else { break }
+            batch.append(contentsOf: more)
+        }
+        return batch
     }
 }

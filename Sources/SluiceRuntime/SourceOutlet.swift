@@ -27,7 +27,7 @@ final class SourceOutlet {
             timing.setBusy(true)
         }
         defer { timing?.setBusy(false) }
-        if work.push(batch) { sequence += 1 }
+        if work.push(batch, bytes: batch.byteCount) { sequence += 1 }
     }
 
     /// Hands the batch over if there is room within `wait` seconds; false means "still full, try again later".
@@ -38,14 +38,15 @@ final class SourceOutlet {
         if let timing {
             timing.setBusy(true)
             defer { timing.setBusy(false) }
-            guard work.waitForRoom(weight: 1, timeout: wait) else { return false }
+            guard work.waitForRoom(weight: 1, bytes: batch.byteCount, timeout: wait) else { return false }
             timing.stamp(&batch)
             timing.holdBack(batch)
-            work.push(batch)
+            work.push(batch, bytes: batch.byteCount)
             sequence += 1
             return true
         }
-        guard wait > 0 ? work.push(batch, timeout: wait) : work.offer(batch) else { return false }
+        let bytes = batch.byteCount
+        guard wait > 0 ? work.push(batch, bytes: bytes, timeout: wait) : work.offer(batch, bytes: bytes) else { return false }
         sequence += 1
         return true
     }

@@ -45,7 +45,7 @@ final class Worker {
         case lua(LuaEventHandle, original: ArraySlice<UInt8>?)
     }
 
-    private enum Verdict { case pass, reject, failed, poisoned }
+    private enum Verdict { case pass, reject, failed, poisoned, suspended }
 
     private let plan: Plan
     private let lua: LuaSettings
@@ -83,6 +83,13 @@ final class Worker {
         var start: Int64
     }
     private var keyBuffer: [UInt8] = []
+    /// Suspended UDF calls (HTTP lookups), their events' ordering and handles (`SuspendedWork`).
+    private var suspended = SuspendedWork<Payload>()
+    /// The pipeline has lookups that can suspend a call (HTTP): Lua stages run as coroutines.
+    private let suspendable: Bool
+    private let lookupInbox: LookupInbox?
+    /// Index of the current event in its batch (the order results are published in).
+    private var currentIndex = 0
     private var currentSource = 0
     private var currentFormat = DataFormat.json
     /// Set when the current source feeds exactly one declarative chain: validation happens inside it.
@@ -95,6 +102,8 @@ final class Worker {
         self.plan = plan
         self.lua = lua
         self.needsLua = !plan.luaCode.isEmpty
+        suspendable = needsLua && (lua.lookups?.canSuspend ?? false)
+        lookupInbox = suspendable ? LookupInbox() : nil
         operatorNames = plan.operators.map(\.name)
         operatorKeys = plan.operators.map { $0.inputs.map(\.key) }
         operatorLanes = plan.operators.map(\.parallelism)
@@ -113,7 +122,9 @@ final class Worker {
     private func buildEngine(_ version: LiveCode.Version? = nil) throws(LuaLoadError) {
         let target = version ?? lua.live?.current ?? LiveCode.Version(number: lua.version, dir: lua.udfDir)
         let e = try LuaEngine(udfDir: target.dir, limits: lua.limits, version: target.number, log: lua.log)
-        if let lookups = lua.lookups { e.setLookups(lookups) }
+        if let lookups = lua.lookups {
+            if let lookupInbox { e.setLookups(WorkerLookups(registry: lookups, inbox: lookupInbox)) } else { e.setLookups(lookups) }
+        }
         var functions: [LuaFunctionID] = []
         for code in plan.luaCode {
             switch code {
@@ -154,14 +165,22 @@ final class Worker {
     /// Walks one event's value from `node` and frees the Lua handles it made.
     private func walkEvent(from node: Int, _ value: inout Payload) {
         let healthy = walk(node, &value)
-        if let engine {
-            for h in live { engine.release(h) }
-        }
-        live.removeAll(keepingCapacity: true)
+        releaseLive(event: currentIndex)
         if !healthy { rebuildAfterPoison() }
     }
 
+    /// Frees the handles the current event's walk made, or hands them to its suspended calls.
+    private func releaseLive(event: Int) {
+        if suspended.isWaiting(event) {
+            suspended.keep(live, for: event)
+        } else if let engine {
+            for h in live { engine.release(h) }
+        }
+        live.removeAll(keepingCapacity: true)
+    }
+
     private func endBatch() -> WorkerOutput {
+        if suspended.active { finishSuspended() }
         if let engine { batchLuaCounters = engine.takeCounters() }
         return WorkerOutput(sinks: sinkOut, deadLetters: dead, counts: countsByName(), keyed: keyedOut, late: lateOut)
     }
@@ -186,6 +205,7 @@ final class Worker {
 
         let timed = batch.times.count == batch.events.count
         for (index, event) in batch.events.enumerated() {
+            currentIndex = index
             if timed {
                 currentTime = batch.times[index]
                 currentWatermarkBefore = batch.watermarksBefore[index]
@@ -234,7 +254,8 @@ final class Worker {
         currentFormat = .json
         let node = plan.operators[op].node
         currentSource = node
-        for o in outputs {
+        for (index, o) in outputs.enumerated() {
+            currentIndex = index
             current = Event(bytes: o.bytes, meta: o.meta)
             if deadLetterWithoutEngine(current) { continue }
             currentTime = o.time
@@ -274,6 +295,14 @@ final class Worker {
     }
 
     private func rebuildAfterPoison() {
+        // Calls suspended in the poisoned engine die with it: their events are dead-lettered.
+        for parked in suspended.abandonAll() {
+            restore(parked.context)
+            currentIndex = parked.event
+            deadLetter(component: parked.component,
+                       reason: "the Lua engine went over its memory limit while this event's call was suspended",
+                       detail: nil, event: current)
+        }
         engine = nil
         do {
             try buildEngine(codeBuilt)   // the same version: the rest of the batch must not change code
@@ -328,9 +357,15 @@ final class Worker {
             switch edge {
             case .sink(let sink, let when):
                 if let when {
-                    switch check(when, &value, component: plan.sinks[sink].name) {
+                    var tested = value
+                    if suspendable, i < edges.count - 1, case .lua(let h, let original) = value, let engine {
+                        let copy = engine.copy(h)   // a suspended test must not see later siblings' changes
+                        live.append(copy)
+                        tested = .lua(copy, original: original)
+                    }
+                    switch check(when, &tested, component: plan.sinks[sink].name, after: .when(sink: sink)) {
                     case .pass: break
-                    case .reject, .failed: continue
+                    case .reject, .failed, .suspended: continue
                     case .poisoned: return false
                     }
                 }
@@ -339,7 +374,7 @@ final class Worker {
                 route(&value, to: op, input: input)
             case .node(let child):
                 var childValue = value
-                if case .lua(let h, let original) = value, plan.nodes[child].mutates, i < edges.count - 1, let engine {
+                if case .lua(let h, let original) = value, plan.nodes[child].mutates || suspendable, i < edges.count - 1, let engine {
                     let copy = engine.copy(h)
                     live.append(copy)
                     childValue = .lua(copy, original: original)
@@ -357,9 +392,9 @@ final class Worker {
         case .source:
             return walk(node, &value)
         case .filter(let condition):
-            switch check(condition, &value, component: name) {
+            switch check(condition, &value, component: name, after: .filter(node: node)) {
             case .pass: return walk(node, &value)
-            case .reject, .failed: return true
+            case .reject, .failed, .suspended: return true
             case .poisoned: return false
             }
         case .map(let code), .flatMap(let code):
@@ -368,7 +403,18 @@ final class Worker {
             guard let h = handle(&value, component: name) else { return true }
             var outputs: [LuaEventHandle] = []
             let result: Result<Void, LuaFailure>
-            if case .map = plan.nodes[node].operation {
+            let isMap: Bool
+            if case .map = plan.nodes[node].operation { isMap = true } else { isMap = false }
+            if suspendable {
+                var truthy = false
+                switch engine.start(fn, h, meta: current.meta, mode: isMap ? .map : .flatMap, truthy: &truthy, into: &outputs) {
+                case .success(.suspended(let call, let token)):
+                    suspend(call: call, token: token, then: .outputs(node: node), value: value, component: name)
+                    return true
+                case .success(.done): result = .success(())
+                case .failure(let f): result = .failure(f)
+                }
+            } else if isMap {
                 result = engine.map(fn, h, meta: current.meta, into: &outputs)
             } else {
                 result = engine.flatMap(fn, h, meta: current.meta, into: &outputs)
@@ -377,16 +423,7 @@ final class Worker {
             if case .failure(let failure) = result {
                 return luaFailed(failure, component: name, node: node)
             }
-            if currentFormat == .json, let problem = EventShapeCheck.problem(outputs, engine: engine, operation: plan.nodes[node].operation) {
-                rejected[node] += 1
-                deadLetter(component: name, reason: problem, detail: nil, event: current)
-                return true
-            }
-            for o in outputs {
-                var v = Payload.lua(o, original: nil)
-                if !walk(node, &v) { return false }
-            }
-            return true
+            return walkOutputs(outputs, of: node)
         case .declarative(let chain, let through):
             guard let bytes = bytes(&value, component: name) else { return true }
             return runChain(chain, through: through, on: bytes, validate: false)
@@ -395,12 +432,38 @@ final class Worker {
         }
     }
 
+    /// After a map / flat_map call: checks the results are events, then walks each.
+    private func walkOutputs(_ outputs: [LuaEventHandle], of node: Int) -> Bool {
+        let name = plan.nodes[node].name
+        guard let engine else { return true }
+        if currentFormat == .json, let problem = EventShapeCheck.problem(outputs, engine: engine, operation: plan.nodes[node].operation) {
+            rejected[node] += 1
+            deadLetter(component: name, reason: problem, detail: nil, event: current)
+            return true
+        }
+        for o in outputs {
+            var v = Payload.lua(o, original: nil)
+            if !walk(node, &v) { return false }
+        }
+        return true
+    }
+
     /// Sends the current event towards the worker of operator `op` that owns its key, or to the
     /// dead letter sink when it has no time (`no_time`), is behind its input's watermark (`late`)
     /// or lacks a key field (`no_key`).
     private func route(_ value: inout Payload, to op: Int, input: Int) {
+        guard let b = bytes(&value, component: operatorNames[op]) else { return }
+        if suspended.deferring(currentIndex) {
+            suspended.postpone(.route(op, input, Array(b), SuspensionContext(
+                current: current, time: currentTime, watermarkBefore: currentWatermarkBefore,
+                source: currentSource, format: currentFormat)), for: currentIndex)
+            return
+        }
+        routeNow(b, to: op, input: input)
+    }
+
+    private func routeNow(_ b: ArraySlice<UInt8>, to op: Int, input: Int) {
         let name = operatorNames[op]
-        guard let b = bytes(&value, component: name) else { return }
         let inputName = plan.nodes[currentSource].name
         if currentTime == EventTime.missing {
             deadLetter(component: name, reason: "no_time",
@@ -470,7 +533,7 @@ final class Worker {
         }
     }
 
-    private func check(_ condition: Condition, _ value: inout Payload, component: String) -> Verdict {
+    private func check(_ condition: Condition, _ value: inout Payload, component: String, after: AfterSuspension) -> Verdict {
         switch condition {
         case .match(let match):
             guard let bytes = bytes(&value, component: component) else { return .failed }
@@ -479,12 +542,100 @@ final class Worker {
             guard let engine, code.slot < functions.count else { return .reject }
             let fn = functions[code.slot]
             guard let h = handle(&value, component: component) else { return .failed }
-            switch engine.test(fn, h, meta: current.meta) {
+            let result: Result<Bool, LuaFailure>
+            if suspendable {
+                var truthy = false
+                var none: [LuaEventHandle] = []
+                switch engine.start(fn, h, meta: current.meta, mode: .test, truthy: &truthy, into: &none) {
+                case .success(.suspended(let call, let token)):
+                    suspend(call: call, token: token, then: after, value: value, component: component)
+                    return .suspended
+                case .success(.done): result = .success(truthy)
+                case .failure(let f): result = .failure(f)
+                }
+            } else {
+                result = engine.test(fn, h, meta: current.meta)
+            }
+            switch result {
             case .success(let keep): return keep ? .pass : .reject
             case .failure(let failure):
                 return luaFailed(failure, component: component, node: nil) ? .failed : .poisoned
             }
         }
+    }
+
+    // MARK: - Suspended calls
+
+    /// Parks the current event's call until its lookup answers; what follows the call runs on resume.
+    private func suspend(call: Int32, token: Int64, then: AfterSuspension, value: Payload, component: String) {
+        suspended.park(token, SuspendedWork<Payload>.Call(
+            call: call, event: currentIndex, then: then, value: value, component: component,
+            context: SuspensionContext(current: current, time: currentTime, watermarkBefore: currentWatermarkBefore,
+                                           source: currentSource, format: currentFormat)))
+    }
+
+    /// At the end of a batch: resumes suspended calls as their answers arrive, then publishes the
+    /// deferred results in input order.
+    private func finishSuspended() {
+        while suspended.hasCalls, let inbox = lookupInbox {
+            for (token, answer) in inbox.wait() {
+                guard let parked = suspended.take(token) else { continue }   // a call given up after a poisoning
+                resume(parked, with: answer)
+            }
+        }
+        for effect in suspended.drainEffects() {
+            switch effect {
+            case .sink(let sink, let bytes, let meta): sinkOut[sink].append(bytes, meta: meta)
+            case .dead(let letter): dead.append(letter)
+            case .route(let op, let input, let bytes, let context):
+                restore(context)
+                routeNow(bytes[...], to: op, input: input)
+            }
+        }
+        suspended.reset()
+    }
+
+    private func restore(_ c: SuspensionContext) {
+        current = c.current
+        currentTime = c.time
+        currentWatermarkBefore = c.watermarkBefore
+        currentSource = c.source
+        currentFormat = c.format
+    }
+
+    private func resume(_ parked: SuspendedWork<Payload>.Call, with answer: LuaResumeAnswer) {
+        guard let engine else { return }
+        restore(parked.context)
+        currentIndex = parked.event
+        var outputs: [LuaEventHandle] = []
+        var truthy = false
+        let result = engine.resume(parked.call, with: answer, meta: current.meta, truthy: &truthy, into: &outputs)
+        live.append(contentsOf: outputs)
+        var healthy = true
+        switch result {
+        case .success(.suspended(let call, let token)):
+            var again = parked
+            again.call = call
+            suspended.park(token, again)
+        case .failure(let failure):
+            if case .outputs(let node) = parked.then { healthy = luaFailed(failure, component: parked.component, node: node) }
+            else { healthy = luaFailed(failure, component: parked.component, node: nil) }
+        case .success(.done):
+            switch parked.then {
+            case .outputs(let node):
+                healthy = walkOutputs(outputs, of: node)
+            case .filter(let node):
+                var v = parked.value
+                if truthy { healthy = walk(node, &v) }
+            case .when(let sink):
+                var v = parked.value
+                if truthy { deliver(&v, to: sink) }
+            }
+        }
+        suspended.finished(parked.event)
+        releaseLive(event: parked.event)
+        if let group = suspended.release(parked.event) { for h in group { engine.release(h) } }
+        if !healthy { rebuildAfterPoison() }
     }
 
     /// Dead-letters the current event for a Lua failure. Returns false if the state is poisoned.
@@ -499,16 +650,16 @@ final class Worker {
         let format = plan.sinks[sink].format
         switch value {
         case .bytes(let b):
-            sinkOut[sink].append(b, meta: current.meta)
+            append(b, to: sink)
         case .lua(_, let original?):
-            sinkOut[sink].append(original, meta: current.meta)
+            append(original, to: sink)
         case .lua(let h, nil):
             guard let engine else { return }
             var out: [UInt8] = []
             let result = format == .text ? engine.encodeText(h, into: &out) : engine.encodeJSON(h, into: &out)
             switch result {
             case .success:
-                sinkOut[sink].append(out, meta: current.meta)
+                append(out[...], to: sink)
                 if format == .json { value = .lua(h, original: out[...]) }
             case .failure(let failure):
                 deadLetter(component: plan.sinks[sink].name, reason: failure.message, detail: failure.traceback, event: current)
@@ -539,6 +690,15 @@ final class Worker {
                 var out: [UInt8] = []
                 return bytes.withUnsafeBytes { prefix.run($0, into: &out, validate: true) } == .kept ? out : nil
             }
+        }
+    }
+
+    /// Adds an event to a sink's batch, or to the deferred results while earlier events wait for lookups.
+    private func append(_ bytes: ArraySlice<UInt8>, to sink: Int) {
+        if suspended.deferring(currentIndex) {
+            suspended.postpone(.sink(sink, Array(bytes), current.meta), for: currentIndex)
+        } else {
+            sinkOut[sink].append(bytes, meta: current.meta)
         }
     }
 
@@ -586,8 +746,9 @@ final class Worker {
     }
 
     private func deadLetter(component: String, reason: String, detail: String?, event: Event) {
-        dead.append(DeadLetter(component: component, reason: reason, detail: detail,
-                               source: plan.nodes[currentSource].name, event: event))
+        let letter = DeadLetter(component: component, reason: reason, detail: detail,
+                                source: plan.nodes[currentSource].name, event: event)
+        if suspended.deferring(currentIndex) { suspended.postpone(.dead(letter), for: currentIndex) } else { dead.append(letter) }
     }
 
     /// Sink receive counts for the last batch, indexed like `Plan.sinks`.

@@ -17,7 +17,10 @@ public struct Diagnostic: Sendable, Hashable, CustomStringConvertible {
 /// Every problem found while loading a spec, in file order.
 public struct SpecErrors: Error, Sendable, CustomStringConvertible {
     public var diagnostics: [Diagnostic]
-    public init(diagnostics: [Diagnostic]) { self.diagnostics = diagnostics }
+    /// What did load despite the problems (the components that parsed), so that problems found
+    /// later — a Lua reference that does not resolve, say — are reported in the same run.
+    public var partial: PipelineSpec?
+    public init(diagnostics: [Diagnostic], partial: PipelineSpec? = nil) { self.diagnostics = diagnostics; self.partial = partial }
     /// One diagnostic per line.
     public var description: String { diagnostics.map(\.description).joined(separator: "\n") }
 }

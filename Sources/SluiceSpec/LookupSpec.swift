@@ -7,6 +7,7 @@ public struct LookupSpec: Sendable {
 
     public enum Kind: Sendable {
         case file(FileLookupSpec)
+        case http(HTTPLookupSpec)
     }
 
     public init(name: String, location: SourceLocation, kind: Kind, refresh: LookupRefresh = .never) {
@@ -34,4 +35,45 @@ public enum LookupRefresh: Sendable, Equatable {
     case every(Int64)
     /// When the file changes (inotify on its directory: renames over it and symlink swaps count).
     case watch
+}
+
+/// A lookup answered by an HTTP service: `GET url` with `{...}` replaced by the key. Calls never
+/// block a worker: the UDF is suspended while its request is in flight.
+public struct HTTPLookupSpec: Sendable, Equatable {
+    /// The URL template: its one `{name}` placeholder is replaced by the percent-encoded key.
+    public var url: String
+    /// At most `count` requests started in any `windowMs` (a sliding window); nil = unlimited.
+    public var rate: (count: Int, windowMs: Int64)?
+    /// Requests in flight at once.
+    public var concurrency: Int
+    /// Per attempt.
+    public var timeoutMs: Int64
+    /// Further attempts after a 5xx, a 429 or a connection error / timeout.
+    public var retries: Int
+    /// Exponential backoff between attempts, with jitter.
+    public var backoffMinMs: Int64
+    public var backoffMaxMs: Int64
+    /// LRU cache: entries (0 = no cache), lifetime of a row and of a 404.
+    public var cacheSize: Int
+    public var ttlMs: Int64
+    public var negativeTtlMs: Int64
+    /// What a failed lookup does: raise in the UDF (the event is dead-lettered) or return nil.
+    public var onError: OnError
+
+    public enum OnError: String, Sendable, Equatable { case deadLetter = "dead_letter", none = "nil" }
+
+    public init(url: String, rate: (count: Int, windowMs: Int64)? = nil, concurrency: Int = 32, timeoutMs: Int64 = 1000,
+                retries: Int = 2, backoffMinMs: Int64 = 50, backoffMaxMs: Int64 = 2000, cacheSize: Int = 10_000,
+                ttlMs: Int64 = 300_000, negativeTtlMs: Int64 = 30_000, onError: OnError = .deadLetter) {
+        self.url = url; self.rate = rate; self.concurrency = concurrency; self.timeoutMs = timeoutMs
+        self.retries = retries; self.backoffMinMs = backoffMinMs; self.backoffMaxMs = backoffMaxMs
+        self.cacheSize = cacheSize; self.ttlMs = ttlMs; self.negativeTtlMs = negativeTtlMs; self.onError = onError
+    }
+
+    public static func == (a: HTTPLookupSpec, b: HTTPLookupSpec) -> Bool {
+        a.url == b.url && a.rate?.count == b.rate?.count && a.rate?.windowMs == b.rate?.windowMs
+            && a.concurrency == b.concurrency && a.timeoutMs == b.timeoutMs && a.retries == b.retries
+            && a.backoffMinMs == b.backoffMinMs && a.backoffMaxMs == b.backoffMaxMs && a.cacheSize == b.cacheSize
+            && a.ttlMs == b.ttlMs && a.negativeTtlMs == b.negativeTtlMs && a.onError == b.onError
+    }
 }

@@ -155,6 +155,8 @@ public struct SinkSpec: Sendable {
     public var when: Predicate?
     public var format: DataFormat
     public var queue: QueueSpec
+    /// `retry:`; nil = the default for the sink's type (`RetrySpec.none` or `.network`).
+    public var retry: RetrySpec?
     public var kind: Kind
 
     public enum Kind: Sendable {
@@ -163,11 +165,22 @@ public struct SinkSpec: Sendable {
         case stdout
         case stderr
         case kafka(KafkaSinkSpec)
+        case http(HTTPSinkSpec)
+        case memcached(MemcachedSinkSpec)
     }
     public init(name: String, location: SourceLocation, from: [String], when: Predicate? = nil, format: DataFormat = .json,
-                queue: QueueSpec, kind: Kind) {
+                queue: QueueSpec, retry: RetrySpec? = nil, kind: Kind) {
         self.name = name; self.location = location; self.from = from; self.when = when
-        self.format = format; self.queue = queue; self.kind = kind
+        self.format = format; self.queue = queue; self.retry = retry; self.kind = kind
+    }
+
+    /// The retry policy in force: the spec's, or the default for this sink's type.
+    public var effectiveRetry: RetrySpec {
+        if let retry { return retry }
+        switch kind {
+        case .http, .memcached: return .network
+        default: return .none
+        }
     }
 }
 
@@ -188,6 +201,9 @@ public struct Settings: Sendable {
     public var grace: Int64 = 30_000
     /// `max_event_bytes` (default 1 MiB): larger events are dead-lettered `too_large`; nil = the default.
     public var maxEventBytes: Int?
+    /// `queue_bytes` (default 64 MiB): what each queue (the work queue, every sink's and every
+    /// stateful stage worker's) may hold in bytes, besides its capacity in events.
+    public var queueBytes: Int = 64 << 20
     public init(queueCapacity: Int = 1024, batchSize: Int = 256, workers: Int? = nil) {
         self.queueCapacity = queueCapacity; self.batchSize = batchSize; self.workers = workers
     }

@@ -22,7 +22,7 @@ extension Loader {
 
     mutating func parseSettings(_ node: YAMLNode) -> Settings {
         var s = Settings()
-        guard let f = fields(node, "'settings'", allowed: ["queue_capacity", "batch_size", "workers", "admin", "max_drift", "max_event_bytes", "grace"],
+        guard let f = fields(node, "'settings'", allowed: ["queue_capacity", "batch_size", "workers", "admin", "max_drift", "max_event_bytes", "grace", "queue_bytes"],
                              notSupported: ["checkpoint"]) else { return s }
         if let a = f["admin"], let af = fields(a, "'admin' in 'settings'", allowed: ["listen"]) {
             if let l = af["listen"], let text = nonEmptyString(l, "'listen' in 'admin'") {
@@ -43,6 +43,11 @@ extension Loader {
         if let n = f["max_event_bytes"] {
             if let text = n.scalarText, !n.isNull, let v = YAMLScalars.parseSize(text), v > 0 { s.maxEventBytes = v } else {
                 diags.error(n.location, "invalid size \(n.kindDescription) for 'max_event_bytes' in 'settings' (expected e.g. 1MiB, 64KiB or a number of bytes)")
+            }
+        }
+        if let n = f["queue_bytes"] {
+            if let text = n.scalarText, !n.isNull, let v = YAMLScalars.parseSize(text), v > 0 { s.queueBytes = v } else {
+                diags.error(n.location, "invalid size \(n.kindDescription) for 'queue_bytes' in 'settings' (expected e.g. 64MiB, 512KiB or a number of bytes)")
             }
         }
         if let n = f["workers"] {

@@ -5,9 +5,8 @@ extension Loader {
     mutating func parseSink(_ key: YAMLNode, _ value: YAMLNode, settings: Settings, deadLetter: Bool) -> SinkSpec? {
         let name = deadLetter ? "dead_letter" : (key.scalarText ?? "")
         let what = deadLetter ? "'dead_letter'" : "sink '\(name)'"
-        let unsupportedTypes = ["http", "memcached"]
-        let f = fields(value, what, allowed: Self.sinkTypes + ["from", "when", "format", "queue"],
-                       notSupported: unsupportedTypes + ["retry"])
+        let unsupportedTypes: [String] = []
+        let f = fields(value, what, allowed: Self.sinkTypes + ["from", "when", "format", "queue", "retry"])
         let topSuggestions = lastSuggestions
         var from: [String] = []
         if deadLetter {
@@ -40,6 +39,7 @@ extension Loader {
                 }
             }
         }
+        let retryNode = f?["retry"]
         lastSuggestions = topSuggestions
         guard let (type, _, body) = typeKey(deadLetter ? "'dead_letter'" : "sink", name, key, f, value,
                                              types: Self.sinkTypes, unsupported: unsupportedTypes)
@@ -70,11 +70,20 @@ extension Loader {
             if let brokers, let topic {
                 kind = .kafka(KafkaSinkSpec(brokers: brokers, topic: topic, key: messageKey, options: options))
             }
+        case "http":
+            kind = httpSink(body, inner).map { .http($0) }
+        case "memcached":
+            kind = memcachedSink(body, inner).map { .memcached($0) }
         default:
             return nil
         }
         guard let kind else { return nil }
-        return SinkSpec(name: name, location: key.location, from: from, when: when, format: format, queue: queue, kind: kind)
+        var sink = SinkSpec(name: name, location: key.location, from: from, when: when, format: format, queue: queue, kind: kind)
+        if let retryNode {
+            guard let r = retry(retryNode, what, default: sink.effectiveRetry) else { return nil }
+            sink.retry = r
+        }
+        return sink
     }
 
     /// `when`: a Lua expression, or a field map (`{ country: US }`), or `{ match: {...} }`, or `{ udf: module.function }`.

@@ -40,7 +40,7 @@ public enum SpecLoader {
         let substituted = EnvSubstitution.apply(root, environment: environment, diagnostics: &loader.diags)
         let spec = loader.build(substituted)
         if !loader.diags.isEmpty || spec == nil {
-            throw SpecErrors(diagnostics: loader.diags.sorted)
+            throw SpecErrors(diagnostics: loader.diags.sorted, partial: spec)
         }
         return spec!
     }
@@ -95,7 +95,7 @@ struct Loader {
     static let topKeys = ["pipeline", "udfs", "sources", "transforms", "sinks", "dead_letter", "settings", "tests", "lookups"]
     static let sourceTypes = ["file", "stdin", "generate", "kafka"]
     static let transformTypes = ["filter", "map", "flat_map", "project", "join", "dedup", "aggregate"]
-    static let sinkTypes = ["file", "stdout", "stderr", "kafka"]
+    static let sinkTypes = ["file", "stdout", "stderr", "kafka", "http", "memcached"]
     static let matchOps = ["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists"]
 
     // MARK: - Whole spec

@@ -39,13 +39,20 @@ func loadValidSpec(_ path: String) throws -> PipelineSpec {
     do {
         spec = try SpecLoader.load(path: path, environment: ProcessInfo.processInfo.environment)
     } catch {
-        for d in error.diagnostics { printError(d.description) }
-        printError("\(path): \(error.diagnostics.count) problem(s) found")
+        // Lua references in the parts that did load are checked too: every problem in one run.
+        var all = error.diagnostics
+        if let partial = error.partial {
+            let known = Set(all.map(\.location))
+            all += LuaCheck.problems(in: partial).filter { !known.contains($0.location) }
+            all.sort { ($0.location.line, $0.location.column) < ($1.location.line, $1.location.column) }
+        }
+        for d in all { printError(d.description) }
+        printError("\(path): \(all.count) problem(s) found")
         throw ExitCode(2)
     }
     let lua = LuaCheck.problems(in: spec)
     if !lua.isEmpty {
-        for p in lua { printError(p) }
+        for p in lua { printError(p.description) }
         printError("\(path): \(lua.count) problem(s) found")
         throw ExitCode(2)
     }

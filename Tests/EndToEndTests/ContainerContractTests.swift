@@ -102,8 +102,8 @@ import Glibc
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
 
         // Up and answering; events flowing into the volume.
-        #expect(try await eventuallyAsync { try await offPool { AdminEndpointTests.request("GET", "/health", port: port)?.0 } == 200 })
-        #expect(await eventually(timeout: .seconds(20)) { vol.lines("out.jsonl").count > 200 })
+        #expect(try await eventuallyAsync(timeout: 60) { try await offPool { AdminEndpointTests.request("GET", "/health", port: port)?.0 } == 200 })
+        #expect(await eventually(timeout: .seconds(60)) { vol.lines("out.jsonl").count > 200 })
 
         // It is PID 1 of its namespace, runs as 65534, and is the sluice binary itself (no shell in between).
         let pid = try #require(Self.child(of: p.processIdentifier))

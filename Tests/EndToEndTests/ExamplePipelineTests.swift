@@ -61,10 +61,11 @@ import Testing
 
     @Test func everyExamplePipelinesTestsBlockPasses() throws {
         let dir = try exampleTree()
+        let geo = try GeoService()   // enrich-plays' http lookup
         let specs = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("pipelines").path)
             .filter { $0.hasSuffix(".yaml") }.sorted()
         for spec in specs {
-            let r = try SluiceBinary.run(["test", "pipelines/\(spec)"], cwd: dir)
+            let r = try SluiceBinary.run(["test", "pipelines/\(spec)"], cwd: dir, environment: ["GEO_URL": geo.url])
             #expect(r.status == 0, "\(spec): \(r.stdout) \(r.stderr)")
             #expect(!r.stdout.contains("FAIL"), "\(spec): \(r.stdout)")
             #expect(r.stdout.contains("passed, 0 failed") && !r.stdout.contains(" 0 passed"), "\(spec) has a non-empty tests: block: \(r.stdout)")

@@ -66,4 +66,20 @@ import SluiceSpec
             #expect(report.counts["s"]?.deadLettered == 1)
         }
     }
+
+    @Test func queueBytesIsASettingWithADefaultAndAClearError() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-qb-\(UUID().uuidString)").path
+        let base = "sources: { s: { stdin: {} } }\nsinks: { o: { from: s, stdout: {} } }\n"
+        #expect(try SpecLoader.load(text: base, file: "p.yaml", directory: dir, environment: [:]).settings.queueBytes == 64 << 20)
+        let set = try SpecLoader.load(text: base + "settings: { queue_bytes: 2MiB }\n", file: "p.yaml", directory: dir, environment: [:])
+        #expect(set.settings.queueBytes == 2 << 20)
+        #expect(throws: (any Error).self) {
+            try SpecLoader.load(text: base + "settings: { queue_bytes: lots }\n", file: "p.yaml", directory: dir, environment: [:])
+        }
+        do {
+            _ = try SpecLoader.load(text: base + "settings: { queue_bytes: lots }\n", file: "p.yaml", directory: dir, environment: [:])
+        } catch {
+            #expect("\(error)".contains("p.yaml:3:26: invalid size 'lots' for 'queue_bytes' in 'settings'"), "\(error)")
+        }
+    }
 }

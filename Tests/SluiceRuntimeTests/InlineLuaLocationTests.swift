@@ -20,7 +20,7 @@ import SluiceSpec
           t: { from: s, filter: 'event.x >' }
         sinks: { o: { from: t, stdout: {} } }
         """)
-        let problems = LuaCheck.problems(in: s)
+        let problems = LuaCheck.problems(in: s).map(\.description)
         #expect(problems.count == 1)
         let p = try #require(problems.first)
         #expect(p.hasPrefix("p.yaml:3:25: "), "\(p)")
@@ -40,7 +40,7 @@ import SluiceSpec
               event.y ==== 2
         sinks: { o: { from: t, stdout: {} } }
         """)
-        let p = try #require(LuaCheck.problems(in: s).first)
+        let p = try #require(LuaCheck.problems(in: s).first?.description)
         #expect(p.hasPrefix("p.yaml:5:"), "\(p)")
         #expect(p.contains("line 2 of the expression"), "\(p)")
     }

@@ -230,22 +230,16 @@ import Testing
 
 @Test func unsupportedFeaturesSayNotSupportedYet() {
     #expect(errors("""
-    lookups: { geo: { http: { url: x } } }
     sources:
       k: { kafka: { topics: [a] } }
       in: { stdin: {} }
     sinks:
-      out: { from: [in, k], http: { url: x }, retry: { max: 3 } }
-      m: { from: in, memcached: {} }
+      out: { from: [in, k], stdout: {} }
     settings: { checkpoint: { every: 10s }, admin: { listen: x } }
     """) == [
-        "p.yaml:1:19: 'http' is not supported yet (in lookup 'geo')",
-        "p.yaml:3:8: missing 'brokers' in 'kafka' of source 'k'",
-        "p.yaml:6:25: 'http' is not supported yet (in sink 'out')",
-        "p.yaml:6:43: 'retry' is not supported yet (in sink 'out')",
-        "p.yaml:7:18: 'memcached' is not supported yet (in sink 'm')",
-        "p.yaml:8:13: 'checkpoint' is not supported yet (in 'settings')",
-        "p.yaml:8:58: invalid address 'x' for 'listen' in 'admin' (expected HOST:PORT, e.g. 127.0.0.1:9464)",
+        "p.yaml:2:8: missing 'brokers' in 'kafka' of source 'k'",
+        "p.yaml:6:13: 'checkpoint' is not supported yet (in 'settings')",
+        "p.yaml:6:58: invalid address 'x' for 'listen' in 'admin' (expected HOST:PORT, e.g. 127.0.0.1:9464)",
     ])
 }
 

@@ -26,7 +26,8 @@ enum {
     SL_ENCODE = 5,        /* a value cannot be written as JSON */
     SL_DECODE = 6,        /* input bytes are not valid JSON / UTF-8 */
     SL_LOAD = 7,          /* a module or expression failed to load */
-    SL_BAD_HANDLE = 8     /* an event handle or function id that is not live */
+    SL_BAD_HANDLE = 8,    /* an event handle or function id that is not live */
+    SL_SUSPENDED = 9      /* a suspendable call is waiting for a lookup answer (sl_call_start) */
 };
 
 /* What sl_call does with the UDF's return value. MERGE: nil, one event or a list of events
@@ -37,12 +38,17 @@ enum { SL_MODE_TEST = 0, SL_MODE_MAP = 1, SL_MODE_FLATMAP = 2, SL_MODE_MERGE = 3
 #define SL_NIL_HANDLE (-1)
 
 typedef void (*sl_log_fn)(void *ctx, const char *level, size_t level_len, const char *msg, size_t msg_len);
-/* ctx.lookup's host callback: the row of table `name` under `key` as JSON bytes allocated with
- * malloc (the engine frees them), or NULL for an unknown key. Sets *status to SL_LOOKUP_UNKNOWN
- * when there is no table `name`. Must not raise or longjmp. */
-enum { SL_LOOKUP_OK = 0, SL_LOOKUP_UNKNOWN = 1 };
+/* ctx.lookup's host callback: the row of table `name` under `key`. Returns JSON bytes allocated
+ * with malloc (the engine frees them) and sets *status:
+ *   SL_LOOKUP_OK       the row (NULL = nil: an unknown key);
+ *   SL_LOOKUP_UNKNOWN  there is no table `name`;
+ *   SL_LOOKUP_PENDING  (only when can_suspend) the answer comes later: *token names it, the call
+ *                      suspends and the host resumes it with sl_call_resume;
+ *   SL_LOOKUP_FAILED   the lookup failed: the bytes are the message ctx.lookup raises.
+ * Must not raise or longjmp. */
+enum { SL_LOOKUP_OK = 0, SL_LOOKUP_UNKNOWN = 1, SL_LOOKUP_PENDING = 2, SL_LOOKUP_FAILED = 3 };
 typedef uint8_t *(*sl_lookup_fn)(void *ctx, const char *name, size_t name_len, const char *key, size_t key_len,
-                                 size_t *out_len, int *status);
+                                 int can_suspend, size_t *out_len, int *status, int64_t *token);
 typedef void (*sl_counter_fn)(void *ctx, const char *name, size_t name_len, int64_t value);
 
 /* Event metadata for one call. Byte fields are (offset, length) into `blob`.
@@ -92,6 +98,24 @@ int64_t sl_live_handles(const sl_engine *e);
  * for the duration of the call. */
 int sl_call(sl_engine *e, int32_t fn, int32_t handle, const sl_meta *meta, int mode,
             int *truthy, const int32_t **outs, size_t *n_outs);
+
+/* Like sl_call, but runs the UDF as a coroutine that ctx.lookup may suspend while an answer is
+ * pending. Returns what sl_call returns, or SL_SUSPENDED with *call and *token set: the call keeps
+ * its event, emits and remaining instruction budget until sl_call_resume finishes it. The event
+ * handle must stay live until then. */
+int sl_call_start(sl_engine *e, int32_t fn, int32_t handle, const sl_meta *meta, int mode,
+                  int *truthy, const int32_t **outs, size_t *n_outs, int32_t *call, int64_t *token);
+/* The answer to a suspended call's lookup. */
+enum { SL_ANSWER_ROW = 0, SL_ANSWER_NIL = 1, SL_ANSWER_FAILED = 2 };
+/* Resumes `call` with the answer (bytes: the row's JSON, or the failure message); results as
+ * for sl_call, or SL_SUSPENDED again (a further lookup) with a new *token. `meta` is the
+ * event's metadata again (it need only live for this call). */
+int sl_call_resume(sl_engine *e, int32_t call, int kind, const uint8_t *bytes, size_t len, const sl_meta *meta,
+                   int *truthy, const int32_t **outs, size_t *n_outs, int64_t *token);
+/* Drops a suspended call without finishing it. */
+void sl_call_abandon(sl_engine *e, int32_t call);
+/* Number of suspended calls. */
+int32_t sl_suspended_calls(const sl_engine *e);
 
 /* Calls fn(args[0], ..., args[nargs-1], ctx) for keyed transforms (merge, reduce). An argument
  * SL_NIL_HANDLE is nil. `state` (0 = none) is the handle of the key's table, seen as ctx.state

@@ -15,10 +15,10 @@ final class KeyedStages: Sendable {
     /// The watermark last sent on each channel to each operator, so unchanged ones are not resent.
     private let lastSent: Mutex<[Channel: Int64]> = Mutex([:])
 
-    init(plan: Plan, board: WatermarkBoard, capacity: Int) {
+    init(plan: Plan, board: WatermarkBoard, capacity: Int, bytes: Int = .max) {
         self.plan = plan
         self.board = board
-        inboxes = plan.operators.map { op in (0..<op.parallelism).map { _ in BoundedQueue<KeyedBatch>(capacity: capacity) } }
+        inboxes = plan.operators.map { op in (0..<op.parallelism).map { _ in BoundedQueue<KeyedBatch>(capacity: capacity, byteCapacity: bytes) } }
         metrics = OperatorMetrics(operators: plan.operators)
     }
 
@@ -36,7 +36,7 @@ final class KeyedStages: Sendable {
                 let events = o < keyed.count && lane < keyed[o].count ? keyed[o][lane] : []
                 guard !events.isEmpty || moved else { continue }
                 inboxes[o][lane].push(KeyedBatch(channel: channel, events: events, watermark: watermark),
-                                      weight: max(1, events.count))
+                                      weight: max(1, events.count), bytes: events.reduce(0) { $0 + $1.bytes.count + ($1.partial?.bytes ?? 0) })
             }
         }
     }

@@ -42,25 +42,37 @@ public final class LookupRegistry: LuaLookupProvider {
     let tables: [String: LookupTable]
     /// In spec order, for metrics and `/ready`.
     let ordered: [LookupTable]
+    /// `http` lookups by name.
+    let http: [String: HTTPLookup]
+    private let httpOrdered: [HTTPLookup]
+    /// Some lookup can suspend a UDF call (an HTTP one): workers run Lua stages as coroutines.
+    var canSuspend: Bool { !http.isEmpty }
     private let stopped = Atomic<Bool>(false)
     private let log: @Sendable (String, String) -> Void
 
     /// Loads every table; a missing or malformed file is an error naming the file and line.
     init(_ specs: [LookupSpec], log: @escaping @Sendable (String, String) -> Void) throws(PipelineError) {
         var ordered: [LookupTable] = []
+        var http: [HTTPLookup] = []
         for spec in specs {
+            if case .http(let h) = spec.kind {
+                http.append(try HTTPLookup(name: spec.name, spec: h, log: log))
+                continue
+            }
             guard case .file(let file) = spec.kind else { continue }
             do { ordered.append(LookupTable(spec: spec, file: file, first: try LookupSnapshot.load(file))) } catch {
                 throw PipelineError(message: "\(spec.location): lookup '\(spec.name)': \(error)", kind: .input)
             }
         }
         self.ordered = ordered
+        self.httpOrdered = http
+        self.http = Dictionary(http.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         self.tables = Dictionary(ordered.map { ($0.spec.name, $0) }, uniquingKeysWith: { a, _ in a })
         self.log = log
     }
 
-    public func lookupRow(table: String, key: String) -> LuaLookupAnswer {
-        guard let t = tables[table] else { return .noTable }
+    public func lookupRow(table: String, key: String, canSuspend: Bool) -> LuaLookupAnswer {
+        guard let t = tables[table] else { return http[table]?.lookupNow(key) ?? .noTable }
         if let row = t.snapshot.rows[key] {
             t.hits.add(1, ordering: .relaxed)
             return .row(row)
@@ -69,8 +81,11 @@ public final class LookupRegistry: LuaLookupProvider {
         return .miss
     }
 
-    /// Starts one refresher thread per table with `refresh:`; they end after `stop()`.
-    func start(_ group: DispatchGroup) {
+    /// Starts each HTTP lookup's I/O thread and, with `refresh`, one refresher thread per table with
+    /// `refresh:`; they end after `stop()`.
+    func start(_ group: DispatchGroup, refresh: Bool = true) {
+        for h in httpOrdered { h.start(group) }
+        guard refresh else { return }
         let log = log
         for t in ordered {
             switch t.spec.refresh {
@@ -103,12 +118,17 @@ public final class LookupRegistry: LuaLookupProvider {
     }
 
     private var isStopped: Bool { stopped.load(ordering: .acquiring) }
-    func stop() { stopped.store(true, ordering: .releasing) }
+    func stop() {
+        stopped.store(true, ordering: .releasing)
+        for h in httpOrdered { h.stop() }
+    }
 
     /// `/ready` lines.
     var readiness: [String] {
         ordered.map { t in
             "lookup \(t.spec.name): \(t.snapshot.rows.count) rows" + (t.lastError.map { ", LAST REFRESH FAILED: \($0)" } ?? "")
+        } + httpOrdered.map { h in
+            "lookup \(h.name): http, \(h.cachedEntries) cached, \(h.inFlight.load(ordering: .relaxed)) in flight, \(h.failures.load(ordering: .relaxed)) failed"
         }
     }
 
@@ -126,6 +146,21 @@ public final class LookupRegistry: LuaLookupProvider {
         family("sluice_lookup_refresh_failures_total", "counter", "Refreshes that failed (the old table was kept).") {
             $0.refreshFailures.load(ordering: .relaxed)
         }
+        func httpFamily(_ name: String, _ type: String, _ help: String, _ value: (HTTPLookup) -> Int) {
+            guard !httpOrdered.isEmpty else { return }
+            out.append("# HELP \(name) \(help)")
+            out.append("# TYPE \(name) \(type)")
+            for h in httpOrdered { out.append("\(name){\(p),lookup=\"\(escape(h.name))\"} \(value(h))") }
+        }
+        httpFamily("sluice_lookup_http_requests_total", "counter", "HTTP requests started (every attempt).") { $0.requests.load(ordering: .relaxed) }
+        httpFamily("sluice_lookup_http_in_flight", "gauge", "HTTP requests in flight now.") { $0.inFlight.load(ordering: .relaxed) }
+        httpFamily("sluice_lookup_http_cache_hits_total", "counter", "ctx.lookup calls answered from the cache.") { $0.cacheHits.load(ordering: .relaxed) }
+        httpFamily("sluice_lookup_http_coalesced_total", "counter", "ctx.lookup calls that joined a request already in flight for their key.") {
+            $0.coalesced.load(ordering: .relaxed)
+        }
+        httpFamily("sluice_lookup_http_retries_total", "counter", "Attempts retried after a 5xx, a 429 or a connection failure.") { $0.retries.load(ordering: .relaxed) }
+        httpFamily("sluice_lookup_http_failures_total", "counter", "Keys whose lookup failed after its retries.") { $0.failures.load(ordering: .relaxed) }
+        httpFamily("sluice_lookup_http_cached", "gauge", "Answers in the cache.") { $0.cachedEntries }
         return out
     }
 }
