@@ -7,8 +7,8 @@ RELEASE_BIN := .build/release/sluice
 deps:
 	@scripts/install-deps.sh
 
-test-deps: deps
-	@scripts/install-test-deps.sh
+test-deps:
+	@scripts/install-deps.sh --test
 
 build: deps
 	$(SWIFT) build -c release --product sluice

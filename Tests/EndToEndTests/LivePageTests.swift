@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// The live page at `GET /`, loaded in headless Chromium (Debian's `chromium`, installed by
-/// `scripts/install-test-deps.sh`) while events flow: after its script ran, the DOM names every
+/// `scripts/install-deps.sh --test`, which `make test` runs) while events flow: after its script ran, the DOM names every
 /// component, shows a non-zero rate, and marks the sink whose queue is full as behind.
 @Suite struct LivePageTests {
     static let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
@@ -29,7 +29,7 @@ import Glibc
         return String(decoding: data, as: UTF8.self)
     }
 
-    @Test(.enabled(if: chromium != nil, "needs Debian's chromium (scripts/install-test-deps.sh installs it)"))
+    @Test(.enabled(if: chromium != nil, "needs Debian's chromium (scripts/install-deps.sh --test installs it)"))
     func thePageDrawsEveryComponentWithLiveRatesAndMarksTheSinkThatIsBehind() async throws {
         let dir = try SluiceBinary.scratch()
         #expect(mkfifo(dir.appendingPathComponent("out/pipe").path, 0o644) == 0)
