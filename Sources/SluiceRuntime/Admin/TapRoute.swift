@@ -1,13 +1,17 @@
+import Foundation
 import SluiceCore
 
 /// `GET /tap/COMPONENT?n=20`: streams up to `n` sampled events leaving a component as JSON lines
 /// (an event that is not a JSON object, a `format: text` line say, as a JSON string), then closes.
 /// One reader per component at a time (409 for a second one). The stream also ends when the reader
 /// goes away, stops reading for 5 s, or the pipeline stops. Sampling drops whatever the reader is
-/// too slow for (`TapPoints`): a tap never slows the pipeline.
+/// too slow for (`TapPoints`), and a fast reader gets at most one event per `minimumInterval`: a
+/// tap never slows the pipeline.
 struct TapRoute: Sendable {
     static let defaultCount = 20
     static let maxCount = 100_000
+    /// At most 1,000 sampled events a second per tap: between two, the slot is not armed at all.
+    static let minimumInterval = Duration.milliseconds(1)
 
     let taps: TapPoints
     let phase: PipelinePhase
@@ -30,9 +34,13 @@ struct TapRoute: Sendable {
         let taps = taps, phase = phase, count = n
         return AdminServer.Response(status: 200, contentType: "application/x-ndjson", body: "", stream: { out in
             defer { taps.close(slot) }
+            let clock = ContinuousClock()
             for _ in 0..<count {
+                let armed = clock.now
                 guard let event = taps.next(slot, cancelled: { phase.current == .stopped || out.peerClosed }) else { return }
                 guard out.write(Self.line(event)) else { return }
+                let next = armed + Self.minimumInterval
+                if clock.now < next { Thread.sleep(forTimeInterval: Double((next - clock.now).components.attoseconds) / 1e18) }
             }
         }, refused: { taps.close(slot) })
     }
