@@ -223,7 +223,10 @@ final class Worker {
                 emitted[currentSource] += 1
                 if let taps, taps.anyWaiting { taps.offer(currentSource) { Array(event.bytes) } }
                 received[through[0]] += 1
-                _ = runChain(chain, through: through, on: event.bytes, validate: true)
+                // Like `walkEvent`: free the Lua handles what follows the chain made (a map after it).
+                let healthy = runChain(chain, through: through, on: event.bytes, validate: true)
+                releaseLive(event: currentIndex)
+                if !healthy { rebuildAfterPoison() }
                 continue
             }
             if currentFormat == .json, let problem = decodesFirst ? Self.objectProblem(event.bytes) : Self.jsonProblem(event.bytes) {
