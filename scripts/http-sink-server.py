@@ -16,7 +16,7 @@ Prints `listening on http://127.0.0.1:PORT` on its first line of stdout, then se
         {"drop": true}                       close ingest connections without an answer (an outage)
         {"reset": true}                      back to normal (no fault, no latency)
     GET /stats
-        {"requests": N, "statuses": {"200": n, "503": m}, "events": K}
+        {"requests": N, "statuses": {"200": n, "503": m}, "events": K, "max_in_flight": M}
 
 Only for loopback use: it binds 127.0.0.1 and stops on SIGTERM/SIGINT.
 """
@@ -40,6 +40,8 @@ class State:
         self.requests = 0
         self.statuses = {}
         self.events = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.out = open(out, "ab", buffering=0) if out else None
 
 
@@ -66,7 +68,8 @@ class Handler(BaseHTTPRequestHandler):
         st = self.state
         if self.path == "/stats":
             with st.lock:
-                doc = {"requests": st.requests, "statuses": st.statuses, "events": st.events}
+                doc = {"requests": st.requests, "statuses": st.statuses, "events": st.events,
+                       "max_in_flight": st.max_in_flight}
             self._answer(200, json.dumps(doc).encode(), [("Content-Type", "application/json")])
         else:
             self._answer(404, b"not found")
@@ -93,6 +96,16 @@ class Handler(BaseHTTPRequestHandler):
         with st.lock:
             latency, drop, status, retry_after, fault_body = st.latency, st.drop, st.status, st.retry_after, st.body
             st.requests += 1
+            st.in_flight += 1
+            st.max_in_flight = max(st.max_in_flight, st.in_flight)
+        try:
+            self._ingest(body, latency, drop, status, retry_after, fault_body)
+        finally:
+            with st.lock:
+                st.in_flight -= 1
+
+    def _ingest(self, body, latency, drop, status, retry_after, fault_body):
+        st = self.state
         if latency:
             time.sleep(latency)
         if drop:

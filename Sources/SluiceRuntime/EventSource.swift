@@ -28,8 +28,9 @@ public struct SourceError: Error, CustomStringConvertible, Sendable {
 
 private func errnoText() -> String { String(cString: strerror(errno)) }
 
-/// Reads a file descriptor as lines. Without `idleFlush`, partial batches wait for more data;
-/// with it, they are flushed whenever the input goes quiet (stdin).
+/// Reads a file descriptor as lines. Without `usePoll`, partial batches wait for more data; with
+/// it (stdin), a partial batch is handed on as soon as no more input is ready, so an event at a low
+/// rate is not held back by batching (while a busy input still fills whole batches).
 private func readLines(fd: Int32, name: String, batchSize: Int, maxLineBytes: Int, stop: StopFlag,
                        usePoll: Bool, emit: ([Event]) -> Void) throws(SourceError) {
     var batcher = LineBatcher(batchSize: batchSize, maxLineBytes: maxLineBytes)
@@ -39,7 +40,7 @@ private func readLines(fd: Int32, name: String, batchSize: Int, maxLineBytes: In
     while !stop.isSet {
         if usePoll {
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&pfd, 1, 100)
+            let ready = poll(&pfd, 1, batcher.events.isEmpty ? 100 : 0)
             if ready == 0 {
                 let pending = batcher.takeEvents()
                 if !pending.isEmpty { emit(pending) }

@@ -256,7 +256,7 @@ public final class Pipeline: Sendable {
         let reloadDone = DispatchGroup()
         if let reloader { startThread("sluice-reload", reloadDone) { reloader.run() } }
         let lookupsDone = DispatchGroup()
-        lua.lookups?.start(lookupsDone, refresh: options.sourceOverrides == nil)
+        if options.sourceOverrides == nil { lua.lookups?.start(lookupsDone) }
 
         let sourcesDone = DispatchGroup()
         for (index, source) in sources.enumerated() {

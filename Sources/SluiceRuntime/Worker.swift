@@ -607,9 +607,15 @@ final class Worker {
     }
 
     private func resume(_ parked: SuspendedWork<Payload>.Call, with answer: LuaResumeAnswer) {
-        guard let engine else { return }
         restore(parked.context)
         currentIndex = parked.event
+        guard let engine else {   // cannot happen (a lost engine abandons its calls), but never drop the event
+            deadLetter(component: parked.component, reason: "worker: the Lua engine was lost while this event's call was suspended",
+                       detail: nil, event: current)
+            suspended.finished(parked.event)
+            _ = suspended.release(parked.event)
+            return
+        }
         var outputs: [LuaEventHandle] = []
         var truthy = false
         let result = engine.resume(parked.call, with: answer, meta: current.meta, truthy: &truthy, into: &outputs)

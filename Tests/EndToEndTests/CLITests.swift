@@ -26,6 +26,29 @@ import Testing
         #expect(!r.stderr.contains("Fatal error"))
     }
 
+    @Test func luaReferenceErrorsAreReportedInTheSameRunAsStructuralErrors() throws {
+        let dir = try SluiceBinary.scratch()
+        try dir.write("local M = {}\nfunction M.ok(e) return e end\nreturn M\n", to: "udfs/m.lua")
+        try dir.write("""
+        pipeline: both
+        sources:
+          s: { stdin: {} }
+        transforms:
+          t: { from: s, map: { udf: m.nope } }
+          u: { from: t, filter: 'event.x ==' }
+        sinks:
+          o: { from: u, stdout: {}, capacty: 3 }
+        """, to: "pipelines/both.yaml")
+        let r = try SluiceBinary.run(["validate", "pipelines/both.yaml"], cwd: dir)
+        #expect(r.status == 2)
+        let lines = r.stderr.split(separator: "\n").map(String.init)
+        #expect(lines.count == 4, "\(r.stderr)")
+        #expect(lines.first?.hasPrefix("pipelines/both.yaml:5:29: cannot load UDF 'm.nope'") == true, "\(r.stderr)")
+        #expect(lines.dropFirst().first?.hasPrefix("pipelines/both.yaml:6:25: invalid Lua expression in 'u'") == true, "\(r.stderr)")
+        #expect(lines.dropFirst(2).first?.hasPrefix("pipelines/both.yaml:8:29: unknown key 'capacty' in sink 'o'") == true, "\(r.stderr)")
+        #expect(lines.last == "pipelines/both.yaml: 3 problem(s) found")
+    }
+
     @Test func missingSpecFileIsAClearError() throws {
         let r = try SluiceBinary.run(["run", "/nonexistent/spec.yaml"])
         #expect(r.status == 2)

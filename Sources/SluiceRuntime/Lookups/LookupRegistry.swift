@@ -56,7 +56,7 @@ public final class LookupRegistry: LuaLookupProvider {
         var http: [HTTPLookup] = []
         for spec in specs {
             if case .http(let h) = spec.kind {
-                http.append(try HTTPLookup(name: spec.name, spec: h, log: log))
+                http.append(try HTTPLookup(name: spec.name, spec: h))
                 continue
             }
             guard case .file(let file) = spec.kind else { continue }
@@ -81,11 +81,9 @@ public final class LookupRegistry: LuaLookupProvider {
         return .miss
     }
 
-    /// Starts each HTTP lookup's I/O thread and, with `refresh`, one refresher thread per table with
-    /// `refresh:`; they end after `stop()`.
-    func start(_ group: DispatchGroup, refresh: Bool = true) {
-        for h in httpOrdered { h.start(group) }
-        guard refresh else { return }
+    /// Starts one refresher thread per table with `refresh:`; they end after `stop()`. (HTTP
+    /// lookups run on their clients' threads from the start.)
+    func start(_ group: DispatchGroup) {
         let log = log
         for t in ordered {
             switch t.spec.refresh {
