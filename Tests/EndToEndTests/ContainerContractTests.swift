@@ -84,14 +84,13 @@ import Glibc
         settings: { grace: 5s, admin: { listen: "127.0.0.1:${SLUICE_ADMIN_PORT:-9464}" } }
         """, to: "pipelines/p.yaml")
         try dir.write(Self.entrypoint, to: "entrypoint.sh")
-        let port = AdminEndpointTests.freePort()
 
         let p = Process()
         let stdout = Pipe(), stderr = Pipe()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
         p.arguments = ["--pid", "--fork", "--mount-proc", "--mount", "/bin/bash", dir.appendingPathComponent("entrypoint.sh").path]
-        p.environment = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "VOL": vol.path, "BIN": SluiceBinary.path, "PORT": String(port),
-                         "SPEC": dir.appendingPathComponent("pipelines/p.yaml").path]
+        p.environment = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "VOL": vol.path, "BIN": SluiceBinary.path,
+                         "SPEC": dir.appendingPathComponent("pipelines/p.yaml").path, "PORT": "0"]
         p.standardOutput = stdout
         p.standardError = stderr
         p.standardInput = FileHandle.nullDevice
@@ -101,8 +100,9 @@ import Glibc
         outBytes.read(stdout.fileHandleForReading)
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
 
-        // Up and answering; events flowing into the volume.
-        #expect(try await eventuallyAsync(timeout: 60) { try await offPool { AdminEndpointTests.request("GET", "/health", port: port)?.0 } == 200 })
+        // Up (the admin port it chose is in its first log line) and answering; events flowing into the volume.
+        let port = try #require(try await offPool { errText.waitForAdminPort() }, "\(errText.text)")
+        #expect(try await offPool { AdminEndpointTests.request("GET", "/health", port: port)?.0 } == 200)
         #expect(await eventually(timeout: .seconds(60)) { vol.lines("out.jsonl").count > 200 })
 
         // It is PID 1 of its namespace, runs as 65534, and is the sluice binary itself (no shell in between).
@@ -149,7 +149,7 @@ import Glibc
     }
 }
 
-/// Collects what a pipe delivers until it closes.
+/// Collects what a pipe delivers, as it comes, until it closes.
 final class LineBuffer: @unchecked Sendable {
     private let lock = NSCondition()
     private var data = Data()
@@ -157,10 +157,27 @@ final class LineBuffer: @unchecked Sendable {
 
     func read(_ handle: FileHandle) {
         let t = Thread { [self] in
-            let all = handle.readDataToEndOfFile()
-            lock.lock(); data = all; ended = true; lock.broadcast(); lock.unlock()
+            while true {
+                let chunk = handle.availableData
+                lock.lock()
+                if chunk.isEmpty { ended = true } else { data.append(chunk) }
+                lock.broadcast()
+                lock.unlock()
+                if chunk.isEmpty { return }
+            }
         }
         t.start()
+    }
+
+    /// Waits (up to 60 s) for `admin endpoint on http://127.0.0.1:PORT` in the text; the port.
+    func waitForAdminPort() -> Int? {
+        let deadline = Date().addingTimeInterval(60)
+        lock.lock(); defer { lock.unlock() }
+        while true {
+            let text = String(decoding: data, as: UTF8.self)
+            if let m = text.firstMatch(of: /admin endpoint on http:\/\/[0-9.]+:(\d+)/) { return Int(m.1) }
+            if ended || !lock.wait(until: deadline) { return nil }
+        }
     }
 
     func waitForEnd() {
