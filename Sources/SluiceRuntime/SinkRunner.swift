@@ -63,7 +63,7 @@ final class SinkRunner: Sendable {
             output.send(batch) { [self] failures in
                 inFlight.subtract(batch.count, ordering: .relaxed)
                 stats.add(name) { $0.emitted += batch.count - failures.count }
-                if let (points, slot) = tap, points.anyWaiting, failures.isEmpty, !batch.isEmpty {
+                if TapPoints.anyWaiting, let (points, slot) = tap, failures.isEmpty, !batch.isEmpty {
                     points.offer(slot) { Array(batch.payload(0)) }
                 }
                 if !failures.isEmpty {

@@ -221,7 +221,7 @@ final class Worker {
             if currentFormat == .json, let (chain, through) = fusedEntry {
                 current = event
                 emitted[currentSource] += 1
-                if let taps, taps.anyWaiting { taps.offer(currentSource) { Array(event.bytes) } }
+                if TapPoints.anyWaiting, let taps { taps.offer(currentSource) { Array(event.bytes) } }
                 received[through[0]] += 1
                 // Like `walkEvent`: free the Lua handles what follows the chain made (a map after it).
                 let healthy = runChain(chain, through: through, on: event.bytes, validate: true)
@@ -354,7 +354,7 @@ final class Worker {
     /// Sends `value` (the output of `node`) to everything downstream. Returns false if the Lua state was poisoned.
     private func walk(_ node: Int, _ value: inout Payload) -> Bool {
         emitted[node] += 1
-        if let taps, taps.anyWaiting, taps.isWaiting(node) { taps.offer(node) { sample(value) } }
+        if TapPoints.anyWaiting, let taps, taps.isWaiting(node) { taps.offer(node) { sample(value) } }
         let edges = plan.nodes[node].downstream
         for (i, edge) in edges.enumerated() {
             switch edge {
@@ -520,7 +520,7 @@ final class Worker {
         scratch = []
         out.removeAll(keepingCapacity: true)
         defer { scratch = out }
-        if let taps, taps.anyWaiting, through.count > 1 { sampleFused(through, bytes, taps) }
+        if TapPoints.anyWaiting, through.count > 1, let taps { sampleFused(through, bytes, taps) }
         switch bytes.withUnsafeBytes({ chain.run($0, into: &out, validate: validate) }) {
         case .kept:
             for n in through.dropLast() { emitted[n] += 1; received[n] += 1 }

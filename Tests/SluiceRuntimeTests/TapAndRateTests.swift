@@ -4,7 +4,8 @@ import Testing
 @testable import SluiceRuntime
 
 /// The sampling slots behind `GET /tap` and the rates behind `GET /topology`, without I/O.
-@Suite struct TapAndRateTests {
+/// Serialized: the "a tap waits" counter is process-wide.
+@Suite(.serialized) struct TapAndRateTests {
     /// Counts how often the event path was asked for bytes.
     final class Calls: Sendable {
         let n = Atomic<Int>(0)
@@ -14,7 +15,7 @@ import Testing
     @Test func withoutAWaitingReaderTheEventPathCopiesNothing() {
         let taps = TapPoints(names: ["a", "b"])
         let calls = Calls()
-        #expect(!taps.anyWaiting)
+        #expect(!TapPoints.anyWaiting)
         for _ in 0..<1000 { taps.offer(0) { calls.bytes("x") } }
         #expect(calls.n.load(ordering: .relaxed) == 0)
         #expect(taps.slot(named: "b") == 1 && taps.slot(named: "c") == nil)
@@ -30,17 +31,17 @@ import Testing
         }
         reader.start()
         #expect(await eventually { taps.isWaiting(1) })
-        #expect(taps.anyWaiting && !taps.isWaiting(0))
+        #expect(TapPoints.anyWaiting && !taps.isWaiting(0))
         let calls = Calls()
         taps.offer(0) { calls.bytes("other component") }
         for i in 0..<100 { taps.offer(1) { calls.bytes("event \(i)") } }
         #expect(await eventually { !got.withLock { $0.isEmpty } })
         #expect(got.withLock { $0 } == ["event 0"])
         #expect(calls.n.load(ordering: .relaxed) == 1, "only the first offer was copied")
-        #expect(!taps.anyWaiting)
+        #expect(!TapPoints.anyWaiting)
         // A reader that gives up disarms its slot.
         #expect(taps.next(1, cancelled: { true }) == nil)
-        #expect(!taps.anyWaiting && !taps.isWaiting(1))
+        #expect(!TapPoints.anyWaiting && !taps.isWaiting(1))
         taps.close(1)
         #expect(taps.open(1))
     }

@@ -4,15 +4,16 @@ import Synchronization
 /// Sampling points for `GET /tap/COMPONENT`: one slot per component (sources, transforms, sinks and
 /// the dead letter sink), indexed by name.
 ///
-/// The event path pays one relaxed atomic load per event and node (`anyWaiting`) while no tap is
-/// open. Only while a reader waits on a component, and its slot is free, does the event path copy one
+/// The event path pays one relaxed load of a process-wide atomic per event and node
+/// (`TapPoints.anyWaiting`, no reference counting) while no tap is open. Only while a reader waits on a component, and its slot is free, does the event path copy one
 /// event into that slot; otherwise it does nothing. A slow (or stalled) reader therefore loses
 /// samples and never slows, blocks or buffers for the pipeline.
 final class TapPoints: Sendable {
     let names: [String]
     let slots: [TapSlot]
-    /// Slots armed now (a reader waits and the slot is empty), over all components.
-    private let armed = Atomic<Int>(0)
+    /// Slots armed now (a reader waits and the slot is empty), over every pipeline of the process:
+    /// a global, so the event path checks it without touching (and retaining) a `TapPoints`.
+    private static let armed = Atomic<Int>(0)
     private let index: [String: Int]
 
     init(names: [String]) {
@@ -24,7 +25,7 @@ final class TapPoints: Sendable {
     }
 
     /// True while some reader waits for an event: the only cost on the event path when none does.
-    @inline(__always) var anyWaiting: Bool { armed.load(ordering: .relaxed) > 0 }
+    @inline(__always) static var anyWaiting: Bool { armed.load(ordering: .relaxed) > 0 }
 
     func slot(named name: String) -> Int? { index[name] }
 
@@ -41,7 +42,7 @@ final class TapPoints: Sendable {
             slot.state.store(TapSlot.armed, ordering: .releasing)
             return
         }
-        armed.subtract(1, ordering: .relaxed)
+        Self.armed.subtract(1, ordering: .relaxed)
         slot.event.withLock { $0 = bytes }
         slot.state.store(TapSlot.full, ordering: .releasing)
         slot.filled.signal()
@@ -59,14 +60,14 @@ final class TapPoints: Sendable {
     func next(_ i: Int, cancelled: () -> Bool) -> [UInt8]? {
         let slot = slots[i]
         slot.state.store(TapSlot.armed, ordering: .releasing)
-        armed.add(1, ordering: .relaxed)
+        Self.armed.add(1, ordering: .relaxed)
         while true {
             if slot.filled.wait(timeout: .now() + .milliseconds(200)) == .success { return take(slot) }
             guard cancelled() else { continue }
             // Disarm, unless the event path claimed the slot a moment ago: then its event follows at once.
             while true {
                 if slot.state.compareExchange(expected: TapSlot.armed, desired: TapSlot.idle, ordering: .acquiringAndReleasing).exchanged {
-                    armed.subtract(1, ordering: .relaxed)
+                    Self.armed.subtract(1, ordering: .relaxed)
                     return nil
                 }
                 if slot.filled.wait(timeout: .now() + .milliseconds(20)) == .success { return take(slot) }
