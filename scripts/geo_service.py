@@ -4,7 +4,8 @@
 GET  /geo/KEY   -> 200 {"key": KEY, "region": ..., "currency": ...}; 404 for keys starting with "unknown"
 POST /control   -> JSON {"latency_ms": 20, "mode": "ok"|"503"|"500"|"429"|"400"|"reset", "count": N,
                          "retry_after": SECONDS}: answer the next N requests (all if N is absent) with
-                         that mode after the latency; "reset" closes the connection without an answer
+                         that mode after the latency; "reset" closes the connection without an answer;
+                         {"hold": true} holds every request until {"hold": false}
 GET  /stats     -> {"requests": N, "keys": {KEY: N}, "starts": [monotonic seconds, ...], "max_in_flight": N}
 POST /stats/reset
 
@@ -40,6 +41,8 @@ class State:
         self.mode = "ok"
         self.count = None
         self.retry_after = None
+        self.released = threading.Event()
+        self.released.set()
         self.reset_stats()
 
     def reset_stats(self):
@@ -95,6 +98,7 @@ def make_handler(state):
                     if state.count <= 0:
                         state.mode, state.count = "ok", None
             try:
+                state.released.wait(120)
                 if latency:
                     time.sleep(latency / 1000)
                 if mode == "reset":
@@ -117,6 +121,11 @@ def make_handler(state):
             with state.lock:
                 if self.path == "/stats/reset":
                     state.reset_stats()
+                elif self.path == "/control" and "hold" in body:
+                    if body["hold"]:
+                        state.released.clear()
+                    else:
+                        state.released.set()
                 elif self.path == "/control":
                     state.latency_ms = body.get("latency_ms", state.latency_ms)
                     state.mode = body.get("mode", "ok")

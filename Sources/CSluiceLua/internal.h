@@ -1,5 +1,5 @@
 #pragma once
-/* Private to CSluiceLua: the engine struct and helpers shared by engine.c and json.c. */
+/* Private to CSluiceLua: the engine struct and the helpers its files share. */
 #include <lua5.4/lua.h>
 #include <lua5.4/lauxlib.h>
 #include <lua5.4/lualib.h>
@@ -151,20 +151,63 @@ extern char sl_null_tag;
 void sl_set_error(sl_engine *e, const char *msg, size_t len);
 void sl_set_errorf(sl_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* engine.c, shared with keyed.c and suspend.c */
+/* memory.c: the allocator of every engine's Lua state (ud: the engine) */
+void *sl_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+void pool_drain(sl_engine *e);
+
+/* budget.c */
+#define SL_HOOK_GRANULARITY 1000
+void sl_hook(lua_State *L, lua_Debug *ar);
+/* Charges `n` instructions outside the hook (coroutine creation). */
+void charge(lua_State *L, sl_engine *e, int64_t n);
 /* Gives coroutine `co` the instruction hook of the current budget (`used` already spent). */
 void resume_budget(sl_engine *e, lua_State *co, int64_t used);
-void begin_budget(sl_engine *e);
+/* Starts the budget of a new call. */
+static inline void begin_budget(sl_engine *e) {
+    e->instr_used = 0;
+    e->sticky = 0;
+    e->instr_hit = 0;
+    e->instr_gran = e->instr_limit < SL_HOOK_GRANULARITY ? (int)e->instr_limit : SL_HOOK_GRANULARITY;
+    if (e->instr_gran < 1) e->instr_gran = 1;
+    lua_sethook(e->L, sl_hook, LUA_MASKCOUNT, e->instr_gran);
+}
+
+/* sandbox.c */
+int msgh(lua_State *L);      /* message handler of UDF calls: records the traceback */
+int setup_fn(lua_State *L);  /* builds the sandbox and returns the S_* slot values in order */
+
+/* ctx.c: the functions of ctx (setup_fn builds the table) */
+int ctx_emit(lua_State *L);
+int ctx_now(lua_State *L);
+int ctx_log(lua_State *L);
+int ctx_count(lua_State *L);
+int ctx_index(lua_State *L);
+int ctx_newindex(lua_State *L);
+
+/* engine.c, shared with the other files, keyed.c and suspend.c */
+void sl_set_trace(sl_engine *e, const char *s, size_t len);
+int grow_fn(lua_State *L);
 int fail_memory(sl_engine *e);
 int classify(sl_engine *e, int st);
 int reserve_handles(sl_engine *e, size_t need);
-int32_t put_handle(sl_engine *e);
-int valid_handle(const sl_engine *e, int32_t h);
-void clear_emits(sl_engine *e);
-int outs_reserve(sl_engine *e, size_t n);
+/* Pops the top value into a handle slot (capacity reserved beforehand). */
+static inline int32_t put_handle(sl_engine *e) {
+    int32_t slot;
+    if (e->n_free) slot = e->free_slots[--e->n_free];
+    else slot = ++e->hcount;
+    lua_rawseti(e->L, S_HANDLES, slot);
+    return slot;
+}
+
+static inline int valid_handle(const sl_engine *e, int32_t h) { return h >= 1 && h <= e->hcount; }
+
 /* Calls the function below `nargs` arguments (one handle slot reserved beforehand) in protected
  * mode and stores its result in a new handle. */
 int pcall_into_handle(sl_engine *e, int nargs, int32_t *out);
+
+/* call.c */
+void clear_emits(sl_engine *e);
+int outs_reserve(sl_engine *e, size_t n);
 /* After a UDF call whose result is at `res`: the result (list_len < 0: `res` itself if nlist is 1;
  * else its items 1..list_len) and the ctx.emit events become new handles in e->outs. On rc != SL_OK
  * only cleans up. Leaves the stack at S_NSLOTS. */
@@ -173,6 +216,8 @@ int take_outputs(sl_engine *e, int rc, int res, int64_t list_len, size_t nlist, 
 /* After a UDF call (stack: result at S_NSLOTS + 1 when rc == SL_OK): validates the result for
  * `mode` and hands out TEST's verdict or the outputs, as sl_call documents. */
 int finish_call(sl_engine *e, int mode, int rc, int *truthy, const int32_t **outs, size_t *n_outs);
+/* call.c: clears the last call's outputs and checks the function and handle of a new call. */
+int begin_call(sl_engine *e, int32_t fn, int32_t h, const int32_t **outs, size_t *n_outs);
 /* lookup.c: pushes the row (JSON bytes) decoded with the decode closure at upvalue 1 of the
  * running C function; raises on invalid JSON. */
 void sl_push_row(lua_State *L, sl_engine *e, const char *name, const uint8_t *bytes, size_t len);
@@ -180,7 +225,7 @@ void sl_push_row(lua_State *L, sl_engine *e, const char *name, const uint8_t *by
 /* readonly.c: (fn, event, ctx) -> fn(read-only view of event, ctx) */
 int sl_readonly_call(lua_State *L);
 
-/* json.c */
+/* decode.c, copy.c, encode.c */
 int sl_decode_fn(lua_State *L);  /* upvalues: array_mt, nulls */
 int sl_ctx_lookup(lua_State *L); /* lookup.c; upvalue: the decode closure */
 int sl_copy_fn(lua_State *L);    /* upvalues: array_mt, nulls; arg: value */

@@ -7,6 +7,6 @@
  * matchers whose steps are charged to the instruction budget, and wraps rep. */
 void sl_install_bounded_strings(lua_State *L, int string_table);
 
-/* Charges `n` instructions to the current call (engine.c); raises "instruction limit exceeded"
+/* Charges `n` instructions to the current call (budget.c); raises "instruction limit exceeded"
  * once the budget is spent. Only from C functions called by Lua. */
 void sl_charge_instructions(lua_State *L, int64_t n);

@@ -1,5 +1,5 @@
 /* sl_event_shape: whether an event handle would be written as a JSON object, mirroring the
- * table rules of the encoder in json.c (array metatable; keys exactly 1..n; otherwise object). */
+ * table rules of the encoder in encode.c (array metatable; keys exactly 1..n; otherwise object). */
 #include "internal.h"
 #include "sluice_lua_shape.h"
 

@@ -170,13 +170,8 @@ static int run(sl_engine *e, int32_t id, lua_State *co, int nargs, int *truthy, 
 int sl_call_start(sl_engine *e, int32_t fn, int32_t h, const sl_meta *meta, int mode,
                   int *truthy, const int32_t **outs, size_t *n_outs, int32_t *call, int64_t *token) {
     lua_State *L = e->L;
-    e->n_outs = 0;
-    *n_outs = 0;
-    *outs = e->outs;
-    e->trace_len = 0;
-    if (e->poisoned) return fail_memory(e);
-    if (fn < 1 || fn > e->nfuncs) { sl_set_errorf(e, "function id %d is not loaded", (int)fn); return SL_BAD_HANDLE; }
-    if (!valid_handle(e, h)) { sl_set_errorf(e, "event handle %d is not live", (int)h); return SL_BAD_HANDLE; }
+    int rc = begin_call(e, fn, h, outs, n_outs);
+    if (rc != SL_OK) return rc;
     if (mode != SL_MODE_TEST && mode != SL_MODE_MAP && mode != SL_MODE_FLATMAP) {
         sl_set_errorf(e, "mode %d cannot suspend", mode);
         return SL_BAD_HANDLE;
@@ -189,7 +184,7 @@ int sl_call_start(sl_engine *e, int32_t fn, int32_t h, const sl_meta *meta, int 
     lua_pop(L, 1);
     int32_t id;
     lua_State *co;
-    int rc = take_record(e, &id, &co);
+    rc = take_record(e, &id, &co);
     if (rc != SL_OK) return rc;
     if (mode == SL_MODE_TEST) lua_pushcfunction(co, sl_readonly_call);
     lua_rawgeti(L, S_FUNCS, fn);

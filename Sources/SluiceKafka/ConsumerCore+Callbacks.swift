@@ -17,6 +17,7 @@ extension ConsumerCore {
         switch err {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
             log("info", "kafka consumer: assigned \(names.isEmpty ? "nothing" : names)")
+            applyStartPositions(rk, parts)
             if cooperative {
                 if let e = rd_kafka_incremental_assign(rk, parts) {
                     log("error", "kafka consumer: incremental assign: \(String(cString: rd_kafka_error_string(e)))")
@@ -80,6 +81,40 @@ extension ConsumerCore {
             rd_kafka_topic_partition_list_destroy(list)
             shared.withLock { $0.stats.assigned = n; $0.stats.assignment = parts }
         }
+    }
+
+    /// Sets the assigned partitions' start offsets from a restored checkpoint (or a rewind time);
+    /// each partition's is used once, so a later reassignment resumes from the committed offset.
+    private func applyStartPositions(_ rk: OpaquePointer, _ parts: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
+        var byTime: [Int] = []
+        for i in 0..<Int(parts.pointee.cnt) {
+            let p = parts.pointee.elems[i]
+            let key = TopicPartition(topic: String(cString: p.topic), partition: p.partition)
+            if let o = startOffsets.removeValue(forKey: key) {
+                parts.pointee.elems[i].offset = o
+                log("info", "kafka consumer: \(key) starts at the checkpointed offset \(o)")
+            } else if startTime != nil {
+                byTime.append(i)
+            }
+        }
+        guard let t = startTime, !byTime.isEmpty else { return }
+        let query = rd_kafka_topic_partition_list_new(Int32(byTime.count))!
+        defer { rd_kafka_topic_partition_list_destroy(query) }
+        for i in byTime {
+            rd_kafka_topic_partition_list_add(query, parts.pointee.elems[i].topic, parts.pointee.elems[i].partition).pointee.offset = t
+        }
+        let err = rd_kafka_offsets_for_times(rk, query, 10_000)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            log("error", "kafka consumer: offsets for time \(t): \(KafkaError.describe(err)); using the committed offsets")
+            return
+        }
+        for (j, i) in byTime.enumerated() {
+            let found = query.pointee.elems[j]
+            // -1 (no record at or after the time): the end of the partition.
+            parts.pointee.elems[i].offset = found.offset >= 0 ? found.offset : -1   // RD_KAFKA_OFFSET_END
+            log("info", "kafka consumer: \(String(cString: found.topic))[\(found.partition)] starts at offset \(found.offset) (time \(t))")
+        }
+        startTime = nil
     }
 
     func committed(_ err: rd_kafka_resp_err_t, _ offsets: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) {

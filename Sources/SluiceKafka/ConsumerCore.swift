@@ -42,6 +42,10 @@ final class ConsumerCore: @unchecked Sendable {
     var lastCommitError = RD_KAFKA_RESP_ERR_NO_ERROR
     var lastLagSample = 0.0
     var lastCommitErrorLogged = 0.0
+    /// Offsets to start from when a partition is assigned (a restored checkpoint); used once per partition.
+    var startOffsets: [TopicPartition: Int64] = [:]
+    /// Start from the first offset at or after this time (ms) on assignment (`rewind --to TIME`).
+    var startTime: Int64?
 
     init(log: @escaping KafkaLog, autoCommit: Bool, commitInterval: Double, stallWarning: Double, commitTimeout: Double) {
         self.log = log; self.autoCommit = autoCommit; self.commitInterval = commitInterval; self.stallWarning = stallWarning
@@ -238,6 +242,13 @@ final class ConsumerCore: @unchecked Sendable {
                 else { key = TopicPartition(topic: p.topic, partition: p.partition); lastKey = key }
                 if s.trackers[key]?.acknowledge(p.offset) == true { s.dirty.insert(key) }
             }
+        }
+    }
+
+    /// Acknowledges, per partition, every delivered record below the given next offset.
+    func acknowledge(below positions: [TopicPartition: Int64]) {
+        shared.withLock { s in
+            for (key, next) in positions where s.trackers[key]?.acknowledge(below: next) == true { s.dirty.insert(key) }
         }
     }
 

@@ -29,6 +29,12 @@ public struct KafkaConsumerConfig: Sendable {
     public var stallWarningSeconds: Double
     /// Longest wait for the answer to the commit made on revoke and on close.
     public var commitTimeoutSeconds: Double
+    /// Where to start each partition when it is first assigned (a restored checkpoint), instead of
+    /// the group's committed offset.
+    public var startOffsets: [TopicPartition: Int64] = [:]
+    /// On the first assignment, start partitions not in `startOffsets` at the first offset at or after
+    /// this time (ms since the epoch).
+    public var startTime: Int64?
 
     public init(brokers: String, group: String, topics: [String], start: KafkaStartPosition = .earliest,
                 options: [String: String] = [:], prefetchKBytes: Int = 16 * 1024, pollTimeoutMs: Int32 = 100,
@@ -153,6 +159,8 @@ public final class KafkaConsumerClient: @unchecked Sendable {
         rd_kafka_conf_set_rebalance_cb(conf, consumerRebalanceCallback)
         rd_kafka_conf_set_offset_commit_cb(conf, consumerCommitCallback)
         let rk = try makeHandle(RD_KAFKA_CONSUMER, conf, component: "kafka consumer")
+        core.startOffsets = config.startOffsets
+        core.startTime = config.startTime
         self.core = core
         rd_kafka_poll_set_consumer(rk)
 
@@ -190,6 +198,11 @@ public final class KafkaConsumerClient: @unchecked Sendable {
     /// records already committed) are ignored.
     public func acknowledge(_ positions: some Sequence<(topic: String, partition: Int32, offset: Int64)>) {
         core.acknowledge(positions)
+    }
+
+    /// Acknowledges every record handed out below the given next offsets (a complete checkpoint covers them).
+    public func acknowledge(below positions: [TopicPartition: Int64]) {
+        core.acknowledge(below: positions)
     }
 
     /// Acknowledges events handed out by `run`, using their `meta` (events without Kafka metadata are ignored).

@@ -27,6 +27,24 @@ struct OffsetTracker: Sendable {
         return true
     }
 
+    /// Marks every outstanding offset below `next` acknowledged (a checkpoint covers them).
+    /// Returns true when `committable` moved forward.
+    mutating func acknowledge(below next: Int64) -> Bool {
+        var moved = false
+        while head < offsets.count && offsets[head] < next {
+            acked[head] = true
+            committable = offsets[head] + 1
+            head += 1
+            moved = true
+        }
+        while head < offsets.count && acked[head] {
+            committable = offsets[head] + 1
+            head += 1
+        }
+        if head == offsets.count { offsets.removeAll(keepingCapacity: true); acked.removeAll(keepingCapacity: true); head = 0 }
+        return moved
+    }
+
     /// Marks one offset acknowledged. Returns true when `committable` moved forward.
     /// Unknown offsets (never delivered, already committed, or duplicate acks) are ignored.
     mutating func acknowledge(_ offset: Int64) -> Bool {

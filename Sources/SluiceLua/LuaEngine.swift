@@ -143,7 +143,7 @@ private let counterThunk: sl_counter_fn = { ctx, name, len, value in
 /// - Text events are Lua strings; `encodeText` writes a string raw and anything else as JSON.
 ///
 /// UDFs are `function(event, ctx)`; `ctx` has `emit`, `now`, `log`, `count`, `meta`, `version`.
-/// The sandbox is a whitelist (see `sluice_lua.h`/`engine.c`): no io, os beyond time/clock/date,
+/// The sandbox is a whitelist (see `sluice_lua.h`/`sandbox.c`): no io, os beyond time/clock/date,
 /// debug, package, dofile/loadfile, string.dump, binary chunks, `__gc`; `require` only inside
 /// `udfDir`; `xpcall` handlers run after the error unwound (not yieldable across).
 public final class LuaEngine {

@@ -12,10 +12,13 @@ protocol EventSource: Sendable {
     /// The inputs that must each have a watermark before the source's watermark moves (a Kafka
     /// consumer's assigned partitions); nil = those that sent something.
     var inputs: (@Sendable () -> [SourceInput]?)? { get }
+    /// A checkpoint holding `position` for this source is complete (Kafka commits its offsets).
+    func checkpointed(_ position: SourceCheckpoint)
 }
 
 extension EventSource {
     func finish() {}
+    func checkpointed(_ position: SourceCheckpoint) {}
     var inputs: (@Sendable () -> [SourceInput]?)? { nil }
 }
 
@@ -32,8 +35,9 @@ private func errnoText() -> String { String(cString: strerror(errno)) }
 /// it (stdin), a partial batch is handed on as soon as no more input is ready, so an event at a low
 /// rate is not held back by batching (while a busy input still fills whole batches).
 private func readLines(fd: Int32, name: String, batchSize: Int, maxLineBytes: Int, stop: StopFlag,
-                       usePoll: Bool, emit: ([Event]) -> Void) throws(SourceError) {
-    var batcher = LineBatcher(batchSize: batchSize, maxLineBytes: maxLineBytes)
+                       usePoll: Bool, start: LineBatcher.Mark = LineBatcher.Mark(offset: 0, line: 0),
+                       emit: ([Event], LineBatcher.Mark) -> Void) throws(SourceError) {
+    var batcher = LineBatcher(batchSize: batchSize, maxLineBytes: maxLineBytes, start: start)
     let bufferSize = 1 << 20
     let buffer = UnsafeMutableRawPointer.allocate(byteCount: bufferSize, alignment: 16)
     defer { buffer.deallocate() }
@@ -43,7 +47,7 @@ private func readLines(fd: Int32, name: String, batchSize: Int, maxLineBytes: In
             let ready = poll(&pfd, 1, batcher.events.isEmpty ? 100 : 0)
             if ready == 0 {
                 let pending = batcher.takeEvents()
-                if !pending.isEmpty { emit(pending) }
+                if !pending.isEmpty { emit(pending, batcher.mark) }
                 continue
             }
             if ready < 0 {
@@ -73,23 +77,29 @@ private func readLines(fd: Int32, name: String, batchSize: Int, maxLineBytes: In
 }
 
 /// `file: { path, follow }`: JSON or text lines from a file; `follow` keeps reading as it grows.
+/// `start` (from a checkpoint) resumes at a byte offset, if the file is still the one checkpointed.
 struct FileSource: EventSource {
     var name: String
     var path: String
     var follow: Bool
     /// Lines are cut at this length (`max_event_bytes + 1`): see `LineBatcher.maxLineBytes`.
     var maxLineBytes = EventLimits.defaultMaxEventBytes + 1
+    var start: FilePosition? = nil
+    var log: @Sendable (String, String) -> Void = { _, _ in }
 
     func run(batchSize: Int, stop: StopFlag, outlet: SourceOutlet) throws(SourceError) {
         if follow {
-            try FollowedFile(name: name, path: path, maxLineBytes: maxLineBytes).run(batchSize: batchSize, stop: stop) { outlet.emit($0) }
+            try FollowedFile(name: name, path: path, maxLineBytes: maxLineBytes, start: start, log: log)
+                .run(batchSize: batchSize, stop: stop) { outlet.emit($0, mark: $1) }
             return
         }
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { throw SourceError(source: name, message: "cannot open \(path): \(errnoText())") }
         defer { close(fd) }
+        let from = FileIdentity.resume(fd: fd, at: start, source: name, path: path, log: log)
+        let identity = FileIdentity(fd: fd)
         try readLines(fd: fd, name: name, batchSize: batchSize, maxLineBytes: maxLineBytes, stop: stop,
-                      usePoll: false) { outlet.emit($0) }
+                      usePoll: false, start: from) { outlet.emit($0, mark: SourceMark(file: $1, identity: identity)) }
     }
 }
 
@@ -100,7 +110,7 @@ struct StdinSource: EventSource {
     var maxLineBytes = EventLimits.defaultMaxEventBytes + 1
     func run(batchSize: Int, stop: StopFlag, outlet: SourceOutlet) throws(SourceError) {
         try readLines(fd: 0, name: name, batchSize: batchSize, maxLineBytes: maxLineBytes, stop: stop,
-                      usePoll: true) { outlet.emit($0) }
+                      usePoll: true) { events, _ in outlet.emit(events) }
     }
 }
 

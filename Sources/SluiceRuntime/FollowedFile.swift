@@ -11,17 +11,23 @@ struct FollowedFile {
     var name: String
     var path: String
     var maxLineBytes = EventLimits.defaultMaxEventBytes + 1
+    /// A checkpointed position to resume from (used if the file is still the one checkpointed).
+    var start: FilePosition? = nil
+    var log: @Sendable (String, String) -> Void = { _, _ in }
 
     private static let bufferSize = 1 << 20
 
-    func run(batchSize: Int, stop: StopFlag, emit: ([Event]) -> Void) throws(SourceError) {
-        var batcher = LineBatcher(batchSize: batchSize, maxLineBytes: maxLineBytes)
+    func run(batchSize: Int, stop: StopFlag, emit sendMarked: ([Event], SourceMark) -> Void) throws(SourceError) {
+        var fd = try openFile()
+        defer { close(fd) }
+        let from = FileIdentity.resume(fd: fd, at: start, source: name, path: path, log: log)
+        var identity = FileIdentity(fd: fd)
+        var batcher = LineBatcher(batchSize: batchSize, maxLineBytes: maxLineBytes, start: from)
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: Self.bufferSize, alignment: 16)
         defer { buffer.deallocate() }
         let watcher = DirectoryWatcher(directory: Self.directory(of: path))
-        var fd = try openFile()
-        defer { close(fd) }
-        var offset: off_t = 0
+        var offset = off_t(from.offset)
+        func emit(_ events: [Event], _ mark: LineBatcher.Mark) { sendMarked(events, SourceMark(file: mark, identity: identity)) }
 
         /// Reads to the current end of `fd`; false at end of file.
         func readChunk() throws(SourceError) -> Bool {
@@ -41,7 +47,7 @@ struct FollowedFile {
         while !stop.isSet {
             if try readChunk() { continue }
             let pending = batcher.takeEvents()
-            if !pending.isEmpty { emit(pending) }
+            if !pending.isEmpty { emit(pending, batcher.mark) }
 
             var open = stat()
             if fstat(fd, &open) == 0, open.st_mode & S_IFMT == S_IFREG, open.st_size < offset {
@@ -59,6 +65,7 @@ struct FollowedFile {
                 batcher.endOfFile(flush: emit)
                 close(fd)
                 fd = next
+                identity = FileIdentity(fd: fd)
                 offset = 0
                 continue
             }

@@ -12,9 +12,12 @@ final class KafkaOutput: SinkOutput {
     let topic: String
     let key: KeyTemplate?
     let producer: KafkaProducerClient
+    /// After `sluice rewind`: messages carry the `sluice-restatement` header while it has a label.
+    let restatement: Restatement?
 
-    init(sink: String, spec: KafkaSinkSpec, log: @escaping @Sendable (String, String) -> Void) throws(SinkError) {
+    init(sink: String, spec: KafkaSinkSpec, restatement: Restatement? = nil, log: @escaping @Sendable (String, String) -> Void) throws(SinkError) {
         self.sink = sink
+        self.restatement = restatement
         self.topic = spec.topic
         do {
             key = try spec.key.map { t throws(KeyTemplateError) in try KeyTemplate(t) }
@@ -33,10 +36,13 @@ final class KafkaOutput: SinkOutput {
     func send(_ batch: SinkBatch, done: @escaping @Sendable ([DeliveryFailure]) -> Void) {
         var messages: [KafkaMessage] = []
         messages.reserveCapacity(batch.count)
+        let restating = restatement?.headerValue
         for i in 0..<batch.count {
             let value = Array(batch.payload(i))
             let meta = batch.meta(i)
-            messages.append(KafkaMessage(value: value, key: key?.render(value), headers: meta?.headers ?? [],
+            var headers = meta?.headers ?? []
+            if let restating { headers.removeAll { $0.name == Restatement.header }; headers.append(restating) }
+            messages.append(KafkaMessage(value: value, key: key?.render(value), headers: headers,
                                          timestamp: meta?.timestamp))
         }
         let tracker = DeliveryTracker(count: messages.count, done: done)

@@ -15,16 +15,37 @@ struct LineBatcher {
     private var skipping = false
     private var line: Int64 = 0
     private(set) var events: [Event] = []
+    /// Bytes fed before the current chunk, and the offset just past the last whole line taken.
+    private var base: Int64 = 0
+    private var consumed: Int64 = 0
 
-    init(batchSize: Int, maxLineBytes: Int = EventLimits.defaultMaxEventBytes + 1) {
+    /// Where the input stands after the events handed out so far: the byte offset just past the
+    /// last whole line, and its line number (what a checkpoint records to resume from).
+    struct Mark: Sendable, Equatable {
+        var offset: Int64
+        var line: Int64
+    }
+
+    /// Read from `start` on (a restored position): offsets and line numbers continue from it.
+    init(batchSize: Int, maxLineBytes: Int = EventLimits.defaultMaxEventBytes + 1, start: Mark = Mark(offset: 0, line: 0)) {
         self.batchSize = max(1, batchSize)
         self.maxLineBytes = max(1, maxLineBytes)
         events.reserveCapacity(self.batchSize)
+        base = start.offset; consumed = start.offset; line = start.line
     }
+
+    /// The position after the last line taken (valid between calls, e.g. after `takeEvents`).
+    var mark: Mark { Mark(offset: consumed, line: line) }
 
     /// Feeds a chunk; calls `flush` with each full batch. Events are slices of `chunk` (no copy per
     /// line); only a line split across chunks is copied.
     mutating func feed(_ chunk: [UInt8], flush: ([Event]) -> Void) {
+        feed(chunk) { events, _ in flush(events) }
+    }
+
+    /// `feed`, also passing the position just past each flushed batch's last line.
+    mutating func feed(_ chunk: [UInt8], flush: ([Event], Mark) -> Void) {
+        defer { base += Int64(chunk.count) }
         let count = chunk.count
         var start = 0
         while start < count {
@@ -49,7 +70,8 @@ struct LineBatcher {
                 }
             }
             start = end + 1
-            if events.count >= batchSize { flush(takeEvents()) }
+            consumed = base + Int64(start)
+            if events.count >= batchSize { flush(takeEvents(), mark) }
         }
     }
 
@@ -76,20 +98,31 @@ struct LineBatcher {
 
     /// End of input: the last line may lack its newline.
     mutating func finish(flush: ([Event]) -> Void) {
+        finish { events, _ in flush(events) }
+    }
+
+    mutating func finish(flush: ([Event], Mark) -> Void) {
         skipping = false
         if !partial.isEmpty {
             let whole = partial
             partial = []
             addLine(whole, 0..<whole.count)
         }
-        if !events.isEmpty { flush(takeEvents()) }
+        consumed = base
+        if !events.isEmpty { flush(takeEvents(), mark) }
     }
 
     /// The file being read ended for good (truncated, rotated or replaced): its last line may lack
-    /// its newline; positions of the next file start again at line 1.
+    /// its newline; positions of the next file start again at line 1, offset 0.
     mutating func endOfFile(flush: ([Event]) -> Void) {
+        endOfFile { events, _ in flush(events) }
+    }
+
+    mutating func endOfFile(flush: ([Event], Mark) -> Void) {
         finish(flush: flush)
         line = 0
+        base = 0
+        consumed = 0
     }
 
     /// Hands out what has been collected so far (for sources that must not wait for a full batch).

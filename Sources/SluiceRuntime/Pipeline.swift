@@ -32,6 +32,12 @@ public final class Pipeline: Sendable {
     let topology: Topology
     /// `GET /tap` sampling points, one per component of `topology` in its order (nil without `settings.admin`).
     let taps: TapPoints?
+    /// `settings.checkpoint`: takes checkpoints during the run (nil when off, and for `sluice test`).
+    let checkpoint: CheckpointCoordinator?
+    /// The checkpoint this run resumed from.
+    let restored: CheckpointFile?
+    /// After `sluice rewind`: re-emitted events are marked while it lasts.
+    let restatement: Restatement
 
     public init(spec: PipelineSpec, options: RunOptions = RunOptions()) throws(PipelineError) {
         self.spec = spec
@@ -55,6 +61,10 @@ public final class Pipeline: Sendable {
         if !spec.lookups.isEmpty { lua.lookups = try LookupRegistry(spec.lookups, log: options.log) }
 
         let maxEventBytes = spec.settings.maxEventBytes ?? options.maxEventBytes
+        let restore = spec.settings.checkpoint.flatMap { options.sourceOverrides == nil ? RestorePoint.load($0, log: options.log) : nil }
+        restored = restore?.file
+        let restatement = Restatement(label: restore?.marker?.restatement, until: restore?.marker?.until ?? [])
+        self.restatement = restatement
         var sources: [any EventSource] = []
         for source in spec.sources {
             if let overrides = options.sourceOverrides {
@@ -66,14 +76,18 @@ public final class Pipeline: Sendable {
                 guard FileManager.default.isReadableFile(atPath: path) else {
                     throw PipelineError(message: "\(source.location): source '\(source.name)': cannot read \(path)", kind: .input)
                 }
-                sources.append(FileSource(name: source.name, path: path, follow: follow, maxLineBytes: maxEventBytes.saturatingAdd(1)))
+                sources.append(FileSource(name: source.name, path: path, follow: follow, maxLineBytes: maxEventBytes.saturatingAdd(1),
+                                          start: restore?.position(of: source.name)?.file, log: options.log))
             case .stdin:
                 sources.append(StdinSource(name: source.name, maxLineBytes: maxEventBytes.saturatingAdd(1)))
             case .generate(let count, let rate, let udf):
                 sources.append(GenerateSource(name: source.name, count: count, ratePerSecond: rate,
                                               module: udf.module, function: udf.function, lua: lua))
             case .kafka(let kafka):
-                do { sources.append(try KafkaSource(name: source.name, spec: kafka, pipeline: spec.name, log: options.log)) }
+                do {
+                    sources.append(try KafkaSource(name: source.name, spec: kafka, pipeline: spec.name, checkpointing: restore != nil,
+                                                   restored: restore?.position(of: source.name), startTime: restore?.marker?.time, log: options.log))
+                }
                 catch { throw PipelineError(message: "\(source.location): \(error)") }
             }
         }
@@ -86,7 +100,7 @@ public final class Pipeline: Sendable {
                 case .stdout: return DescriptorOutput(sink: sink.name, fd: 1)
                 case .stderr: return DescriptorOutput(sink: sink.name, fd: 2)
                 case .file(let path): return try DescriptorOutput(sink: sink.name, path: path)
-                case .kafka(let kafka): return try KafkaOutput(sink: sink.name, spec: kafka, log: options.log)
+                case .kafka(let kafka): return try KafkaOutput(sink: sink.name, spec: kafka, restatement: restatement, log: options.log)
                 case .http(let http): return try HTTPOutput(sink: sink.name, spec: http)
                 case .memcached(let mc): return try MemcachedOutput(sink: sink.name, spec: mc)
                 }
@@ -137,6 +151,15 @@ public final class Pipeline: Sendable {
             reloader = nil
         }
         self.lua = lua
+        if let c = spec.settings.checkpoint, restore != nil {
+            do { try CheckpointStore(dir: c.dir).makeDirectory() }
+            catch { throw PipelineError(message: "settings.checkpoint: \(error)", kind: .input) }
+            checkpoint = CheckpointCoordinator(settings: c, pipeline: spec.name, sources: sources.count,
+                                               lanes: plan.operators.reduce(0) { $0 + $1.parallelism },
+                                               restatement: restatement, log: options.log)
+        } else {
+            checkpoint = nil
+        }
     }
 
     /// The sink's output behind its `retry:` policy (none when it allows no retries).
@@ -258,32 +281,47 @@ public final class Pipeline: Sendable {
         let lookupsDone = DispatchGroup()
         if options.sourceOverrides == nil { lua.lookups?.start(lookupsDone) }
 
+        let firstEpoch = checkpoint?.firstAck
+        let outlets = sources.enumerated().map { index, source in
+            let sourceSpec = spec.sources[index]
+            let timing = plan.sourceOperators[index].isEmpty ? nil
+                : SourceTiming(index: index, spec: sourceSpec.time, format: sourceSpec.format, board: board, stop: stopFlag, inputs: source.inputs)
+            return SourceOutlet(source: index, work: work, timing: timing, deadLetters: { [self] in sourceDeadLetters($0) },
+                                restored: restored?.header.sources.first { $0.name == sourceSpec.name }, epoch: firstEpoch)
+        }
+        let checkpointDone = DispatchGroup()
+        if let checkpoint { startCheckpoints(checkpoint, outlets: outlets, sequencers: sequencers, stages: stages, group: checkpointDone) }
         let sourcesDone = DispatchGroup()
         for (index, source) in sources.enumerated() {
             let name = spec.sources[index].name
             let batchSize = spec.settings.batchSize
             let stopFlag = stopFlag
-            let timed = !plan.sourceOperators[index].isEmpty
-            let sourceSpec = spec.sources[index]
-            let board = board
-            let inputs = source.inputs
+            let outlet = outlets[index]
+            let keepState = checkpoint != nil
             startThread("sluice-source-\(name)", sourcesDone) {
-                // Owned by this thread, like the outlet.
-                let timing = timed ? SourceTiming(index: index, spec: sourceSpec.time, format: sourceSpec.format, board: board, stop: stopFlag, inputs: inputs) : nil
-                let outlet = SourceOutlet(source: index, work: work, timing: timing, deadLetters: { [self] in sourceDeadLetters($0) })
                 do {
                     try source.run(batchSize: batchSize, stop: stopFlag, outlet: outlet)
                 } catch {
                     log("error", "\(error)")
                     errors.append("\(error)")
                 }
-                outlet.finish()
+                // Stopped with checkpoints on: state is kept for the next start, not flushed.
+                outlet.finish(flush: !(keepState && stopFlag.isSet))
             }
         }
 
         if !stopFlag.isSet { phase.set(.running) }
         sourcesDone.wait()
         phase.set(.draining)
+        if let checkpoint {
+            if let id = checkpoint.finalCheckpoint(timeout: Double(spec.settings.grace) / 1000) {
+                log("info", "checkpoint \(id) taken at \(stopFlag.isSet ? "stop" : "the end of input")")
+            } else {
+                log("error", "the last checkpoint did not complete; the next start resumes from the one before")
+            }
+            checkpoint.stop()
+            checkpointDone.wait()
+        }
         work.close()
         workersDone.wait()
         // Keyed stages drain in dependency order: every input of a stage has ended before it closes.

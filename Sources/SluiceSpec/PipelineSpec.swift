@@ -204,9 +204,22 @@ public struct Settings: Sendable {
     /// `queue_bytes` (default 64 MiB): what each queue (the work queue, every sink's and every
     /// stateful stage worker's) may hold in bytes, besides its capacity in events.
     public var queueBytes: Int = 64 << 20
+    /// `checkpoint: { dir, every, keep }`; nil = no checkpoints.
+    public var checkpoint: CheckpointSettings?
     public init(queueCapacity: Int = 1024, batchSize: Int = 256, workers: Int? = nil) {
         self.queueCapacity = queueCapacity; self.batchSize = batchSize; self.workers = workers
     }
+}
+
+/// `settings.checkpoint`: where checkpoints are written, how often, and how many are kept.
+public struct CheckpointSettings: Sendable, Equatable {
+    /// Absolute directory (resolved against the spec's directory; default `.sluice/PIPELINE`).
+    public var dir: String
+    /// Interval between checkpoints, ms (default 10 s).
+    public var every: Int64
+    /// Complete checkpoints kept (default 5); older ones are deleted once a newer one is durable.
+    public var keep: Int
+    public init(dir: String, every: Int64 = 10_000, keep: Int = 5) { self.dir = dir; self.every = every; self.keep = keep }
 }
 
 /// One entry of the `tests:` block: events fed to sources, events expected at sinks (exact, in order).

@@ -20,10 +20,16 @@ extension Loader {
         return u
     }
 
-    mutating func parseSettings(_ node: YAMLNode) -> Settings {
+    mutating func parseSettings(_ node: YAMLNode, pipeline: String) -> Settings {
         var s = Settings()
-        guard let f = fields(node, "'settings'", allowed: ["queue_capacity", "batch_size", "workers", "admin", "max_drift", "max_event_bytes", "grace", "queue_bytes"],
-                             notSupported: ["checkpoint"]) else { return s }
+        guard let f = fields(node, "'settings'", allowed: ["queue_capacity", "batch_size", "workers", "admin", "max_drift", "max_event_bytes", "grace", "checkpoint", "queue_bytes"]) else { return s }
+        if let c = f["checkpoint"], let cf = fields(c, "'checkpoint' in 'settings'", allowed: ["dir", "every", "keep"]) {
+            var cs = CheckpointSettings(dir: Paths.resolve(".sluice/" + pipeline, against: directory))
+            if let d = cf["dir"], let p = path(d, "'dir' in 'checkpoint'") { cs.dir = p }
+            if let e = cf["every"], let v = duration(e, "'every' in 'checkpoint'", positive: true) { cs.every = v }
+            if let k = cf["keep"], let v = integer(k, "'keep' in 'checkpoint'", min: 1) { cs.keep = v }
+            s.checkpoint = cs
+        }
         if let a = f["admin"], let af = fields(a, "'admin' in 'settings'", allowed: ["listen"]) {
             if let l = af["listen"], let text = nonEmptyString(l, "'listen' in 'admin'") {
                 let parts = text.split(separator: ":", omittingEmptySubsequences: false)

@@ -112,7 +112,7 @@ struct Loader {
         }
 
         var settings = Settings()
-        if let node = top["settings"] { settings = parseSettings(node) }
+        if let node = top["settings"] { settings = parseSettings(node, pipeline: name) }
         let udfs = parseUDFs(top["udfs"])
         let lookups = parseLookups(top["lookups"])
 

@@ -9,7 +9,7 @@ struct Sluice: ParsableCommand {
         commandName: "sluice",
         abstract: "Run YAML stream pipelines with Lua UDFs, declarative filters and isolated sinks.",
         version: SluiceVersion.current,
-        subcommands: [Run.self, Validate.self, Test.self, Graph.self, Tap.self, Top.self, Dev.self]
+        subcommands: [Run.self, Validate.self, Test.self, Graph.self, Checkpoints.self, Rewind.self, Tap.self, Top.self, Dev.self]
     )
 
     /// Parses and runs like ArgumentParser's default, but with the README's exit codes:

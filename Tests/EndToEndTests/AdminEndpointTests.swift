@@ -44,7 +44,7 @@ import Glibc
         return (status, body)
     }
 
-    @Test func metricsHealthReadyAndReloadAnswerWhileThePipelineRuns() throws {
+    @Test func metricsHealthReadyAndReloadAnswerWhileThePipelineRuns() async throws {
         let dir = try SluiceBinary.scratch()
         let port = Self.freePort()
         try dir.write("local M = {}\nfunction M.f(e, ctx) ctx.count(\"seen\"); e.v = ctx.version; return e end\nreturn M\n", to: "udfs/m.lua")
@@ -60,8 +60,7 @@ import Glibc
         try running.process.run()
         let stdin = running.stdin.fileHandleForWriting
         stdin.write(Data("{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n".utf8))
-        let deadline = Date().addingTimeInterval(20)
-        while dir.lines("out/o.jsonl").count < 3 && Date() < deadline { usleep(20_000) }
+        #expect(await eventually(timeout: .seconds(20)) { dir.lines("out/o.jsonl").count == 3 }, "\(dir.lines("out/o.jsonl"))")
 
         let health = Self.request("GET", "/health", port: port)
         #expect(health?.0 == 200)
@@ -74,15 +73,15 @@ import Glibc
         #expect(metrics.contains(#"sluice_udf_counter_total{pipeline="admin-test",metric="seen"} 3"#))
         #expect(Self.request("POST", "/reload", port: port)?.0 == 202)
         var version = ""
-        while !version.contains("} 2") && Date() < deadline {
+        _ = await eventually(timeout: .seconds(20)) {
             version = (Self.request("GET", "/metrics", port: port)?.1 ?? "").split(separator: "\n").first { $0.hasPrefix("sluice_udf_version") }.map(String.init) ?? ""
-            usleep(20_000)
+            return version.contains("} 2")
         }
         #expect(version == #"sluice_udf_version{pipeline="admin-test"} 2"#)
         #expect(Self.request("GET", "/nope", port: port)?.0 == 404)
         stdin.write(Data("{\"n\":4}\n".utf8))
         try stdin.close()
-        let r = running.finish()
+        let r = try await offPool { running.finish() }
         #expect(r.status == 0, "\(r.stderr)")
         #expect(dir.lines("out/o.jsonl").last == #"{"n":4,"v":2}"#)
     }

@@ -3,7 +3,7 @@ import Testing
 
 /// User errors get a clear message and the documented exit code, never a stack dump.
 @Suite struct CLITests {
-    @Test func validateReportsEveryProblemWithLineAndColumnAndExits2() throws {
+    @Test func validateReportsEveryProblemWithLineAndColumnAndExits2() async throws {
         let dir = try SluiceBinary.scratch()
         try dir.write("""
         pipeline: broken
@@ -19,14 +19,14 @@ import Testing
             from: missing
             stdout: {}
         """, to: "pipelines/broken.yaml")
-        let r = try SluiceBinary.run(["validate", "pipelines/broken.yaml"], cwd: dir)
+        let r = try await SluiceBinary.runAsync(["validate", "pipelines/broken.yaml"], cwd: dir)
         #expect(r.status == 2)
         #expect(r.stderr.contains("pipelines/broken.yaml:8:5: unknown key 'fliter' in transform 'clean' (did you mean 'filter'?)"), "\(r.stderr)")
         #expect(r.stderr.contains("pipelines/broken.yaml:11:11:"), "\(r.stderr)")
         #expect(!r.stderr.contains("Fatal error"))
     }
 
-    @Test func luaReferenceErrorsAreReportedInTheSameRunAsStructuralErrors() throws {
+    @Test func luaReferenceErrorsAreReportedInTheSameRunAsStructuralErrors() async throws {
         let dir = try SluiceBinary.scratch()
         try dir.write("local M = {}\nfunction M.ok(e) return e end\nreturn M\n", to: "udfs/m.lua")
         try dir.write("""
@@ -39,7 +39,7 @@ import Testing
         sinks:
           o: { from: u, stdout: {}, capacty: 3 }
         """, to: "pipelines/both.yaml")
-        let r = try SluiceBinary.run(["validate", "pipelines/both.yaml"], cwd: dir)
+        let r = try await SluiceBinary.runAsync(["validate", "pipelines/both.yaml"], cwd: dir)
         #expect(r.status == 2)
         let lines = r.stderr.split(separator: "\n").map(String.init)
         #expect(lines.count == 4, "\(r.stderr)")
@@ -49,21 +49,21 @@ import Testing
         #expect(lines.last == "pipelines/both.yaml: 3 problem(s) found")
     }
 
-    @Test func missingSpecFileIsAClearError() throws {
-        let r = try SluiceBinary.run(["run", "/nonexistent/spec.yaml"])
+    @Test func missingSpecFileIsAClearError() async throws {
+        let r = try await SluiceBinary.runAsync(["run", "/nonexistent/spec.yaml"])
         #expect(r.status == 2)
         #expect(r.stderr.contains("/nonexistent/spec.yaml: no such file"))
     }
 
-    @Test func badYAMLNamesLineAndColumn() throws {
+    @Test func badYAMLNamesLineAndColumn() async throws {
         let dir = try SluiceBinary.scratch()
         try dir.write("pipeline: x\nsources:\n  a: [\n", to: "pipelines/bad.yaml")
-        let r = try SluiceBinary.run(["validate", "pipelines/bad.yaml"], cwd: dir)
+        let r = try await SluiceBinary.runAsync(["validate", "pipelines/bad.yaml"], cwd: dir)
         #expect(r.status == 2)
         #expect(r.stderr.contains("pipelines/bad.yaml:"), "\(r.stderr)")
     }
 
-    @Test func unknownUDFFunctionIsReportedAtItsSpecLine() throws {
+    @Test func unknownUDFFunctionIsReportedAtItsSpecLine() async throws {
         let dir = try SluiceBinary.scratch()
         try dir.write("local M = {}\nfunction M.ok(e) return e end\nreturn M\n", to: "udfs/m.lua")
         try dir.write("""
@@ -77,13 +77,13 @@ import Testing
         sinks:
           o: { from: t, stdout: {} }
         """, to: "pipelines/x.yaml")
-        let r = try SluiceBinary.run(["validate", "pipelines/x.yaml"], cwd: dir)
+        let r = try await SluiceBinary.runAsync(["validate", "pipelines/x.yaml"], cwd: dir)
         #expect(r.status == 2)
         #expect(r.stderr.contains("pipelines/x.yaml:7:"), "\(r.stderr)")
         #expect(r.stderr.contains("nope"), "\(r.stderr)")
     }
 
-    @Test func luaSyntaxErrorIsReportedWithTheLuaFileAndLine() throws {
+    @Test func luaSyntaxErrorIsReportedWithTheLuaFileAndLine() async throws {
         let dir = try SluiceBinary.scratch()
         try dir.write("local M = {}\nfunction M.f(e)\n  return e +\nend\nreturn M\n", to: "udfs/m.lua")
         try dir.write("""
@@ -95,12 +95,12 @@ import Testing
         sinks:
           o: { from: t, stdout: {} }
         """, to: "pipelines/x.yaml")
-        let r = try SluiceBinary.run(["run", "pipelines/x.yaml"], cwd: dir)
+        let r = try await SluiceBinary.runAsync(["run", "pipelines/x.yaml"], cwd: dir)
         #expect(r.status == 2)
         #expect(r.stderr.contains("m.lua:4:"), "\(r.stderr)")
     }
 
-    @Test func sluiceTestFailsWhenAnExpectationIsWrong() throws {
+    @Test func sluiceTestFailsWhenAnExpectationIsWrong() async throws {
         let dir = try SluiceBinary.scratch()
         try dir.write("""
         pipeline: t
@@ -118,14 +118,14 @@ import Testing
             input: { s: [ { n: 1 }, { n: 2 } ] }
             expect: { o: [ { n: 1 } ] }
         """, to: "pipelines/t.yaml")
-        let r = try SluiceBinary.run(["test", "pipelines/t.yaml"], cwd: dir)
+        let r = try await SluiceBinary.runAsync(["test", "pipelines/t.yaml"], cwd: dir)
         #expect(r.status == 1)
         #expect(r.stdout.contains("PASS  right"))
         #expect(r.stdout.contains("FAIL  wrong"))
         #expect(r.stdout.contains("1 passed, 1 failed"))
     }
 
-    @Test func sluiceTestChecksDeadLetteredEvents() throws {
+    @Test func sluiceTestChecksDeadLetteredEvents() async throws {
         let dir = try SluiceBinary.scratch()
         try dir.write("local M = {}\nfunction M.f(e) if e.bad then error('bad event') end return e end\nreturn M\n", to: "udfs/m.lua")
         try dir.write("""
@@ -147,7 +147,7 @@ import Testing
             expect:
               dead_letter: []
         """, to: "pipelines/t.yaml")
-        let r = try SluiceBinary.run(["test", "pipelines/t.yaml"], cwd: dir)
+        let r = try await SluiceBinary.runAsync(["test", "pipelines/t.yaml"], cwd: dir)
         #expect(r.status == 1)
         #expect(r.stdout.contains("PASS  the bad event is dead-lettered, the good one passes"), "\(r.stdout)")
         #expect(r.stdout.contains("FAIL  expecting no dead letters fails"), "\(r.stdout)")

@@ -18,9 +18,9 @@ import Testing
         return String(decoding: try Data(contentsOf: url), as: UTF8.self).split(separator: "\n").map(String.init)
     }
 
-    @Test func quickstartWritesExactlyTheGoldenOutputs() throws {
+    @Test func quickstartWritesExactlyTheGoldenOutputs() async throws {
         let dir = try exampleTree()
-        let r = try SluiceBinary.run(["run", "pipelines/quickstart.yaml"], cwd: dir)
+        let r = try await SluiceBinary.runAsync(["run", "pipelines/quickstart.yaml"], cwd: dir)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(dir.lines("out/quickstart/us_plays.jsonl") == (try golden("quickstart/us_plays.jsonl")))
         #expect(dir.lines("out/quickstart/mobile_plays.jsonl") == (try golden("quickstart/mobile_plays.jsonl")))
@@ -31,15 +31,15 @@ import Testing
 
     /// The golden files are what an independent computation of the quickstart gives
     /// (scripts/quickstart_reference.py, from the input alone).
-    @Test func quickstartGoldenFilesEqualTheIndependentReference() throws {
+    @Test func quickstartGoldenFilesEqualTheIndependentReference() async throws {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-qref-\(UUID().uuidString)")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["python3", "scripts/quickstart_reference.py", "data/plays.sample.jsonl", out.path]
         p.currentDirectoryURL = SluiceBinary.root
         try p.run()
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0)
+        let status = try await offPool { p.waitUntilExit(); return p.terminationStatus }
+        #expect(status == 0)
         for name in ["us_plays", "mobile_plays", "stdout"] {
             let reference = String(decoding: try Data(contentsOf: out.appendingPathComponent("\(name).jsonl")), as: UTF8.self)
                 .split(separator: "\n").map(String.init)
@@ -48,33 +48,33 @@ import Testing
         }
     }
 
-    @Test func everyExamplePipelineValidates() throws {
+    @Test func everyExamplePipelineValidates() async throws {
         let dir = try exampleTree()
         let specs = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("pipelines").path)
             .filter { $0.hasSuffix(".yaml") }.sorted()
         #expect(!specs.isEmpty)
         for spec in specs {
-            let r = try SluiceBinary.run(["validate", "pipelines/\(spec)"], cwd: dir)
+            let r = try await SluiceBinary.runAsync(["validate", "pipelines/\(spec)"], cwd: dir)
             #expect(r.status == 0, "\(spec): \(r.stderr)")
         }
     }
 
-    @Test func everyExamplePipelinesTestsBlockPasses() throws {
+    @Test func everyExamplePipelinesTestsBlockPasses() async throws {
         let dir = try exampleTree()
         let geo = try GeoService()   // enrich-plays' http lookup
         let specs = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("pipelines").path)
             .filter { $0.hasSuffix(".yaml") }.sorted()
         for spec in specs {
-            let r = try SluiceBinary.run(["test", "pipelines/\(spec)"], cwd: dir, environment: ["GEO_URL": geo.url])
+            let r = try await SluiceBinary.runAsync(["test", "pipelines/\(spec)"], cwd: dir, environment: ["GEO_URL": geo.url])
             #expect(r.status == 0, "\(spec): \(r.stdout) \(r.stderr)")
             #expect(!r.stdout.contains("FAIL"), "\(spec): \(r.stdout)")
             #expect(r.stdout.contains("passed, 0 failed") && !r.stdout.contains(" 0 passed"), "\(spec) has a non-empty tests: block: \(r.stdout)")
         }
     }
 
-    @Test func quickstartGraphIsMermaid() throws {
+    @Test func quickstartGraphIsMermaid() async throws {
         let dir = try exampleTree()
-        let r = try SluiceBinary.run(["graph", "pipelines/quickstart.yaml"], cwd: dir)
+        let r = try await SluiceBinary.runAsync(["graph", "pipelines/quickstart.yaml"], cwd: dir)
         #expect(r.status == 0)
         #expect(r.stdoutLines.first == "flowchart LR")
         #expect(r.stdout.contains("n_plays --> n_long_plays"))

@@ -79,9 +79,11 @@ import Testing
         #expect(try Self.outputs(dir).count == keys.count)
         let starts = try geo.stats().starts
         #expect(starts.count == keys.count)
-        // Any 41 consecutive arrivals span at least a second (a little less for network jitter).
+        // Any 41 consecutive arrivals span at least a second, less what scheduling on a loaded
+        // machine can bunch up (the limit is kept where requests start; they are spread 25 ms apart).
         let tightest = (0..<(starts.count - 40)).map { starts[$0 + 40] - starts[$0] }.min() ?? 0
-        #expect(tightest >= 0.97, "41 requests arrived within \(tightest) s")
+        #expect(tightest >= 0.9, "41 requests arrived within \(tightest) s")
+        #expect(starts.last! - starts.first! >= 99.0 / 40 - 0.1, "100 requests at 40/s took \(starts.last! - starts.first!) s")
     }
 
     @Test func concurrentLookupsOfOneKeyShareOneRequestAnd404sAreCached() async throws {
@@ -138,7 +140,7 @@ import Testing
         try h.close()
         #expect(await eventually(timeout: .seconds(20)) { dir.lines("out/o.jsonl") == [#"{"i":2,"k":"DE","region":"EMEA"}"#] })
         running.process.interrupt()
-        let result = await Task.detached { running.finish() }.value
+        let result = try await offPool { running.finish() }
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stderr.contains("read 3 events; wrote o=1; dead-lettered 2"), "\(result.stderr)")
     }
@@ -173,7 +175,8 @@ import Testing
     }
 
     @Test func aHotReloadLetsCallsSuspendedOnTheOldVersionFinishOnIt() async throws {
-        let geo = try GeoService(latencyMs: 2000)
+        let geo = try GeoService()
+        try geo.control(#"{"hold":true}"#)   // every request waits until released: the calls stay suspended
         func udf(_ v: String) -> String {
             """
             local M = {}
@@ -187,34 +190,54 @@ import Testing
             return M
             """
         }
-        let dir = try prepare(Self.spec(geo.url, http: "concurrency: 32, timeout: 10s, cache: { size: 0 }",
+        let dir = try prepare(Self.spec(geo.url, http: "concurrency: 32, timeout: 60s, cache: { size: 0 }",
                                          source: "{ file: { path: ../data/in.jsonl, follow: true } }") + "\nudfs: { reload: watch }\n",
                               (0..<20).map { "old\($0)" })
         try dir.write(udf("A"), to: "udfs/geo.lua")
         let running = SluiceBinary.start(["run", "pipelines/p.yaml"], cwd: dir)
         try running.process.run()
         try running.stdin.fileHandleForWriting.close()
-        // The old version's calls are suspended, waiting for the service: now the UDF changes.
-        #expect(await eventually(timeout: .seconds(20)) { ((try? geo.stats().requests) ?? 0) >= 20 })
+        #expect(await eventually(timeout: .seconds(30)) { ((try? geo.stats().requests) ?? 0) == 20 })
+        // The 20 calls of version A are suspended in the worker; now the UDF changes, then the service answers.
         try dir.write(udf("B"), to: "udfs/geo.lua.tmp")
         #expect(rename(dir.appendingPathComponent("udfs/geo.lua.tmp").path, dir.appendingPathComponent("udfs/geo.lua").path) == 0)
-        let answeredBeforeTheRewrite = dir.lines("out/o.jsonl").count   // 0 unless this machine stalled for 2 s (the service's latency)
-        #expect(answeredBeforeTheRewrite < 20)
-        #expect(await eventually(timeout: .seconds(20)) { dir.lines("out/o.jsonl").count == 20 })
-        try await Task.sleep(for: .milliseconds(300))   // the reload is picked up by inotify; new events come after it
-        let h = try #require(FileHandle(forWritingAtPath: dir.appendingPathComponent("data/in.jsonl").path))
-        h.seekToEndOfFile()
-        h.write(Data(((20..<40).map { #"{"i":\#($0),"k":"new\#($0)"}"# }.joined(separator: "\n") + "\n").utf8))
-        try h.close()
-        #expect(await eventually(timeout: .seconds(20)) { dir.lines("out/o.jsonl").count == 40 })
+        #expect(dir.lines("out/o.jsonl").isEmpty)
+        try geo.control(#"{"hold":false}"#)
+        #expect(await eventually(timeout: .seconds(30)) { dir.lines("out/o.jsonl").count == 20 })
+        // New events, one at a time until version B is live, then ten more.
+        let input = dir.appendingPathComponent("data/in.jsonl").path
+        func append(_ i: Int) throws {
+            let h = try #require(FileHandle(forWritingAtPath: input))
+            h.seekToEndOfFile()
+            h.write(Data((#"{"i":\#(i),"k":"new\#(i)"}"# + "\n").utf8))
+            try h.close()
+        }
+        var next = 20
+        while next < 200, !(dir.lines("out/o.jsonl").last?.contains(#""before":"B""#) ?? false) {
+            try append(next); next += 1
+            _ = await eventually(timeout: .seconds(10)) { dir.lines("out/o.jsonl").count == next }
+        }
+        for _ in 0..<10 { try append(next); next += 1 }
+        #expect(await eventually(timeout: .seconds(30)) { dir.lines("out/o.jsonl").count == next })
         running.process.interrupt()
         let result = await Task.detached { running.finish() }.value
         #expect(result.status == 0, "\(result.stderr)")
         let out = try Self.outputs(dir)
-        #expect(out.map { $0["i"] as? Int } == Array(0..<40))
-        #expect(out.prefix(20).allSatisfy { $0["before"] as? String == "A" && $0["after"] as? String == "A" })
-        #expect(out.suffix(20).allSatisfy { $0["before"] as? String == "B" && $0["after"] as? String == "B" }, "\(out.suffix(20).map { $0["before"] ?? "?" })")
+        #expect(out.map { $0["i"] as? Int } == Array(0..<next))
+        // Each call ran on one version from start to end; A's suspended calls finished on A;
+        // versions never go back in output order; the last ten ran on B.
+        #expect(out.allSatisfy { $0["before"] as? String == $0["after"] as? String })
+        #expect(out.prefix(20).allSatisfy { $0["before"] as? String == "A" })
+        let versions = out.compactMap { $0["before"] as? String }
+        #expect(versions == versions.sorted(), "\(Self.summary(versions))")
+        #expect(out.suffix(10).allSatisfy { $0["before"] as? String == "B" })
         #expect(dir.lines("out/dead.jsonl").isEmpty)
         #expect(result.stderr.contains("udf version 2"), "\(result.stderr)")
+    }
+
+    static func summary(_ items: [String]) -> String {
+        var runs: [(String, Int)] = []
+        for i in items { if let l = runs.last, l.0 == i { runs[runs.count - 1].1 += 1 } else { runs.append((i, 1)) } }
+        return runs.map { "\($0.0)×\($0.1)" }.joined(separator: ", ")
     }
 }

@@ -100,7 +100,43 @@ final class ReloadingRun: @unchecked Sendable {
     /// stderr lines so far.
     var stderrLines: [String] { condition.lock(); defer { condition.unlock() }; return errLines }
 
+    private func locked<T>(_ body: () -> T) -> T { condition.lock(); defer { condition.unlock() }; return body() }
+
+    /// Polls `done` until it holds, the process's output has ended or the timeout passes; returns
+    /// `done()` then. It sleeps with `Task.sleep`: no thread of the cooperative pool is blocked.
+    private func poll(timeout: TimeInterval, _ done: () -> Bool) async -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while !done() {
+            let ended = locked { readersLeft == 0 }
+            if ended || Date() >= deadline { return done() }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return true
+    }
+
     /// Waits until `done(stderrLines)` holds; false on timeout.
+    func waitForStderr(timeout: TimeInterval = 20, _ done: ([String]) -> Bool) async -> Bool {
+        await poll(timeout: timeout) { done(stderrLines) }
+    }
+
+    /// Waits for `sluice: info: UDF version N is live`.
+    func waitForVersion(_ n: Int, timeout: TimeInterval = 20) async -> Bool {
+        await poll(timeout: timeout) { locked { live >= n } }
+    }
+
+    /// Waits until `count` reloads have been rejected in total.
+    func waitForRejections(_ count: Int, timeout: TimeInterval = 20) async -> Bool {
+        await waitForStderr(timeout: timeout) { $0.filter { $0.contains("UDF reload rejected") }.count >= count }
+    }
+
+    /// Waits for stdout to hold at least `count` lines; false on timeout.
+    func waitForStdoutLines(_ count: Int, timeout: TimeInterval = 20) async -> Bool {
+        await poll(timeout: timeout) { locked { outLineCount >= count } }
+    }
+
+    // Blocking forms of the waits above, for code already off the cooperative pool (`offPool`, a
+    // thread of its own). In an async test, the async forms are chosen.
+
     @discardableResult
     func waitForStderr(timeout: TimeInterval = 20, _ done: ([String]) -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
@@ -111,30 +147,12 @@ final class ReloadingRun: @unchecked Sendable {
         return true
     }
 
-    /// Waits for `sluice: info: UDF version N is live`.
     @discardableResult
     func waitForVersion(_ n: Int, timeout: TimeInterval = 20) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         condition.lock(); defer { condition.unlock() }
         while live < n {
             if readersLeft == 0 || !condition.wait(until: deadline) { return live >= n }
-        }
-        return true
-    }
-
-    /// Waits until `count` reloads have been rejected in total.
-    @discardableResult
-    func waitForRejections(_ count: Int, timeout: TimeInterval = 20) -> Bool {
-        waitForStderr(timeout: timeout) { $0.filter { $0.contains("UDF reload rejected") }.count >= count }
-    }
-
-    /// Waits for stdout to hold at least `count` lines; false on timeout.
-    @discardableResult
-    func waitForStdoutLines(_ count: Int, timeout: TimeInterval = 20) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        condition.lock(); defer { condition.unlock() }
-        while outLineCount < count {
-            if readersLeft == 0 || !condition.wait(until: deadline) { return false }
         }
         return true
     }
@@ -227,15 +245,29 @@ extension String {
 }
 
 extension URL {
-    /// Polls `relative` until it has at least `count` lines (or the timeout passes); returns its lines.
-    func waitForLines(_ relative: String, count: Int, timeout: TimeInterval = 20) -> [String] {
+    /// Polls `relative` (every 10 ms, sleeping with `Task.sleep`) until it has at least `count` lines or
+    /// the timeout passes; returns its lines.
+    func waitForLines(_ relative: String, count: Int, timeout: TimeInterval = 20) async -> [String] {
         let deadline = Date().addingTimeInterval(timeout)
         var got = lines(relative)
         while got.count < count && Date() < deadline {
-            usleep(10_000)
+            try? await Task.sleep(for: .milliseconds(10))
             got = lines(relative)
         }
         return got
+    }
+
+    /// Number of newline bytes in the file at `relative` (0 if missing): its complete lines, counted
+    /// without splitting it into strings.
+    func newlines(_ relative: String) -> Int {
+        guard let data = FileManager.default.contents(atPath: appendingPathComponent(relative).path) else { return 0 }
+        return data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> Int in
+            guard var p = raw.baseAddress else { return 0 }
+            let end = p + raw.count
+            var n = 0
+            while p < end, let q = memchr(p, 0x0A, end - p) { n += 1; p = UnsafeRawPointer(q) + 1 }
+            return n
+        }
     }
 
     /// Size of the file at `relative` in bytes (0 if missing).
@@ -251,6 +283,7 @@ final class Counter: @unchecked Sendable {
     private var flag = false
     func add(_ n: Int) { lock.lock(); value += n; lock.broadcast(); lock.unlock() }
     var current: Int { lock.lock(); defer { lock.unlock() }; return value }
+    /// Blocks (on the caller's own thread, never in a test's task) until the value is at least `n`.
     func waitFor(atLeast n: Int, timeout: TimeInterval = 30) {
         let deadline = Date().addingTimeInterval(timeout)
         lock.lock(); defer { lock.unlock() }
@@ -258,9 +291,4 @@ final class Counter: @unchecked Sendable {
     }
     func raise() { lock.lock(); flag = true; lock.broadcast(); lock.unlock() }
     var isRaised: Bool { lock.lock(); defer { lock.unlock() }; return flag }
-    func waitForFlag(timeout: TimeInterval = 60) {
-        let deadline = Date().addingTimeInterval(timeout)
-        lock.lock(); defer { lock.unlock() }
-        while !flag && lock.wait(until: deadline) {}
-    }
 }

@@ -36,13 +36,20 @@ import Glibc
         return out.prefix(40).map { "\($0.0)×\($0.1)" }.joined(separator: ", ")
     }
 
+    /// Waits for out/o.jsonl to hold exactly `count` lines; on a timeout the failure shows the run's log.
+    static func expectOutput(_ run: ReloadingRun, count: Int, sourceLocation: SourceLocation = #_sourceLocation) async {
+        let got = await run.dir.waitForLines("out/o.jsonl", count: count)
+        #expect(got.count == count, "out/o.jsonl has \(got.count) lines, expected \(count); log:\n\(run.stderrLines.joined(separator: "\n"))",
+                sourceLocation: sourceLocation)
+    }
+
     static func rejections(_ stderr: String) -> [String] {
         stderr.split(separator: "\n").filter { $0.contains("UDF reload rejected") }.map(String.init)
     }
 
     // MARK: 1
 
-    @Test func everyEventIsProcessedByExactlyOneVersionWhileTheUDFIsRewrittenUnderLoad() throws {
+    @Test func everyEventIsProcessedByExactlyOneVersionWhileTheUDFIsRewrittenUnderLoad() async throws {
         let dir = try SluiceBinary.scratch()
         let udf = dir.appendingPathComponent("udfs/m.lua").path
         try dir.write(UDFFile.stamp("A"), to: "udfs/m.lua")
@@ -51,11 +58,13 @@ import Glibc
 
         let total = 200_000, chunk = 1_000
         let fed = Counter()        // chunks written to stdin
-        let reloadsDone = Counter()
+        // Chunks the feeder may write: the test hands them out step by step, so the stream outlasts
+        // every rewrite however the threads are scheduled.
+        let allowed = Counter()
+        allowed.add(10)
         let feeder = Thread {
             for c in 0..<(total / chunk) {
-                // Keep the last 20 chunks until every rewrite is done, so the stream outlasts the reloads.
-                if c == total / chunk - 20 { reloadsDone.waitForFlag() }
+                allowed.waitFor(atLeast: c + 1, timeout: 300)
                 run.feed(.seqLines((c * chunk)..<((c + 1) * chunk)))
                 fed.add(1)
                 usleep(2_000)
@@ -65,14 +74,20 @@ import Glibc
         }
         feeder.start()
 
-        func afterMoreInput() { fed.waitFor(atLeast: fed.current + 10) }
-        afterMoreInput()
+        // Ten more chunks, and everything fed so far has come out (so the live version processed some).
+        func afterMoreInput() async {
+            allowed.add(10)
+            let n = allowed.current
+            let written = await eventually(timeout: .seconds(60)) { fed.current >= n && dir.newlines("out/o.jsonl") >= n * chunk }
+            #expect(written, "\(fed.current) chunks fed, \(dir.newlines("out/o.jsonl")) lines out, \(n * chunk) expected")
+        }
+        await afterMoreInput()
         try UDFFile.writeInPlace(UDFFile.stamp("B"), to: udf)
-        #expect(run.waitForVersion(2))
-        afterMoreInput()
+        #expect(await run.waitForVersion(2))
+        await afterMoreInput()
         try UDFFile.writeByRename(UDFFile.stamp("C"), to: udf)
-        #expect(run.waitForVersion(3))
-        afterMoreInput()
+        #expect(await run.waitForVersion(3))
+        await afterMoreInput()
         // Syntax error (reported at line 5): never live.
         try UDFFile.writeInPlace("""
         local M = {}
@@ -82,27 +97,27 @@ import Glibc
         end
         return M
         """, to: udf)
-        #expect(run.waitForRejections(1))
-        afterMoreInput()
+        #expect(await run.waitForRejections(1))
+        await afterMoreInput()
         try UDFFile.writeByRename(UDFFile.stamp("D"), to: udf)
-        #expect(run.waitForVersion(4))
-        afterMoreInput()
+        #expect(await run.waitForVersion(4))
+        await afterMoreInput()
         // Compiles, but its self-test (line 7) fails: never live.
         try UDFFile.writeByRename(UDFFile.stamp("Y", extra: """
         function M.selftest() assert(M.stamp({}, { version = 0 }).v == "Z", "stamp writes the wrong marker") end
         """), to: udf)
-        #expect(run.waitForRejections(2))
-        afterMoreInput()
+        #expect(await run.waitForRejections(2))
+        await afterMoreInput()
         // A passing self-test.
         try UDFFile.writeInPlace(UDFFile.stamp("E", extra: """
         function M.selftest() assert(M.stamp({}, { version = 0 }).v == "E") end
         """), to: udf)
-        #expect(run.waitForVersion(5))
-        afterMoreInput()
-        reloadsDone.raise()
-        fed.waitForFlag(timeout: 120)
+        #expect(await run.waitForVersion(5))
+        await afterMoreInput()
+        allowed.add(total / chunk)   // the rest
+        #expect(await eventually(timeout: .seconds(120)) { fed.isRaised }, "the feeding thread did not finish")
 
-        let (status, stderr) = run.finish()
+        let (status, stderr) = try await offPool { run.finish() }
         #expect(status == 0, "\(stderr)")
         #expect(Self.summary(stderr).hasSuffix("read 200000 events; wrote o=200000; dead-lettered 0; udf version 5, 2 reload(s) rejected"),
                 "\(Self.summary(stderr))")
@@ -129,33 +144,37 @@ import Glibc
 
     // MARK: 2
 
-    @Test func sighupReloadsInSignalModeButFileChangesAloneDoNot() throws {
+    @Test func sighupReloadsInSignalModeButFileChangesAloneDoNot() async throws {
         let dir = try SluiceBinary.scratch()
         let udf = dir.appendingPathComponent("udfs/m.lua").path
         try dir.write(UDFFile.stamp("A"), to: "udfs/m.lua")
         try dir.write(Self.spec("reload-signal", reload: "signal"), to: "pipelines/p.yaml")
         let run = try ReloadingRun(dir: dir)
         run.feed(.seqLines(0..<1))
-        #expect(dir.waitForLines("out/o.jsonl", count: 1).count == 1)
+        await Self.expectOutput(run, count: 1)
 
         try UDFFile.writeByRename(UDFFile.stamp("B"), to: udf)
-        usleep(300_000)   // room for a (wrong) file-triggered reload to happen
+        // No signal says "a file change was ignored": leave a wrong file-triggered reload the time one
+        // takes in watch mode (25 ms inotify wait + 15 ms debounce + the reload), then check that no
+        // version went live and that the next event still runs on version 1 (checked below).
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(!run.stderrLines.contains { $0.contains("is live") }, "\(run.stderrLines)")
         run.feed(.seqLines(1..<2))
-        _ = dir.waitForLines("out/o.jsonl", count: 2)
+        await Self.expectOutput(run, count: 2)
 
         run.send(SIGHUP)
-        #expect(run.waitForVersion(2))
+        #expect(await run.waitForVersion(2))
         run.feed(.seqLines(2..<3))
-        _ = dir.waitForLines("out/o.jsonl", count: 3)
+        await Self.expectOutput(run, count: 3)
 
         // A broken file is rejected on SIGHUP too, and version 2 keeps running.
         try UDFFile.writeInPlace("local M = {}\nfunction M.stamp(event, ctx)\n  return event\nend\nerror('no')\nreturn M\n", to: udf)
         run.send(SIGHUP)
-        #expect(run.waitForRejections(1))
+        #expect(await run.waitForRejections(1))
         run.feed(.seqLines(3..<4))
-        _ = dir.waitForLines("out/o.jsonl", count: 4)
+        await Self.expectOutput(run, count: 4)
 
-        let (status, stderr) = run.finish()
+        let (status, stderr) = try await offPool { run.finish() }
         #expect(status == 0, "\(stderr)")
         #expect(Self.summary(stderr).hasSuffix("read 4 events; wrote o=4; dead-lettered 0; udf version 2, 1 reload(s) rejected"), "\(stderr)")
         #expect(Self.rejections(stderr).first?.hasPrefix("sluice: error: UDF reload rejected, keeping version 2: udfs/m.lua:5: no") == true, "\(stderr)")
@@ -167,42 +186,41 @@ import Glibc
         ])
     }
 
-    @Test func sighupAlsoReloadsInWatchMode() throws {
+    @Test func sighupAlsoReloadsInWatchMode() async throws {
         let dir = try SluiceBinary.scratch()
         try dir.write(UDFFile.stamp("A"), to: "udfs/m.lua")
         try dir.write(Self.spec("reload-watch-hup", reload: "watch"), to: "pipelines/p.yaml")
         let run = try ReloadingRun(dir: dir)
         run.feed(.seqLines(0..<1))
-        _ = dir.waitForLines("out/o.jsonl", count: 1)
+        await Self.expectOutput(run, count: 1)
         // No file changed: SIGHUP alone publishes a new version of the same code.
         run.send(SIGHUP)
-        #expect(run.waitForVersion(2))
+        #expect(await run.waitForVersion(2))
         run.feed(.seqLines(1..<2))
-        _ = dir.waitForLines("out/o.jsonl", count: 2)
-        let (status, stderr) = run.finish()
+        await Self.expectOutput(run, count: 2)
+        let (status, stderr) = try await offPool { run.finish() }
         #expect(status == 0, "\(stderr)")
         #expect(Self.summary(stderr).hasSuffix("udf version 2, 0 reload(s) rejected"), "\(stderr)")
         #expect(Stamped.parse(dir.lines("out/o.jsonl")).map(\.version) == [1, 2])
     }
 
-    @Test func sighupWithReloadOffIsIgnoredAndTheProcessSurvives() throws {
+    @Test func sighupWithReloadOffIsIgnoredAndTheProcessSurvives() async throws {
         let dir = try SluiceBinary.scratch()
         let udf = dir.appendingPathComponent("udfs/m.lua").path
         try dir.write(UDFFile.stamp("A"), to: "udfs/m.lua")
         try dir.write(Self.spec("reload-off", reload: "off"), to: "pipelines/p.yaml")
         let run = try ReloadingRun(dir: dir)
         run.feed(.seqLines(0..<1))
-        _ = dir.waitForLines("out/o.jsonl", count: 1)
+        await Self.expectOutput(run, count: 1)
         try UDFFile.writeByRename(UDFFile.stamp("B"), to: udf)
         run.send(SIGHUP)
-        #expect(run.waitForStderr { $0.contains { $0.contains("SIGHUP ignored: udfs.reload is off") } })
-        usleep(200_000)
-        #expect(run.process.isRunning)
+        #expect(await run.waitForStderr { $0.contains { $0.contains("SIGHUP ignored: udfs.reload is off") } })
         run.send(SIGHUP)
+        // The process survives both signals: the events fed after them come out.
         run.feed(.seqLines(1..<3))
-        _ = dir.waitForLines("out/o.jsonl", count: 3)
+        await Self.expectOutput(run, count: 3)
         #expect(run.process.isRunning)
-        let (status, stderr) = run.finish()
+        let (status, stderr) = try await offPool { run.finish() }
         #expect(status == 0, "\(stderr)")
         #expect(Self.summary(stderr).hasSuffix("read 3 events; wrote o=3; dead-lettered 0"), "\(stderr)")
         #expect(!stderr.contains("is live"))
@@ -214,7 +232,7 @@ import Glibc
 
     /// `gapMs`: time from the rewrite to SIGTERM; negative = SIGTERM first, then the rewrite.
     @Test(arguments: [0, 15, -1])
-    func aReloadDuringTheSigtermDrainLosesAndDuplicatesNothing(gapMs: Int) throws {
+    func aReloadDuringTheSigtermDrainLosesAndDuplicatesNothing(gapMs: Int) async throws {
         let dir = try SluiceBinary.scratch()
         let udf = dir.appendingPathComponent("udfs/m.lua").path
         // Some work per event so the drain (8 queued batches of 32) takes a while.
@@ -234,21 +252,20 @@ import Glibc
         }
         feeder.start()
         // Let a few thousand events through, then reload and stop at about the same time.
-        let deadline = Date().addingTimeInterval(30)
-        while dir.size("out/o.jsonl") < 3_000 * 40 && Date() < deadline { usleep(10_000) }
+        #expect(await eventually(timeout: .seconds(30)) { dir.size("out/o.jsonl") >= 3_000 * 40 }, "\(run.stderrLines)")
         let b = UDFFile.stamp("B", extra: busy).replacingOccurrences(of: "return event", with: "event.x = M.spin(); return event")
         if gapMs < 0 {
             run.send(SIGTERM)
             try UDFFile.writeByRename(b, to: udf)
         } else {
             try UDFFile.writeByRename(b, to: udf)
-            if gapMs > 0 { usleep(UInt32(gapMs) * 1000) }
+            if gapMs > 0 { try await Task.sleep(for: .milliseconds(gapMs)) }   // the gap under test, not a wait
             run.send(SIGTERM)
         }
-        let (status, stderr) = run.finish(closingStdin: false)
+        let (status, stderr) = try await offPool { run.finish(closingStdin: false) }
         stop.raise()
-        stop.waitFor(atLeast: 1, timeout: 10)   // writes fail with EPIPE once the process is gone
-        #expect(stop.current == 1, "the feeding thread is stuck writing to a dead process")
+        // writes fail with EPIPE once the process is gone
+        #expect(await eventually(timeout: .seconds(10)) { stop.current == 1 }, "the feeding thread is stuck writing to a dead process")
         run.closeStdin()
         #expect(status == 0, "\(stderr)")
         let summary = Self.summary(stderr)
@@ -272,7 +289,7 @@ import Glibc
 
     // MARK: 4
 
-    @Test func removingAModuleInUseIsRejectedAndAddingItBackGoesLive() throws {
+    @Test func removingAModuleInUseIsRejectedAndAddingItBackGoesLive() async throws {
         let dir = try SluiceBinary.scratch()
         try dir.write(UDFFile.stamp("A"), to: "udfs/m.lua")
         try dir.write("local M = {}\nfunction M.tag(event, ctx) event.n = \"n1\"; return event end\nreturn M\n", to: "udfs/n.lua")
@@ -281,14 +298,14 @@ import Glibc
                                 last: "tagged"), to: "pipelines/p.yaml")
         let run = try ReloadingRun(dir: dir)
         run.feed(.seqLines(0..<100))
-        _ = dir.waitForLines("out/o.jsonl", count: 100)
+        await Self.expectOutput(run, count: 100)
 
         try FileManager.default.removeItem(at: dir.appendingPathComponent("udfs/n.lua"))
-        #expect(run.waitForRejections(1))
+        #expect(await run.waitForRejections(1))
         let message = run.stderrLines.first { $0.contains("UDF reload rejected") } ?? ""
         #expect(message == "sluice: error: UDF reload rejected, keeping version 1: udfs/n.lua: module 'n' not found (udfs/n.lua) (n.tag is used by 'tagged')")
         run.feed(.seqLines(100..<200))
-        _ = dir.waitForLines("out/o.jsonl", count: 200)
+        await Self.expectOutput(run, count: 200)
         #expect(run.process.isRunning)
 
         // Put it back (changed), change m to require a module in a new subdirectory, all at once: one reload.
@@ -299,11 +316,11 @@ import Glibc
         try UDFFile.writeInPlace("return { marker = \"B\" }\n", to: udfs + "/lib/markers.lua")
         #expect(rename(udfs + "/n.lua.tmp~", udfs + "/n.lua") == 0)
         #expect(rename(udfs + "/m.lua.tmp~", udfs + "/m.lua") == 0)
-        #expect(run.waitForVersion(2))
+        #expect(await run.waitForVersion(2))
         run.feed(.seqLines(200..<300))
-        _ = dir.waitForLines("out/o.jsonl", count: 300)
+        await Self.expectOutput(run, count: 300)
 
-        let (status, stderr) = run.finish()
+        let (status, stderr) = try await offPool { run.finish() }
         #expect(status == 0, "\(stderr)")
         #expect(Self.summary(stderr).hasSuffix("read 300 events; wrote o=300; dead-lettered 0; udf version 2, 1 reload(s) rejected"), "\(stderr)")
         let out = dir.lines("out/o.jsonl").map { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
@@ -315,7 +332,7 @@ import Glibc
 
     // MARK: 5
 
-    @Test func memoryStaysFlatOverAThousandReloads() throws {
+    @Test func memoryStaysFlatOverAThousandReloads() async throws {
         let dir = try SluiceBinary.scratch()
         try dir.write(UDFFile.stamp("A", extra: "local big = {}\nfor i = 1, 2000 do big[i] = string.rep('x', 64) .. i end\nM.size = #big"),
                       to: "udfs/m.lua")
@@ -323,25 +340,25 @@ import Glibc
         let run = try ReloadingRun(dir: dir)
         // Signal handlers are installed once the first event has gone through.
         run.feed(.seqLines(0..<1))
-        #expect(run.waitForStdoutLines(1))
+        #expect(await run.waitForStdoutLines(1))
         var warm: Int?
         var stuck: Int?
         for i in 1...1_000 {
             run.send(SIGHUP)
-            if !run.waitForVersion(i + 1) { stuck = i; break }
+            if !(await run.waitForVersion(i + 1)) { stuck = i; break }
             // Events keep flowing, so workers keep rebuilding their Lua states on newer versions.
             run.feed(.seqLines(i..<(i + 1)))
             if i == 50 {
-                run.waitForStdoutLines(51)
+                #expect(await run.waitForStdoutLines(51))
                 warm = run.rssKiB()
             }
         }
         #expect(stuck == nil, "reload \(stuck ?? 0) did not publish")
-        run.waitForStdoutLines(1_001)
+        #expect(await run.waitForStdoutLines(1_001))
         let end = run.rssKiB()
         let snapshotDirs = (FileManager.default.enumerator(atPath: dir.appendingPathComponent("tmp").path)?.allObjects as? [String] ?? [])
             .filter { $0.hasPrefix("sluice-udfs-") && $0.split(separator: "/").count == 2 }
-        let (status, stderr) = run.finish()
+        let (status, stderr) = try await offPool { run.finish() }
         #expect(status == 0, "\(stderr)")
         #expect(Self.summary(stderr).hasSuffix("read 1001 events; wrote o=1001; dead-lettered 0; udf version 1001, 0 reload(s) rejected"),
                 "\(Self.summary(stderr))")
@@ -363,29 +380,29 @@ import Glibc
         #expect(left.filter { $0.hasPrefix("sluice-udfs-") }.isEmpty, "\(left)")
     }
 
-    @Test func aSelftestFailsByRaisingAnErrorOrReturningFalse() throws {
+    @Test func aSelftestFailsByRaisingAnErrorOrReturningFalse() async throws {
         let dir = try SluiceBinary.scratch()
         let udf = dir.appendingPathComponent("udfs/m.lua").path
         try dir.write(UDFFile.stamp("A"), to: "udfs/m.lua")
         try dir.write(Self.spec("reload-selftest", reload: "signal"), to: "pipelines/p.yaml")
         let run = try ReloadingRun(dir: dir)
         run.feed(.seqLines(0..<1))
-        _ = dir.waitForLines("out/o.jsonl", count: 1)
+        await Self.expectOutput(run, count: 1)
         // Passing: returns true (a natural `assert(...); return true` self-test).
         try UDFFile.writeByRename(UDFFile.stamp("B", extra: "function M.selftest() return true end"), to: udf)
         run.send(SIGHUP)
-        #expect(run.waitForVersion(2))
+        #expect(await run.waitForVersion(2))
         // Failing: returns false.
         try UDFFile.writeByRename(UDFFile.stamp("C", extra: "function M.selftest() return false end"), to: udf)
         run.send(SIGHUP)
-        #expect(run.waitForRejections(1))
+        #expect(await run.waitForRejections(1))
         // Failing: raises.
         try UDFFile.writeByRename(UDFFile.stamp("D", extra: "function M.selftest() error(\"bad stamp\") end"), to: udf)
         run.send(SIGHUP)
-        #expect(run.waitForRejections(2))
+        #expect(await run.waitForRejections(2))
         run.feed(.seqLines(1..<2))
-        _ = dir.waitForLines("out/o.jsonl", count: 2)
-        let (status, stderr) = run.finish()
+        await Self.expectOutput(run, count: 2)
+        let (status, stderr) = try await offPool { run.finish() }
         #expect(status == 0, "\(stderr)")
         #expect(Self.rejections(stderr) == [
             "sluice: error: UDF reload rejected, keeping version 2: udfs/m.lua: m.selftest returned false (module m is used by 't')",
@@ -395,28 +412,28 @@ import Glibc
         #expect(Stamped.parse(dir.lines("out/o.jsonl")) == [Stamped(seq: 0, marker: "A", version: 1), Stamped(seq: 1, marker: "B", version: 2)])
     }
 
-    @Test func modulesInASubdirectoryCreatedWhileRunningAreWatched() throws {
+    @Test func modulesInASubdirectoryCreatedWhileRunningAreWatched() async throws {
         let dir = try SluiceBinary.scratch()
         let udfs = dir.appendingPathComponent("udfs").path
         try dir.write(UDFFile.stamp("A"), to: "udfs/m.lua")
         try dir.write(Self.spec("reload-subdir", reload: "watch"), to: "pipelines/p.yaml")
         let run = try ReloadingRun(dir: dir)
         run.feed(.seqLines(0..<1))
-        _ = dir.waitForLines("out/o.jsonl", count: 1)
+        await Self.expectOutput(run, count: 1)
         // A new directory with a new module, then m starts using it: each settles into a version.
         try FileManager.default.createDirectory(atPath: udfs + "/lib", withIntermediateDirectories: false)
         try UDFFile.writeInPlace("return { marker = \"B\" }\n", to: udfs + "/lib/markers.lua")
-        #expect(run.waitForVersion(2))
+        #expect(await run.waitForVersion(2))
         try UDFFile.writeByRename(UDFFile.stamp("B").replacingOccurrences(of: "\"B\"", with: "require(\"lib.markers\").marker"), to: udfs + "/m.lua")
-        #expect(run.waitForVersion(3))
+        #expect(await run.waitForVersion(3))
         run.feed(.seqLines(1..<2))
-        _ = dir.waitForLines("out/o.jsonl", count: 2)
+        await Self.expectOutput(run, count: 2)
         // Editing the module inside the new directory must reload too.
         try UDFFile.writeInPlace("return { marker = \"C\" }\n", to: udfs + "/lib/markers.lua")
-        #expect(run.waitForVersion(4, timeout: 5), "an edit to lib/markers.lua did not reload")
+        #expect(await run.waitForVersion(4, timeout: 5), "an edit to lib/markers.lua did not reload")
         run.feed(.seqLines(2..<3))
-        _ = dir.waitForLines("out/o.jsonl", count: 3)
-        let (status, stderr) = run.finish()
+        await Self.expectOutput(run, count: 3)
+        let (status, stderr) = try await offPool { run.finish() }
         #expect(status == 0, "\(stderr)")
         #expect(Stamped.parse(dir.lines("out/o.jsonl")).map(\.marker) == ["A", "B", "C"])
         #expect(Self.summary(stderr).hasSuffix("udf version 4, 0 reload(s) rejected"), "\(stderr)")
@@ -424,7 +441,7 @@ import Glibc
 
     // MARK: documented details
 
-    @Test func moduleLevelStateStartsFreshAfterAReload() throws {
+    @Test func moduleLevelStateStartsFreshAfterAReload() async throws {
         let dir = try SluiceBinary.scratch()
         try dir.write("""
         local M = {}
@@ -440,18 +457,18 @@ import Glibc
         try dir.write(Self.spec("reload-state", reload: "signal", settings: "{ workers: 1, batch_size: 64 }"), to: "pipelines/p.yaml")
         let run = try ReloadingRun(dir: dir)
         run.feed(.seqLines(0..<5))
-        _ = dir.waitForLines("out/o.jsonl", count: 5)
+        await Self.expectOutput(run, count: 5)
         run.send(SIGHUP)
-        #expect(run.waitForVersion(2))
+        #expect(await run.waitForVersion(2))
         run.feed(.seqLines(5..<8))
-        _ = dir.waitForLines("out/o.jsonl", count: 8)
-        let (status, stderr) = run.finish()
+        await Self.expectOutput(run, count: 8)
+        let (status, stderr) = try await offPool { run.finish() }
         #expect(status == 0, "\(stderr)")
         let out = dir.lines("out/o.jsonl").map { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         #expect(out.map { "\($0?["calls"] as? Int ?? 0)@\($0?["cv"] as? Int ?? 0)" } == ["1@1", "2@1", "3@1", "4@1", "5@1", "1@2", "2@2", "3@2"])
     }
 
-    @Test func aGenerateSourceKeepsTheVersionItStartedWith() throws {
+    @Test func aGenerateSourceKeepsTheVersionItStartedWith() async throws {
         let dir = try SluiceBinary.scratch()
         let gen = dir.appendingPathComponent("udfs/gen.lua").path
         try dir.write("local M = {}\nfunction M.make(event, ctx) event.g = \"G1\"; return event end\nreturn M\n", to: "udfs/gen.lua")
@@ -460,7 +477,7 @@ import Glibc
         pipeline: reload-generate
         udfs: { reload: watch }
         sources:
-          s: { generate: { count: 60, rate: 60/s, udf: gen.make } }
+          s: { generate: { count: 1000000, rate: 20/s, udf: gen.make } }
         transforms:
           t: { from: s, map: { udf: m.stamp } }
         sinks:
@@ -468,14 +485,18 @@ import Glibc
         settings: { workers: 1, batch_size: 8 }
         """, to: "pipelines/p.yaml")
         let run = try ReloadingRun(dir: dir)
-        _ = dir.waitForLines("out/o.jsonl", count: 3)
+        // The source generates until SIGTERM, so the rewrites land while it runs.
+        #expect(await dir.waitForLines("out/o.jsonl", count: 3).count >= 3, "\(run.stderrLines)")
         try UDFFile.writeByRename("local M = {}\nfunction M.make(event, ctx) event.g = \"G2\"; return event end\nreturn M\n", to: gen)
         try UDFFile.writeByRename(UDFFile.stamp("B"), to: dir.appendingPathComponent("udfs/m.lua").path)
-        #expect(run.waitForVersion(2))
-        let (status, stderr) = run.finish()
+        #expect(await run.waitForVersion(2))
+        // An event processed by version 2, then stop.
+        #expect(await eventually(timeout: .seconds(20)) { dir.lines("out/o.jsonl").last?.contains(#""v":"B""#) == true }, "\(run.stderrLines)")
+        run.send(SIGTERM)
+        let (status, stderr) = try await offPool { run.finish() }
         #expect(status == 0, "\(stderr)")
         let out = dir.lines("out/o.jsonl").map { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-        #expect(out.count == 60)
+        #expect(Self.summary(stderr).contains("read \(out.count) events; wrote o=\(out.count); dead-lettered 0"), "\(Self.summary(stderr))")
         #expect(out.allSatisfy { $0?["g"] as? String == "G1" })
         #expect(out.last??["v"] as? String == "B")
         #expect(out.first??["v"] as? String == "A")

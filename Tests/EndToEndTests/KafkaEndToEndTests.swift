@@ -34,10 +34,10 @@ import Glibc
         }
     }
 
-    @Test func kafkaRouterShapesAndRoutesEveryLongPlayAndResumesWhereItStopped() throws {
+    @Test func kafkaRouterShapesAndRoutesEveryLongPlayAndResumesWhereItStopped() async throws {
         let scratch = try KafkaScratch(examples: true)
         let dir = scratch.dir
-        let kafka = try DevKafka(topics: ["plays": 4, "plays_us": 1, "plays_shaped": 2, "plays_dead_letter": 1], dir: dir)
+        let kafka = try await offPool { try DevKafka(topics: ["plays": 4, "plays_us": 1, "plays_shaped": 2, "plays_dead_letter": 1], dir: dir) }
         defer { kafka.stop() }
 
         let input = dir.lines("data/plays.sample.jsonl")
@@ -46,24 +46,24 @@ import Glibc
         #expect(expected.count == 1144)  // the README's figure for this sample
         let expectedUS = expected.filter { $0.country == #""US""# }.map { "\($0.profile)\t\($0.line)" }
         #expect(expectedUS.count == 115)
-        try kafka.produce(input, topic: "plays")
+        try await offPool { try kafka.produce(input, topic: "plays") }
 
         // First run: everything in the topic.
         let archive1 = dir.appendingPathComponent("out/archive-1.jsonl")
         let run1 = try scratch.run("pipelines/kafka-router.yaml", name: "router-1",
                                    environment: ["KAFKA_BROKERS": kafka.bootstrap, "ARCHIVE_PATH": archive1.path])
         defer { run1.kill() }
-        let archived = Kafka.waitUntil { dir.lines("out/archive-1.jsonl").count >= expected.count }
+        let archived = try await Kafka.eventually { dir.lines("out/archive-1.jsonl").count >= expected.count }
         #expect(archived, "archive has \(dir.lines("out/archive-1.jsonl").count) of \(expected.count): \(run1.log)")
-        #expect(run1.terminate() == 0, "\(run1.log)")
+        #expect(try await offPool { run1.terminate() } == 0, "\(run1.log)")
         #expect(run1.stderrText.contains("kafka-router: read 3000 events; wrote us_plays=115 all_plays=1144 archive=1144; dead-lettered 0"),
                 "\(run1.log)")
 
         let shaped = expected.map(\.line)
         #expect(Kafka.difference(dir.lines("out/archive-1.jsonl"), shaped) == nil)
-        #expect(Kafka.difference(try kafka.consume("plays_shaped"), shaped) == nil)
-        #expect(Kafka.difference(try kafka.consume("plays_us", format: "%k\t%s\n"), expectedUS) == nil)
-        #expect(try kafka.consume("plays_dead_letter").isEmpty)
+        #expect(Kafka.difference(try await offPool { try kafka.consume("plays_shaped") }, shaped) == nil)
+        #expect(Kafka.difference(try await offPool { try kafka.consume("plays_us", format: "%k\t%s\n") }, expectedUS) == nil)
+        #expect(try await offPool { try kafka.consume("plays_dead_letter") }.isEmpty)
 
         // Second run, same group: only the 100 new events are read (0 lost, 0 duplicated after a clean stop).
         let fresh = (0..<100).map { i -> String in
@@ -75,23 +75,29 @@ import Glibc
         let expected2 = Self.expectedShaped(fresh)
         let expectedUS2 = expected2.filter { $0.country == #""US""# }.map { "\($0.profile)\t\($0.line)" }
         #expect(!expected2.isEmpty && !expectedUS2.isEmpty && expected2.count < 100)
-        try kafka.produce(fresh, topic: "plays")
+        let endsBefore = try await offPool { kafka.endOffsets("plays") }
+        try await offPool { try kafka.produce(fresh, topic: "plays") }
 
         let archive2 = dir.appendingPathComponent("out/archive-2.jsonl")
         let run2 = try scratch.run("pipelines/kafka-router.yaml", name: "router-2",
-                                   environment: ["KAFKA_BROKERS": kafka.bootstrap, "ARCHIVE_PATH": archive2.path])
+                                   environment: ["KAFKA_BROKERS": kafka.bootstrap, "ARCHIVE_PATH": archive2.path, "SLUICE_LOG": "debug"])
         defer { run2.kill() }
-        let archived2 = Kafka.waitUntil { dir.lines("out/archive-2.jsonl").count >= expected2.count }
+        let archived2 = try await Kafka.eventually { dir.lines("out/archive-2.jsonl").count >= expected2.count }
         #expect(archived2, "\(run2.log)")
-        // Let the consumer see the end of every partition before stopping (an extra event would show in the counts).
-        Thread.sleep(forTimeInterval: 1)
-        #expect(run2.terminate() == 0, "\(run2.log)")
+        // Before stopping, the consumer must have read to the end of every partition (an extra event would
+        // show in the counts). The positive signal: run 2's commits (debug log) reach the high watermarks.
+        // Only partitions that got fresh events have anything to commit in run 2.
+        let ends = try await offPool { kafka.endOffsets("plays") }.filter { endsBefore[$0.key] != $0.value }
+        #expect(!ends.isEmpty)
+        #expect(try await Kafka.eventually(timeout: 30) { Self.committed(run2.stderrText, topic: "plays").filter { ends[$0.key] != nil } == ends },
+                "commits \(Self.committed(run2.stderrText, topic: "plays")), ends \(ends): \(run2.log)")
+        #expect(try await offPool { run2.terminate() } == 0, "\(run2.log)")
         #expect(run2.stderrText.contains("kafka-router: read 100 events; wrote us_plays=\(expectedUS2.count) all_plays=\(expected2.count) archive=\(expected2.count); dead-lettered 0"),
                 "\(run2.log)")
         #expect(Kafka.difference(dir.lines("out/archive-2.jsonl"), expected2.map(\.line)) == nil)
-        #expect(Kafka.difference(try kafka.consume("plays_shaped"), (expected + expected2).map(\.line)) == nil)
-        #expect(Kafka.difference(try kafka.consume("plays_us", format: "%k\t%s\n"), expectedUS + expectedUS2) == nil)
-        #expect(try kafka.consume("plays_dead_letter").isEmpty)
+        #expect(Kafka.difference(try await offPool { try kafka.consume("plays_shaped") }, (expected + expected2).map(\.line)) == nil)
+        #expect(Kafka.difference(try await offPool { try kafka.consume("plays_us", format: "%k\t%s\n") }, expectedUS + expectedUS2) == nil)
+        #expect(try await offPool { try kafka.consume("plays_dead_letter") }.isEmpty)
         scratch.remove()
     }
 
@@ -125,10 +131,10 @@ import Glibc
         return (missing, output.count - Set(output).count, foreign)
     }
 
-    @Test func killNineMidStreamThenRestartLosesNothing() throws {
+    @Test func killNineMidStreamThenRestartLosesNothing() async throws {
         let scratch = try KafkaScratch()
         let dir = scratch.dir
-        let kafka = try DevKafka(topics: ["in": 4, "out": 4], dir: dir)
+        let kafka = try await offPool { try DevKafka(topics: ["in": 4, "out": 4], dir: dir) }
         defer { kafka.stop() }
         let commitMs = 500
         try dir.write(Self.passthrough("kill9", commitMs: commitMs), to: "pipelines/p.yaml")
@@ -140,29 +146,28 @@ import Glibc
         let chunk = 250, pause = 0.05
         let run1 = try scratch.run("pipelines/p.yaml", name: "kill9-1", environment: env.merging(["SLUICE_LOG": "debug"]) { $1 })
         defer { run1.kill() }
-        try #require(Kafka.waitUntil { Self.assignment(run1.stderrText, topic: "in").count == 4 }, "\(run1.log)")
+        try #require(try await Kafka.eventually { Self.assignment(run1.stderrText, topic: "in").count == 4 }, "\(run1.log)")
         let feeder = Feeder(kafka, topic: "in", lines: input, chunk: chunk, pause: pause)
         defer { feeder.cancel() }
-        var atKill = 0
-        let partly = Kafka.waitUntil {
-            atKill = kafka.count("out")
-            return atKill >= 6000 && !Self.committed(run1.stderrText, topic: "in").isEmpty
+        let partly = try await Kafka.eventually {
+            kafka.count("out") >= 6000 && !Self.committed(run1.stderrText, topic: "in").isEmpty
         }
         try #require(partly, "output never reached 6000 with a commit: \(run1.log)")
-        run1.kill()
+        try await offPool { run1.kill() }
+        let atKill = try await offPool { kafka.count("out") }
         let committed = Self.committed(run1.stderrText, topic: "in")
         #expect(atKill < input.count, "the whole input was already copied before the kill; nothing was tested")
 
         let run2 = try scratch.run("pipelines/p.yaml", name: "kill9-2", environment: env)
         defer { run2.kill() }
-        #expect(feeder.finish() == nil)
-        let complete = Kafka.waitUntil(timeout: 120) {
+        #expect(try await offPool { feeder.finish() } == nil)
+        let complete = try await Kafka.eventually(timeout: 120) {
             kafka.count("out") >= input.count && Self.audit((try? kafka.consume("out")) ?? [], against: input).missing.isEmpty
         }
         #expect(complete, "\(run2.log)")
-        #expect(run2.terminate() == 0, "\(run2.log)")
+        #expect(try await offPool { run2.terminate() } == 0, "\(run2.log)")
 
-        let output = try kafka.consume("out")
+        let output = try await offPool { try kafka.consume("out") }
         let audit = Self.audit(output, against: input)
         #expect(audit.missing.count == 0, "lost \(audit.missing.count) events, e.g. \(audit.missing.prefix(5))")
         #expect(audit.foreign == 0)
@@ -171,7 +176,7 @@ import Glibc
         // Every duplicate sits at or after the last offset the killed process committed in its partition:
         // what was committed is never read again, and the restart resumed exactly there.
         var position: [String: (partition: Int, offset: Int)] = [:]
-        for line in try kafka.consume("in", format: "%p %o %s\n") {
+        for line in try await offPool { try kafka.consume("in", format: "%p %o %s\n") } {
             let parts = line.split(separator: " ", maxSplits: 2)
             if parts.count == 3, let p = Int(parts[0]), let o = Int(parts[1]) { position[String(parts[2])] = (p, o) }
         }
@@ -206,10 +211,10 @@ import Glibc
         return out
     }
 
-    @Test func brokerDownForSecondsThenBackLosesNothing() throws {
+    @Test func brokerDownForSecondsThenBackLosesNothing() async throws {
         let scratch = try KafkaScratch()
         let dir = scratch.dir
-        let kafka = try DevKafka(topics: ["in": 4, "out": 4], dir: dir)
+        let kafka = try await offPool { try DevKafka(topics: ["in": 4, "out": 4], dir: dir) }
         defer { kafka.stop() }
         try dir.write(Self.passthrough("outage"), to: "pipelines/p.yaml")
 
@@ -218,22 +223,22 @@ import Glibc
         defer { run.kill() }
         let feeder = Feeder(kafka, topic: "in", lines: input, chunk: 500, pause: 0.05)
         defer { feeder.cancel() }
-        let flowing = Kafka.waitUntil { kafka.count("out") >= 4000 }
+        let flowing = try await Kafka.eventually { kafka.count("out") >= 4000 }
         try #require(flowing, "\(run.log)")
         // Only the pipeline faces the outage: the feed (kcat, which gives up when all brokers are down) waits.
-        feeder.hold()
-        try kafka.command("down 1")
-        Thread.sleep(forTimeInterval: 4)   // the outage (not a measurement)
-        try kafka.command("up 1")
+        try await offPool { feeder.hold() }
+        try await offPool { try kafka.command("down 1") }
+        try await Task.sleep(for: .seconds(4))   // the outage (not a measurement)
+        try await offPool { try kafka.command("up 1") }
         feeder.resume()
-        #expect(feeder.finish() == nil)
-        let complete = Kafka.waitUntil(timeout: 120) {
+        #expect(try await offPool { feeder.finish() } == nil)
+        let complete = try await Kafka.eventually(timeout: 120) {
             kafka.count("out") >= input.count && Self.audit((try? kafka.consume("out")) ?? [], against: input).missing.isEmpty
         }
         #expect(complete, "\(run.log)")
-        #expect(run.terminate() == 0, "\(run.log)")
+        #expect(try await offPool { run.terminate() } == 0, "\(run.log)")
 
-        let output = try kafka.consume("out")
+        let output = try await offPool { try kafka.consume("out") }
         let audit = Self.audit(output, against: input)
         #expect(audit.missing.count == 0, "lost \(audit.missing.count) events, e.g. \(audit.missing.prefix(5))")
         #expect(audit.foreign == 0)
@@ -241,26 +246,26 @@ import Glibc
         scratch.remove()
     }
 
-    @Test func injectedProduceErrorsAreRetriedAndNothingIsDeadLettered() throws {
+    @Test func injectedProduceErrorsAreRetriedAndNothingIsDeadLettered() async throws {
         let scratch = try KafkaScratch()
         let dir = scratch.dir
-        let kafka = try DevKafka(topics: ["in": 4, "out": 4], dir: dir)
+        let kafka = try await offPool { try DevKafka(topics: ["in": 4, "out": 4], dir: dir) }
         defer { kafka.stop() }
         // `debug: msg` makes librdkafka log each failed and retried produce request (shown with SLUICE_LOG=debug).
         try dir.write(Self.passthrough("retries", sinkOptions: "debug: msg", extra: "dead_letter: { file: { path: ../out/dead.jsonl } }"), to: "pipelines/p.yaml")
 
         let input = Kafka.seqEvents(5000)
-        try kafka.produce(input, topic: "in")
+        try await offPool { try kafka.produce(input, topic: "in") }
         // Only the pipeline produces from now on: the next 5 Produce requests fail (retriable).
-        try kafka.command("errors Produce 5 NOT_ENOUGH_REPLICAS")
+        try await offPool { try kafka.command("errors Produce 5 NOT_ENOUGH_REPLICAS") }
         let run = try scratch.run("pipelines/p.yaml", name: "retries", environment: ["KAFKA_BROKERS": kafka.bootstrap, "SLUICE_LOG": "debug"])
         defer { run.kill() }
-        let complete = Kafka.waitUntil { kafka.count("out") >= input.count }
+        let complete = try await Kafka.eventually { kafka.count("out") >= input.count }
         #expect(complete, "\(run.log)")
-        #expect(run.terminate() == 0, "\(run.log)")
+        #expect(try await offPool { run.terminate() } == 0, "\(run.log)")
 
         // Idempotent producer, retriable errors: every event exactly once.
-        #expect(Kafka.difference(try kafka.consume("out"), input) == nil)
+        #expect(Kafka.difference(try await offPool { try kafka.consume("out") }, input) == nil)
         #expect(dir.lines("out/dead.jsonl").isEmpty)
         #expect(run.stderrText.contains("read 5000 events; wrote k=5000; dead-lettered 0"), "\(run.log)")
         // The sink's producer really met the 5 injected errors (one failed request each) and retried.
@@ -270,14 +275,14 @@ import Glibc
         scratch.remove()
     }
 
-    @Test func undeliverableEventsGoToTheFileDeadLetterSinkWithTheTimeoutAndTheOtherSinkGetsEverything() throws {
+    @Test func undeliverableEventsGoToTheFileDeadLetterSinkWithTheTimeoutAndTheOtherSinkGetsEverything() async throws {
         let scratch = try KafkaScratch()
         let dir = scratch.dir
-        let source = try DevKafka(topics: ["in": 4], dir: dir)
+        let source = try await offPool { try DevKafka(topics: ["in": 4], dir: dir) }
         defer { source.stop() }
-        let target = try DevKafka(topics: ["out": 1], dir: dir)
+        let target = try await offPool { try DevKafka(topics: ["out": 1], dir: dir) }
         defer { target.stop() }
-        try target.command("down 1")
+        try await offPool { try target.command("down 1") }
         try dir.write("""
         pipeline: timeouts
         sources:
@@ -293,12 +298,12 @@ import Glibc
         """, to: "pipelines/p.yaml")
 
         let input = Kafka.seqEvents(2000)
-        try source.produce(input, topic: "in")
+        try await offPool { try source.produce(input, topic: "in") }
         let run = try scratch.run("pipelines/p.yaml", name: "timeouts")
         defer { run.kill() }
-        let deadLettered = Kafka.waitUntil { dir.lines("out/dead.jsonl").count >= input.count }
+        let deadLettered = try await Kafka.eventually { dir.lines("out/dead.jsonl").count >= input.count }
         #expect(deadLettered, "\(dir.lines("out/dead.jsonl").count) dead letters: \(run.log)")
-        #expect(run.terminate() == 0, "\(run.log)")
+        #expect(try await offPool { run.terminate() } == 0, "\(run.log)")
 
         #expect(Kafka.difference(dir.lines("out/copy.jsonl"), input) == nil)
         let dead = dir.lines("out/dead.jsonl").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
@@ -332,10 +337,10 @@ import Glibc
         return current
     }
 
-    @Test func twoInstancesSplitPartitionsAndTheSurvivorTakesOverAfterKillNine() throws {
+    @Test func twoInstancesSplitPartitionsAndTheSurvivorTakesOverAfterKillNine() async throws {
         let scratch = try KafkaScratch()
         let dir = scratch.dir
-        let kafka = try DevKafka(topics: ["in": 4], dir: dir)
+        let kafka = try await offPool { try DevKafka(topics: ["in": 4], dir: dir) }
         defer { kafka.stop() }
         try dir.write("""
         pipeline: pair
@@ -349,36 +354,36 @@ import Glibc
 
         let a = try scratch.run("pipelines/p.yaml", name: "pair-a", environment: ["KAFKA_BROKERS": kafka.bootstrap, "OUT": outA.path])
         defer { a.kill() }
-        try #require(Kafka.waitUntil { Self.assignment(a.stderrText, topic: "in").count == 4 }, "\(a.log)")
+        try #require(try await Kafka.eventually { Self.assignment(a.stderrText, topic: "in").count == 4 }, "\(a.log)")
         let b = try scratch.run("pipelines/p.yaml", name: "pair-b", environment: ["KAFKA_BROKERS": kafka.bootstrap, "OUT": outB.path])
         defer { b.kill() }
-        var ownedA: Set<Int> = [], ownedB: Set<Int> = []
-        let split = Kafka.waitUntil {
-            ownedA = Self.assignment(a.stderrText, topic: "in"); ownedB = Self.assignment(b.stderrText, topic: "in")
+        let split = try await Kafka.eventually {
+            let ownedA = Self.assignment(a.stderrText, topic: "in"), ownedB = Self.assignment(b.stderrText, topic: "in")
             return !ownedA.isEmpty && !ownedB.isEmpty && ownedA.isDisjoint(with: ownedB) && ownedA.union(ownedB).count == 4
         }
         try #require(split, "\(a.log)\n\(b.log)")
+        let ownedA = Self.assignment(a.stderrText, topic: "in"), ownedB = Self.assignment(b.stderrText, topic: "in")
 
         // Event seq goes to partition seq % 4, so an output line tells which partition it came from.
-        func produce(_ events: [String]) throws {
+        @Sendable func produce(_ events: [String]) throws {
             for p in 0..<4 { try kafka.produce(events.filter { Kafka.seq($0)! % 4 == p }, topic: "in", partition: p) }
         }
-        func union() -> [String] { dir.lines("out/a.jsonl") + dir.lines("out/b.jsonl") }
+        @Sendable func union() -> [String] { dir.lines("out/a.jsonl") + dir.lines("out/b.jsonl") }
         let first = Kafka.seqEvents(4000), second = Kafka.seqEvents(4000, start: 4000)
-        try produce(first)
-        #expect(Kafka.waitUntil { Self.audit(union(), against: first).missing.count == 0 }, "\(a.log)\n\(b.log)")
+        try await offPool { try produce(first) }
+        #expect(try await Kafka.eventually { Self.audit(union(), against: first).missing.count == 0 }, "\(a.log)\n\(b.log)")
         let partitionsA = Set(dir.lines("out/a.jsonl").compactMap(Kafka.seq).map { $0 % 4 })
         let partitionsB = Set(dir.lines("out/b.jsonl").compactMap(Kafka.seq).map { $0 % 4 })
         #expect(partitionsA == ownedA, "A wrote partitions \(partitionsA), owns \(ownedA)")
         #expect(partitionsB == ownedB, "B wrote partitions \(partitionsB), owns \(ownedB)")
 
-        a.kill()
+        try await offPool { a.kill() }
         let writtenByA = dir.lines("out/a.jsonl").count
-        try produce(second)
+        try await offPool { try produce(second) }
         let all = first + second
-        let complete = Kafka.waitUntil(timeout: 120) { Self.audit(union(), against: all).missing.isEmpty }
+        let complete = try await Kafka.eventually(timeout: 120) { Self.audit(union(), against: all).missing.isEmpty }
         #expect(complete, "\(b.log)")
-        #expect(b.terminate() == 0, "\(b.log)")
+        #expect(try await offPool { b.terminate() } == 0, "\(b.log)")
 
         #expect(dir.lines("out/a.jsonl").count == writtenByA)
         let audit = Self.audit(union(), against: all)
@@ -391,10 +396,10 @@ import Glibc
         scratch.remove()
     }
 
-    @Test func aStalledFileSinkNeverSlowsTheKafkaSink() throws {
+    @Test func aStalledFileSinkNeverSlowsTheKafkaSink() async throws {
         let scratch = try KafkaScratch()
         let dir = scratch.dir
-        let kafka = try DevKafka(topics: ["in": 4, "out": 4], dir: dir)
+        let kafka = try await offPool { try DevKafka(topics: ["in": 4, "out": 4], dir: dir) }
         defer { kafka.stop() }
         let fifo = dir.appendingPathComponent("out/stalled.fifo").path
         #expect(mkfifo(fifo, 0o644) == 0)
@@ -410,12 +415,12 @@ import Glibc
         """), to: "pipelines/p.yaml")
 
         let input = Kafka.seqEvents(20_000)   // ~3 MB, far more than a pipe holds
-        try kafka.produce(input, topic: "in")
+        try await offPool { try kafka.produce(input, topic: "in") }
         let run = try scratch.run("pipelines/p.yaml", name: "stall", environment: ["KAFKA_BROKERS": kafka.bootstrap])
         defer { run.kill() }
-        let complete = Kafka.waitUntil { kafka.count("out") >= input.count }
+        let complete = try await Kafka.eventually { kafka.count("out") >= input.count }
         #expect(complete, "\(run.log)")
-        #expect(Kafka.difference(try kafka.consume("out"), input) == nil)
+        #expect(Kafka.difference(try await offPool { try kafka.consume("out") }, input) == nil)
 
         // Unblock the FIFO so the run can drain and stop cleanly.
         _ = fcntl(reader, F_SETFL, fcntl(reader, F_GETFL) & ~O_NONBLOCK)
@@ -431,8 +436,8 @@ import Glibc
             }
             drained.signal()
         }
-        #expect(run.terminate() == 0, "\(run.log)")
-        drained.wait()
+        #expect(try await offPool { run.terminate() } == 0, "\(run.log)")
+        try await offPool { drained.wait() }
         let fifoLines = String(decoding: box.bytes, as: UTF8.self).split(separator: "\n").map(String.init)
         #expect(Set(fifoLines).isSubset(of: Set(input)))
         // The stalled sink wrote some and dropped the rest, counting exactly what it dropped.

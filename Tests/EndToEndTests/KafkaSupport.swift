@@ -9,8 +9,16 @@ import Glibc
 /// SIGTERM or killed with SIGKILL. Everything a test starts is killed by `stop()`/`kill()`, which the
 /// tests call from `defer`.
 enum Kafka {
+    /// `waitUntil` on a thread of its own (the conditions run kcat or read logs): tests call this, so
+    /// that no thread of Swift Testing's cooperative pool is blocked.
+    static func eventually(timeout: Double = 90, every: Double = 0.2,
+                           _ condition: @escaping @Sendable () throws -> Bool) async throws -> Bool {
+        try await offPool { try waitUntil(timeout: timeout, every: every, condition) }
+    }
+
     /// Polls `condition` every `every` seconds until it holds or `timeout` seconds pass. Never used to
-    /// assert timing: the timeout only keeps a broken run from hanging the suite.
+    /// assert timing: the timeout only keeps a broken run from hanging the suite. Blocking: for the
+    /// helpers below, which tests call through `offPool`.
     @discardableResult
     static func waitUntil(timeout: Double = 90, every: Double = 0.2, _ condition: () throws -> Bool) rethrows -> Bool {
         let deadline = Date(timeIntervalSinceNow: timeout)
@@ -203,13 +211,23 @@ final class DevKafka: @unchecked Sendable {
     /// Number of messages in `topic`: the sum of its partitions' high watermarks (`kcat -Q`, cheap);
     /// 0 while the broker is unreachable.
     func count(_ topic: String) -> Int {
+        endOffsets(topic).values.reduce(0, +)
+    }
+
+    /// The high watermark (offset of the next message) of each partition of `topic` (`kcat -Q`);
+    /// empty while the broker is unreachable.
+    func endOffsets(_ topic: String) -> [Int: Int] {
         var args = ["-Q", "-b", bootstrap]
         for p in 0..<(topics[topic] ?? 1) { args += ["-t", "\(topic):\(p):-1"] }
-        guard let r = try? runKcat(args, stdin: nil, timeout: 30), r.status == 0 else { return 0 }
-        return r.stdout.split(separator: "\n").reduce(0) { sum, line in
-            guard let r = line.range(of: " offset ") else { return sum }
-            return sum + (Int(line[r.upperBound...]) ?? 0)
+        guard let r = try? runKcat(args, stdin: nil, timeout: 30), r.status == 0 else { return [:] }
+        var out: [Int: Int] = [:]
+        for line in r.stdout.split(separator: "\n") {   // "plays [2] offset 750"
+            guard let open = line.firstIndex(of: "["), let close = line.firstIndex(of: "]"),
+                  let p = Int(line[line.index(after: open)..<close]),
+                  let at = line.range(of: " offset "), let o = Int(line[at.upperBound...]) else { continue }
+            out[p] = o
         }
+        return out
     }
 
     /// Runs kcat with a timeout (kcat waits forever for a broker that is down).

@@ -52,33 +52,34 @@ import Testing
         try dir.write(Self.udf, to: "udfs/e.lua")
         try dir.write("title_id,name\n1,Old\n", to: "data/titles.csv")
         try dir.write(#"{"title_id":1}"# + "\n", to: "data/in.jsonl")
-        let running = SluiceBinary.start(["run", "pipelines/p.yaml"], cwd: dir)
-        try running.process.run()
-        try running.stdin.fileHandleForWriting.close()
+        let run = try ReloadingRun(dir: dir)   // streams stderr, so a test can wait for a log line
+        run.closeStdin()
         let input = dir.appendingPathComponent("data/in.jsonl").path
         #expect(await eventually { dir.lines("out/o.jsonl") == [#"{"name":"Old","title_id":1}"#] })
 
         try Self.replace(dir, "title_id,name\n1,New\n2,Two\n")
         // Poll: feed an event until one shows the new table (old table until then, never a mix).
-        var n = 0
-        let ok = await eventually(timeout: .seconds(15)) {
+        var n = 0, ok = false
+        let deadline = ContinuousClock.now + .seconds(15)
+        while !ok && ContinuousClock.now < deadline {
             n += 1
-            try? Self.append(#"{"title_id":1,"n":\#(n)}"#, to: input)
-            usleep(100_000)
-            return dir.lines("out/o.jsonl").contains { $0.contains("New") }
+            try Self.append(#"{"title_id":1,"n":\#(n)}"#, to: input)
+            try await Task.sleep(for: .milliseconds(100))
+            ok = dir.lines("out/o.jsonl").contains { $0.contains("New") }
         }
-        #expect(ok)
+        #expect(ok, "\(run.stderrLines)")
         #expect(dir.lines("out/o.jsonl").allSatisfy { $0.contains("Old") || $0.contains("New") })
 
         // A malformed refresh keeps the table in use.
         try Self.replace(dir, "title_id,name\n1,Broken\n2\n")
-        usleep(refresh == "watch" ? 500_000 : 800_000)
+        #expect(await run.waitForStderr { $0.contains { $0.contains("lookup 'titles': refresh failed, keeping the previous table (2 rows)") } },
+                "\(run.stderrLines)")
         try Self.append(#"{"title_id":2,"after":"broken"}"#, to: input)
         #expect(await eventually { dir.lines("out/o.jsonl").last == #"{"after":"broken","name":"Two","title_id":2}"# })
-        running.process.terminate()
-        let result = try await offPool { running.finish() }
-        #expect(result.stderr.contains("lookup 'titles': refresh failed, keeping the previous table (2 rows)"), "\(result.stderr)")
-        #expect(result.stderr.contains("titles.csv:3: expected 2 fields, found 1"))
+        run.send(SIGTERM)
+        let (status, stderr) = try await offPool { run.finish() }
+        #expect(status == 0, "\(stderr)")
+        #expect(stderr.contains("titles.csv:3: expected 2 fields, found 1"), "\(stderr)")
         #expect(dir.lines("out/dead.jsonl").isEmpty)
     }
 

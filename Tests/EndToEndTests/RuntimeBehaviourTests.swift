@@ -12,7 +12,7 @@ import Glibc
         }
     }
 
-    @Test func unchangedEventsPassThroughByteForByte() throws {
+    @Test func unchangedEventsPassThroughByteForByte() async throws {
         let dir = try SluiceBinary.scratch()
         try dir.write("""
         pipeline: passthrough
@@ -25,12 +25,12 @@ import Glibc
             #"{"a":1,  "b":[1,2,{"c":null}],"big":9007199254740993,"f":1.50,"u":"\u00e9\ud83d\ude00"}"#,
             #"{"z":{},"y":[],"x":-0.0,"w":1E+2}"#,
         ]
-        let r = try SluiceBinary.run(["run", "pipelines/p.yaml"], stdin: input.joined(separator: "\n") + "\n", cwd: dir)
+        let r = try await SluiceBinary.runAsync(["run", "pipelines/p.yaml"], stdin: input.joined(separator: "\n") + "\n", cwd: dir)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdoutLines == input)
     }
 
-    @Test func malformedLinesGoToTheDeadLetterSinkWithReasonAndPosition() throws {
+    @Test func malformedLinesGoToTheDeadLetterSinkWithReasonAndPosition() async throws {
         let dir = try SluiceBinary.scratch()
         try dir.write("""
         pipeline: malformed
@@ -52,7 +52,7 @@ import Glibc
         {"n":4}
 
         """, to: "data/in.jsonl")
-        let r = try SluiceBinary.run(["run", "pipelines/p.yaml"], cwd: dir)
+        let r = try await SluiceBinary.runAsync(["run", "pipelines/p.yaml"], cwd: dir)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(dir.lines("out/o.jsonl") == [#"{"n":1}"#, #"{"n":3}"#, #"{"n":4}"#])
         let dead = dir.lines("out/dead.jsonl").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
@@ -63,7 +63,7 @@ import Glibc
         #expect(r.stderr.contains("dead-lettered 4"), "\(r.stderr)")
     }
 
-    @Test func aFailingUDFDeadLettersThatEventAndThePipelineGoesOn() throws {
+    @Test func aFailingUDFDeadLettersThatEventAndThePipelineGoesOn() async throws {
         let dir = try SluiceBinary.scratch()
         try dir.write("""
         local M = {}
@@ -87,7 +87,7 @@ import Glibc
         dead_letter:
           file: { path: ../out/dead.jsonl }
         """, to: "pipelines/p.yaml")
-        let r = try SluiceBinary.run(["run", "pipelines/p.yaml"], stdin: "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n{\"n\":4}\n", cwd: dir)
+        let r = try await SluiceBinary.runAsync(["run", "pipelines/p.yaml"], stdin: "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n{\"n\":4}\n", cwd: dir)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdoutLines == [#"{"m":10,"n":1}"#, #"{"m":40,"n":4}"#])
         let dead = dir.lines("out/dead.jsonl")
@@ -97,7 +97,7 @@ import Glibc
         #expect(dead.last?.contains("instruction") == true)
     }
 
-    @Test func outputOrderMatchesInputOrderWithSeveralWorkers() throws {
+    @Test func outputOrderMatchesInputOrderWithSeveralWorkers() async throws {
         let dir = try SluiceBinary.scratch()
         try dir.write("""
         local M = {}
@@ -117,7 +117,7 @@ import Glibc
         """, to: "pipelines/p.yaml")
         let input = Self.events(20_000)
         try dir.write(input.joined(separator: "\n") + "\n", to: "data/in.jsonl")
-        let r = try SluiceBinary.run(["run", "pipelines/p.yaml"], cwd: dir)
+        let r = try await SluiceBinary.runAsync(["run", "pipelines/p.yaml"], cwd: dir)
         #expect(r.status == 0, "\(r.stderr)")
         let seqs = dir.lines("out/o.jsonl").compactMap { line -> Int? in
             guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
@@ -127,7 +127,7 @@ import Glibc
         #expect(seqs == expected)
     }
 
-    @Test func sigtermMidStreamDrainsAndLosesNothing() throws {
+    @Test func sigtermMidStreamDrainsAndLosesNothing() async throws {
         let dir = try SluiceBinary.scratch()
         try dir.write("""
         pipeline: drain
@@ -141,16 +141,14 @@ import Glibc
         let running = SluiceBinary.start(["run", "pipelines/p.yaml"], cwd: dir)
         try running.process.run()
         let writer = running.stdin.fileHandleForWriting
-        var sent = 0
-        for chunk in 0..<20 {
-            writer.write(Data((Self.events(500, start: chunk * 500).joined(separator: "\n") + "\n").utf8))
-            sent += 500
+        let sent = 20 * 500
+        try await offPool {   // writes block while the pipe is full
+            for chunk in 0..<20 { writer.write(Data((Self.events(500, start: chunk * 500).joined(separator: "\n") + "\n").utf8)) }
         }
         // Wait until some output has landed, then stop mid-stream with the pipe still open.
-        let deadline = Date().addingTimeInterval(20)
-        while dir.lines("out/o.jsonl").count < 1000 && Date() < deadline { usleep(20_000) }
+        #expect(await eventually(timeout: .seconds(20)) { dir.lines("out/o.jsonl").count >= 1000 }, "\(dir.lines("out/o.jsonl").count) lines")
         kill(running.process.processIdentifier, SIGTERM)
-        let r = running.finish()
+        let r = try await offPool { running.finish() }
         try? writer.close()
         #expect(r.status == 0, "\(r.stderr)")
         let out = dir.lines("out/o.jsonl")
@@ -165,7 +163,7 @@ import Glibc
         #expect(out == expected)
     }
 
-    @Test func dropNewestOnAStalledSinkKeepsTheOtherSinkFlowingAndCountsDrops() throws {
+    @Test func dropNewestOnAStalledSinkKeepsTheOtherSinkFlowingAndCountsDrops() async throws {
         let dir = try SluiceBinary.scratch()
         let fifo = dir.appendingPathComponent("out/stalled.pipe").path
         #expect(mkfifo(fifo, 0o644) == 0)
@@ -189,22 +187,23 @@ import Glibc
         try dir.write(Self.events(n).joined(separator: "\n") + "\n", to: "data/in.jsonl")
         let running = SluiceBinary.start(["run", "pipelines/p.yaml"], cwd: dir)
         try running.process.run()
-        let deadline = Date().addingTimeInterval(30)
-        while dir.lines("out/fast.jsonl").count < n && Date() < deadline { usleep(20_000) }
-        // The fast sink got everything while the stalled one was still stuck.
-        #expect(dir.lines("out/fast.jsonl").count == n)
+        // The fast sink gets everything while the stalled one is still stuck.
+        #expect(await eventually(timeout: .seconds(30)) { dir.lines("out/fast.jsonl").count == n }, "\(dir.lines("out/fast.jsonl").count) of \(n)")
         #expect(running.process.isRunning)
         // Now unstall it: read the pipe to the end.
-        var stalledLines = 0
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
         let flags = fcntl(readEnd, F_GETFL)
         _ = fcntl(readEnd, F_SETFL, flags & ~O_NONBLOCK)
-        while true {
-            let got = read(readEnd, &buffer, buffer.count)
-            if got <= 0 { break }
-            stalledLines += buffer[0..<got].filter { $0 == 0x0A }.count
+        let stalledLines = try await offPool { () -> Int in
+            var lines = 0
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let got = read(readEnd, &buffer, buffer.count)
+                if got <= 0 { break }
+                lines += buffer[0..<got].filter { $0 == 0x0A }.count
+            }
+            return lines
         }
-        let r = running.finish()
+        let r = try await offPool { running.finish() }
         #expect(r.status == 0, "\(r.stderr)")
         let dropped = r.stderr.firstMatch(of: /stalled=(\d+) \(dropped (\d+)\)/)
         #expect(dropped != nil, "\(r.stderr)")

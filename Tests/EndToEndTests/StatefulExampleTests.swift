@@ -17,9 +17,9 @@ import Testing
         dir.lines(path).compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
     }
 
-    @Test func playConversionJoinsEachPlayWithTheImpressionsOfTheHourBefore() throws {
+    @Test func playConversionJoinsEachPlayWithTheImpressionsOfTheHourBefore() async throws {
         let dir = try exampleTree()
-        let r = try SluiceBinary.run(["run", "pipelines/play-conversion.yaml"], cwd: dir)
+        let r = try await SluiceBinary.runAsync(["run", "pipelines/play-conversion.yaml"], cwd: dir)
         #expect(r.status == 0, "\(r.stderr)")
         // Reference: every impression of the same (profile, title) with play.ts - 1h <= imp.ts <= play.ts.
         let imps = objects(dir, "data/impressions.sample.jsonl")
@@ -42,9 +42,9 @@ import Testing
         #expect(dir.lines("out/play-conversion/dead_letter.jsonl").isEmpty)
     }
 
-    @Test func titleViewsCountsUniquePlaysPerTitleAndMinute() throws {
+    @Test func titleViewsCountsUniquePlaysPerTitleAndMinute() async throws {
         let dir = try exampleTree()
-        let r = try SluiceBinary.run(["run", "pipelines/title-views.yaml"], cwd: dir)
+        let r = try await SluiceBinary.runAsync(["run", "pipelines/title-views.yaml"], cwd: dir)
         #expect(r.status == 0, "\(r.stderr)")
         let plays = objects(dir, "data/conversion-plays.sample.jsonl")
         // Reference: no plays are late in this file (out of order by up to 5 s, lateness 10 s); dedup by event_id.
@@ -70,9 +70,9 @@ import Testing
         #expect(got.count == counts.count)
     }
 
-    @Test func serviceTopologyMatchesTheEdgesComputedFromTheFlows() throws {
+    @Test func serviceTopologyMatchesTheEdgesComputedFromTheFlows() async throws {
         let dir = try exampleTree()
-        let r = try SluiceBinary.run(["run", "pipelines/service-topology.yaml"], cwd: dir)
+        let r = try await SluiceBinary.runAsync(["run", "pipelines/service-topology.yaml"], cwd: dir)
         #expect(r.status == 0, "\(r.stderr)")
         let reference = Process()
         reference.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -81,9 +81,12 @@ import Testing
         let pipe = Pipe()
         reference.standardOutput = pipe
         try reference.run()
-        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        reference.waitUntilExit()
-        #expect(reference.terminationStatus == 0)
+        let (status, text) = try await offPool { () -> (Int32, String) in
+            let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            reference.waitUntilExit()
+            return (reference.terminationStatus, text)
+        }
+        #expect(status == 0)
         func edges(_ lines: [String]) -> [String: String] {
             var out: [String: String] = [:]
             for l in lines {
@@ -95,11 +98,11 @@ import Testing
         let expected = edges(text.split(separator: "\n").map(String.init))
         #expect(expected.count > 20)
         #expect(edges(dir.lines("out/service-topology/edges.jsonl")) == expected)
-        let graph = try SluiceBinary.run(["graph", "pipelines/service-topology.yaml"], cwd: dir)
+        let graph = try await SluiceBinary.runAsync(["graph", "pipelines/service-topology.yaml"], cwd: dir)
         #expect(graph.stdout.contains("stage 3"), "\(graph.stdout)")
     }
 
-    @Test func theRunSummaryCountsLateAndDuplicateEvents() throws {
+    @Test func theRunSummaryCountsLateAndDuplicateEvents() async throws {
         let dir = try SluiceBinary.scratch()
         try dir.write("""
         pipeline: summary
@@ -109,7 +112,7 @@ import Testing
         dead_letter: { file: { path: ../out/dead.jsonl } }
         """, to: "pipelines/p.yaml")
         let input = [#"{"id":1,"ts":10000}"#, #"{"id":1,"ts":10500}"#, #"{"id":2,"ts":20000}"#, #"{"id":3,"ts":5000}"#].joined(separator: "\n") + "\n"
-        let r = try SluiceBinary.run(["run", "pipelines/p.yaml"], stdin: input, cwd: dir)
+        let r = try await SluiceBinary.runAsync(["run", "pipelines/p.yaml"], stdin: input, cwd: dir)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdoutLines == [#"{"id":1,"ts":10000}"#, #"{"id":2,"ts":20000}"#])
         #expect(r.stderr.contains("sluice: summary: read 4 events; wrote o=2; dead-lettered 1; u: 1 late, 1 duplicates dropped"), "\(r.stderr)")

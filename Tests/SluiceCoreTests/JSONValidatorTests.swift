@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import SluiceCore
 
@@ -205,7 +206,9 @@ struct JSONValidatorTests {
 
     @Test("random bytes never crash the validator")
     func randomBytes() {
-        var rng = SplitMix(seed: 42)
+        let seed = ProcessInfo.processInfo.environment["SLUICE_TEST_SEED"].flatMap { UInt64($0) } ?? 42
+        print("random bytes never crash the validator: seed \(seed) (replay with SLUICE_TEST_SEED=\(seed))")
+        var rng = SplitMix(seed: seed)
         let alphabet = Array(#"{}[]:,"\ u0123456789abcdef-+.eEtrunlsf"#.utf8) + [0x80, 0xC3, 0xE2, 0xF0, 0x0A]
         for _ in 0..<5000 {
             let len = Int(rng.next() % 40)

@@ -8,7 +8,7 @@ import SluiceCore
 @Suite("Kafka clients against the dev broker", .serialized)
 struct KafkaClientTests {
 
-    @Test func producedMessagesAreConsumedBackExactlyWithKeysHeadersAndMetadata() throws {
+    @Test func producedMessagesAreConsumedBackExactlyWithKeysHeadersAndMetadata() async throws {
         let broker = try DevKafkaProcess(["--topic", "plays:3"])
         defer { broker.stop() }
         let log = LogSink()
@@ -20,7 +20,7 @@ struct KafkaClientTests {
                          headers: [EventMeta.Header(name: "seq", value: Array(String(i).utf8)), EventMeta.Header(name: "empty", value: [])],
                          timestamp: 1_700_000_000_000 + Int64(i))
         }
-        let results = try produceAll(producer, messages, topic: "plays")
+        let results = try await produceAll(producer, messages, topic: "plays")
         var deliveries: [Int: KafkaDelivery] = [:]
         for (i, r) in results.enumerated() {
             guard case .success(let d) = r else { Issue.record("message \(i) failed: \(r)"); continue }
@@ -30,12 +30,12 @@ struct KafkaClientTests {
 
         let consumer = try makeConsumer(broker, group: uniqueName("g"), topics: ["plays"], log: log)
         let run = ConsumerRun(consumer)
-        #expect(run.waitFor(n))
-        usleep(300_000)   // anything extra would show up now
-        run.stop()
+        #expect(await run.waitFor(n))
+        #expect(try await consumeMarkers(producer, topic: "plays", partitions: 3, runs: [run]))
+        await run.stop()
         consumer.close()
 
-        let events = run.events.withLock { $0 }
+        let events = run.testEvents
         #expect(events.count == n)
         var seen = Set<Int>()
         for e in events {
@@ -58,99 +58,99 @@ struct KafkaClientTests {
         #expect(byKey.values.allSatisfy { $0.count == 1 })
     }
 
-    @Test func restartedConsumerResumesRightAfterTheAcknowledgedPrefix() throws {
+    @Test func restartedConsumerResumesRightAfterTheAcknowledgedPrefix() async throws {
         let broker = try DevKafkaProcess(["--topic", "t:1"])
         defer { broker.stop() }
         let log = LogSink()
         let producer = try KafkaProducerClient(config: KafkaProducerConfig(brokers: broker.bootstrap), log: log.log)
         defer { producer.close() }
-        _ = try produceAll(producer, (0..<100).map { KafkaMessage(value: Array("m\($0)".utf8)) }, topic: "t")
+        _ = try await produceAll(producer, (0..<100).map { KafkaMessage(value: Array("m\($0)".utf8)) }, topic: "t")
         let group = uniqueName("g")
 
         let first = try makeConsumer(broker, group: group, topics: ["t"], log: log)
         let run1 = ConsumerRun(first)
-        #expect(run1.waitFor(100))
+        #expect(await run1.waitFor(100))
         let events = run1.events.withLock { $0 }
         first.acknowledge(events: events.prefix(40))
-        run1.stop()
+        await run1.stop()
         first.close()
 
         let second = try makeConsumer(broker, group: group, topics: ["t"], log: log)
         let run2 = ConsumerRun(second)
-        #expect(run2.waitFor(60))
-        usleep(300_000)
-        run2.stop()
+        #expect(await run2.waitFor(60))
+        #expect(try await consumeMarkers(producer, topic: "t", partitions: 1, runs: [run2]))
+        await run2.stop()
         second.close()
-        let again = run2.events.withLock { $0 }
+        let again = run2.testEvents
         // Nothing acknowledged comes back; everything unacknowledged does, exactly once.
         #expect(again.map(\.text) == (40..<100).map { "m\($0)" })
         #expect(again.first?.meta?.offset == 40)
     }
 
-    @Test func outOfOrderAcknowledgementsCommitOnlyTheContiguousPrefix() throws {
+    @Test func outOfOrderAcknowledgementsCommitOnlyTheContiguousPrefix() async throws {
         let broker = try DevKafkaProcess(["--topic", "t:1"])
         defer { broker.stop() }
         let log = LogSink()
         let producer = try KafkaProducerClient(config: KafkaProducerConfig(brokers: broker.bootstrap), log: log.log)
         defer { producer.close() }
-        _ = try produceAll(producer, (0..<20).map { KafkaMessage(value: Array("m\($0)".utf8)) }, topic: "t")
+        _ = try await produceAll(producer, (0..<20).map { KafkaMessage(value: Array("m\($0)".utf8)) }, topic: "t")
         let group = uniqueName("g")
 
         let first = try makeConsumer(broker, group: group, topics: ["t"], log: log)
         let run1 = ConsumerRun(first)
-        #expect(run1.waitFor(20))
+        #expect(await run1.waitFor(20))
         // Acknowledge 5...19 first (out of order, a gap at 3 and 4), then 0...2.
         first.acknowledge((5..<20).reversed().map { (topic: "t", partition: Int32(0), offset: Int64($0)) })
         #expect(first.committableOffset(topic: "t", partition: 0) == nil)
         first.acknowledge([(topic: "t", partition: Int32(0), offset: Int64(2)), (topic: "t", partition: 0, offset: 0), (topic: "t", partition: 0, offset: 1)])
         #expect(first.committableOffset(topic: "t", partition: 0) == 3)
-        run1.stop()
+        await run1.stop()
         first.close()
 
         let second = try makeConsumer(broker, group: group, topics: ["t"], log: log)
         let run2 = ConsumerRun(second)
-        #expect(run2.waitFor(17))
-        usleep(300_000)
-        run2.stop()
+        #expect(await run2.waitFor(17))
+        #expect(try await consumeMarkers(producer, topic: "t", partitions: 1, runs: [run2]))
+        await run2.stop()
         second.close()
-        #expect(run2.events.withLock { $0.map(\.text) } == (3..<20).map { "m\($0)" })
+        #expect(run2.testEvents.map(\.text) == (3..<20).map { "m\($0)" })
     }
 
     /// Note: librdkafka 2.0.2's mock cluster rejects OffsetCommit while a rebalance is in progress
     /// (REBALANCE_IN_PROGRESS), unlike a real broker, so the commit made in the revoke callback fails there
     /// (it is logged). This test therefore lets the periodic commit save the acknowledged offsets first and
     /// checks what must hold across a rebalance: nothing lost, nothing committed delivered again.
-    @Test func rebalanceLosesNothingAndDoesNotRedeliverCommittedRecords() throws {
+    @Test func rebalanceLosesNothingAndDoesNotRedeliverCommittedRecords() async throws {
         let broker = try DevKafkaProcess(["--topic", "t:4"])
         defer { broker.stop() }
         let log = LogSink()
         let producer = try KafkaProducerClient(config: KafkaProducerConfig(brokers: broker.bootstrap), log: log.log)
         defer { producer.close() }
-        _ = try produceAll(producer, (0..<200).map { KafkaMessage(value: Array("a\($0)".utf8), key: Array("\($0)".utf8)) }, topic: "t")
+        _ = try await produceAll(producer, (0..<200).map { KafkaMessage(value: Array("a\($0)".utf8), key: Array("\($0)".utf8)) }, topic: "t")
         let group = uniqueName("g")
 
         let a = try makeConsumer(broker, group: group, topics: ["t"], log: log)
         let runA = ConsumerRun(a) { [a] batch in a.acknowledge(events: batch) }
-        #expect(runA.waitFor(200))
+        #expect(await runA.waitFor(200))
         #expect(a.stats.assigned == 4)
         let commitsBefore = a.stats.commits
-        #expect(waitUntil(timeout: 5) { a.stats.commits > commitsBefore })
+        #expect(await waitUntil(timeout: 5) { a.stats.commits > commitsBefore })
 
         let b = try makeConsumer(broker, group: group, topics: ["t"], log: log)
         let runB = ConsumerRun(b) { [b] batch in b.acknowledge(events: batch) }
-        #expect(waitUntil(timeout: 20) { a.stats.assigned > 0 && b.stats.assigned > 0 && a.stats.assigned + b.stats.assigned == 4 })
+        #expect(await waitUntil(timeout: 20) { a.stats.assigned > 0 && b.stats.assigned > 0 && a.stats.assigned + b.stats.assigned == 4 })
         #expect(a.stats.rebalances >= 3)   // assign, revoke, assign
-        _ = try produceAll(producer, (0..<100).map { KafkaMessage(value: Array("b\($0)".utf8), key: Array("\($0)".utf8)) }, topic: "t")
-        #expect(waitUntil(timeout: 20) { runA.count + runB.count >= 300 })
-        usleep(500_000)
-        runA.stop(); runB.stop()
+        _ = try await produceAll(producer, (0..<100).map { KafkaMessage(value: Array("b\($0)".utf8), key: Array("\($0)".utf8)) }, topic: "t")
+        #expect(await waitUntil(timeout: 20) { runA.count + runB.count >= 300 })
+        #expect(try await consumeMarkers(producer, topic: "t", partitions: 4, runs: [runA, runB]))
+        await runA.stop(); await runB.stop()
         a.close(); b.close()
-        let all = runA.events.withLock { $0.map(\.text) } + runB.events.withLock { $0.map(\.text) }
+        let all = runA.testEvents.map(\.text) + runB.testEvents.map(\.text)
         #expect(all.count == 300)
         #expect(Set(all) == Set((0..<200).map { "a\($0)" } + (0..<100).map { "b\($0)" }))
     }
 
-    @Test func refusedOffersPauseTheConsumerWithBoundedMemoryThenEverythingArrives() throws {
+    @Test func refusedOffersPauseTheConsumerWithBoundedMemoryThenEverythingArrives() async throws {
         let broker = try DevKafkaProcess(["--topic", "big:2"])
         defer { broker.stop() }
         let log = LogSink()
@@ -158,7 +158,7 @@ struct KafkaClientTests {
         defer { producer.close() }
         let n = 20_000
         let padding = String(repeating: "x", count: 150)
-        _ = try produceAll(producer, (0..<n).map { KafkaMessage(value: Array("{\"i\":\($0),\"p\":\"\(padding)\"}".utf8)) },
+        _ = try await produceAll(producer, (0..<n).map { KafkaMessage(value: Array("{\"i\":\($0),\"p\":\"\(padding)\"}".utf8)) },
                            topic: "big", timeout: 60)
 
         let batchSize = 100
@@ -169,9 +169,9 @@ struct KafkaClientTests {
             let late = previous.withLock { p in let old = p; p = batch; return old }
             consumer.acknowledge(events: late)
         }
-        #expect(run.waitFor(1))
+        #expect(await run.waitFor(1))
         run.accept.store(false, ordering: .releasing)
-        #expect(waitUntil(timeout: 5) { consumer.stats.paused })
+        #expect(await waitUntil(timeout: 5) { consumer.stats.paused })
         // While paused: it keeps polling and re-offering, and holds at most one batch plus what was prefetched.
         let offersAtPause = run.offers.load(ordering: .relaxed)
         var maxHeld = 0, maxPrefetched = 0
@@ -179,52 +179,53 @@ struct KafkaClientTests {
         while Date() < until {
             let s = consumer.stats
             maxHeld = max(maxHeld, s.held); maxPrefetched = max(maxPrefetched, s.prefetched)
-            usleep(20_000)
+            try await Task.sleep(for: .milliseconds(20))
         }
         let stalled = consumer.stats
         #expect(stalled.paused)
         #expect(run.offers.load(ordering: .relaxed) > offersAtPause + 10)
         #expect(maxHeld <= batchSize + 2_000, "held \(maxHeld)")   // 256 KiB of prefetch is < 2000 records of 170 bytes
         #expect(stalled.received < run.count + batchSize + 2_000)
-        // After the first pause settles, nothing more is fetched: received stops growing.
+        // After the first pause settles, nothing more is fetched: received stops growing. (A property
+        // over time, so a fixed window: 500 ms is many fetch rounds of the consumer.)
         let receivedThen = consumer.stats.received
-        usleep(500_000)
+        try await Task.sleep(for: .milliseconds(500))
         #expect(consumer.stats.received == receivedThen)
 
         run.accept.store(true, ordering: .releasing)
-        #expect(run.waitFor(n, timeout: 30))
-        usleep(300_000)
-        run.stop()
+        #expect(await run.waitFor(n, timeout: 30))
+        #expect(try await consumeMarkers(producer, topic: "big", partitions: 2, runs: [run]))
+        await run.stop()
         consumer.close()
-        let values = run.events.withLock { $0.map(\.text) }
+        let values = run.testEvents.map(\.text)
         #expect(values.count == n)
         #expect(Set(values).count == n)
         #expect(consumer.stats.pauses >= 1)
     }
 
-    @Test func injectedProduceErrorsAreRetriedAndDeliveredOnce() throws {
+    @Test func injectedProduceErrorsAreRetriedAndDeliveredOnce() async throws {
         let broker = try DevKafkaProcess(["--topic", "t:1"])
         defer { broker.stop() }
         let log = LogSink()
         let producer = try KafkaProducerClient(config: KafkaProducerConfig(brokers: broker.bootstrap, options: ["retry.backoff.ms": "50"]), log: log.log)
         defer { producer.close() }
         // Warm up (metadata, producer id) so the injected errors hit Produce requests.
-        _ = try produceAll(producer, [KafkaMessage(value: Array("warm".utf8))], topic: "t")
+        _ = try await produceAll(producer, [KafkaMessage(value: Array("warm".utf8))], topic: "t")
         #expect(try broker.command("errors Produce 3 NOT_ENOUGH_REPLICAS") == "ok")
         #expect(try broker.command("errors 0 2 REQUEST_TIMED_OUT") == "ok")
-        let results = try produceAll(producer, (0..<10).map { KafkaMessage(value: Array("m\($0)".utf8)) }, topic: "t")
+        let results = try await produceAll(producer, (0..<10).map { KafkaMessage(value: Array("m\($0)".utf8)) }, topic: "t")
         #expect(results.allSatisfy { if case .success = $0 { true } else { false } })
 
         let consumer = try makeConsumer(broker, group: uniqueName("g"), topics: ["t"], log: log)
         let run = ConsumerRun(consumer)
-        #expect(run.waitFor(11))
-        usleep(300_000)
-        run.stop()
+        #expect(await run.waitFor(11))
+        #expect(try await consumeMarkers(producer, topic: "t", partitions: 1, runs: [run]))
+        await run.stop()
         consumer.close()
-        #expect(run.events.withLock { $0.map(\.text) } == ["warm"] + (0..<10).map { "m\($0)" })
+        #expect(run.testEvents.map(\.text) == ["warm"] + (0..<10).map { "m\($0)" })
     }
 
-    @Test func deliveryTimeoutWithTheBrokerDownReachesTheCompletionAsAnError() throws {
+    @Test func deliveryTimeoutWithTheBrokerDownReachesTheCompletionAsAnError() async throws {
         let broker = try DevKafkaProcess(["--topic", "t:1"])
         defer { broker.stop() }
         let log = LogSink()
@@ -232,7 +233,7 @@ struct KafkaClientTests {
         defer { producer.close(timeout: 1) }
         #expect(try broker.command("down -1") == "ok")
         let start = Date()
-        let results = try produceAll(producer, (0..<3).map { KafkaMessage(value: Array("m\($0)".utf8)) }, topic: "t", timeout: 15)
+        let results = try await produceAll(producer, (0..<3).map { KafkaMessage(value: Array("m\($0)".utf8)) }, topic: "t", timeout: 15)
         for r in results {
             guard case .failure(let error) = r else { Issue.record("expected a failure, got \(r)"); continue }
             #expect(error.name == "_MSG_TIMED_OUT")
@@ -242,14 +243,14 @@ struct KafkaClientTests {
         #expect(producer.stats.inFlight == 0)
     }
 
-    @Test func kcatReadsWhatTheProducerWrote() throws {
+    @Test func kcatReadsWhatTheProducerWrote() async throws {
         let broker = try DevKafkaProcess(["--topic", "t:1"])
         defer { broker.stop() }
         let log = LogSink()
         let producer = try KafkaProducerClient(config: KafkaProducerConfig(brokers: broker.bootstrap), log: log.log)
         defer { producer.close() }
         let lines = (0..<5).map { "{\"n\":\($0)}" }
-        _ = try produceAll(producer, lines.map { KafkaMessage(value: Array($0.utf8), key: Array("key".utf8)) }, topic: "t")
+        _ = try await produceAll(producer, lines.map { KafkaMessage(value: Array($0.utf8), key: Array("key".utf8)) }, topic: "t")
 
         let kcat = Process()
         kcat.executableURL = URL(fileURLWithPath: "/usr/bin/kcat")
@@ -258,42 +259,45 @@ struct KafkaClientTests {
         kcat.standardOutput = out
         kcat.standardError = FileHandle.nullDevice
         try kcat.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        kcat.waitUntilExit()
-        #expect(kcat.terminationStatus == 0)
+        let (status, data) = try await offPool { () -> (Int32, Data) in
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            kcat.waitUntilExit()
+            return (kcat.terminationStatus, data)
+        }
+        #expect(status == 0)
         #expect(String(decoding: data, as: UTF8.self) == lines.map { "key \($0)\n" }.joined())
     }
 
-    @Test func producerRecreatesItsHandleAfterAFatalError() throws {
+    @Test func producerRecreatesItsHandleAfterAFatalError() async throws {
         let broker = try DevKafkaProcess(["--topic", "t:1"])
         defer { broker.stop() }
         let log = LogSink()
         let producer = try KafkaProducerClient(config: KafkaProducerConfig(brokers: broker.bootstrap), log: log.log)
         defer { producer.close() }
-        _ = try produceAll(producer, [KafkaMessage(value: Array("before".utf8))], topic: "t")
+        _ = try await produceAll(producer, [KafkaMessage(value: Array("before".utf8))], topic: "t")
         producer.injectFatalErrorForTesting()
-        #expect(waitUntil(timeout: 5) { producer.stats.recreated == 1 })
+        #expect(await waitUntil(timeout: 5) { producer.stats.recreated == 1 })
         #expect(log.contains("fatal error"))
-        let results = try produceAll(producer, [KafkaMessage(value: Array("after".utf8))], topic: "t")
+        let results = try await produceAll(producer, [KafkaMessage(value: Array("after".utf8))], topic: "t")
         #expect(results.allSatisfy { if case .success = $0 { true } else { false } })
     }
 
-    @Test func consumerSurvivesAllBrokersGoingDownAndCatchesUpAfterwards() throws {
+    @Test func consumerSurvivesAllBrokersGoingDownAndCatchesUpAfterwards() async throws {
         let broker = try DevKafkaProcess(["--topic", "t:1"])
         defer { broker.stop() }
         let log = LogSink()
         let producer = try KafkaProducerClient(config: KafkaProducerConfig(brokers: broker.bootstrap), log: log.log)
         defer { producer.close() }
-        _ = try produceAll(producer, (0..<10).map { KafkaMessage(value: Array("a\($0)".utf8)) }, topic: "t")
+        _ = try await produceAll(producer, (0..<10).map { KafkaMessage(value: Array("a\($0)".utf8)) }, topic: "t")
         let consumer = try makeConsumer(broker, group: uniqueName("g"), topics: ["t"], log: log)
         let run = ConsumerRun(consumer)
-        #expect(run.waitFor(10))
+        #expect(await run.waitFor(10))
         #expect(try broker.command("down -1") == "ok")
-        usleep(1_500_000)
+        try await Task.sleep(for: .milliseconds(1_500))   // the outage (not a wait for a result)
         #expect(try broker.command("up -1") == "ok")
-        _ = try produceAll(producer, (0..<10).map { KafkaMessage(value: Array("b\($0)".utf8)) }, topic: "t")
-        #expect(run.waitFor(20, timeout: 30))
-        run.stop()
+        _ = try await produceAll(producer, (0..<10).map { KafkaMessage(value: Array("b\($0)".utf8)) }, topic: "t")
+        #expect(await run.waitFor(20, timeout: 30))
+        await run.stop()
         consumer.close()
         #expect(run.events.withLock { $0.map(\.text) } == (0..<10).map { "a\($0)" } + (0..<10).map { "b\($0)" })
     }
@@ -302,7 +306,7 @@ struct KafkaClientTests {
 /// The `sluice dev kafka` process itself.
 @Suite("sluice dev kafka")
 struct DevKafkaCommandTests {
-    @Test func printsTheBootstrapFirstAndAnswersEveryCommandWithOneLine() throws {
+    @Test func printsTheBootstrapFirstAndAnswersEveryCommandWithOneLine() async throws {
         let broker = try DevKafkaProcess(["--brokers", "3", "--topic", "a:2", "--topic", "b:1"])
         #expect(broker.bootstrap.split(separator: ",").count == 3)
         #expect(broker.bootstrap.hasPrefix("127.0.0.1:"))
@@ -317,10 +321,10 @@ struct DevKafkaCommandTests {
         #expect(try broker.command("errors 0 1 NO_SUCH_ERROR").hasPrefix("error: "))
         #expect(try broker.command("rtt 1").hasPrefix("error: usage"))
         #expect(try broker.command("frobnicate").hasPrefix("error: unknown command"))
-        #expect(broker.stop() == 0)
+        #expect(try await broker.stopAndWait() == 0)
     }
 
-    @Test func fixedPortAcceptsBootstrapConnections() throws {
+    @Test func fixedPortAcceptsBootstrapConnections() async throws {
         let port = Int.random(in: 20_000...40_000)
         let broker = try DevKafkaProcess(["--port", String(port), "--topic", "t:1"])
         defer { broker.stop() }
@@ -328,28 +332,28 @@ struct DevKafkaCommandTests {
         let log = LogSink()
         let producer = try KafkaProducerClient(config: KafkaProducerConfig(brokers: "127.0.0.1:\(port)"), log: log.log)
         defer { producer.close() }
-        let results = try produceAll(producer, [KafkaMessage(value: Array("x".utf8))], topic: "t")
+        let results = try await produceAll(producer, [KafkaMessage(value: Array("x".utf8))], topic: "t")
         #expect(results.allSatisfy { if case .success = $0 { true } else { false } })
     }
 }
 
 @Suite("Kafka consumer shutdown")
 struct KafkaConsumerShutdownTests {
-    @Test func closeReturnsWithinSecondsEvenWithAllBrokersDown() throws {
+    @Test func closeReturnsWithinSecondsEvenWithAllBrokersDown() async throws {
         let broker = try DevKafkaProcess(["--topic", "t:1"])
         defer { broker.stop() }
         let log = LogSink()
         let producer = try KafkaProducerClient(config: KafkaProducerConfig(brokers: broker.bootstrap), log: log.log)
-        _ = try produceAll(producer, (0..<10).map { KafkaMessage(value: Array("m\($0)".utf8)) }, topic: "t")
+        _ = try await produceAll(producer, (0..<10).map { KafkaMessage(value: Array("m\($0)".utf8)) }, topic: "t")
         producer.close()
         let consumer = try makeConsumer(broker, group: uniqueName("g"), topics: ["t"], log: log)
         let run = ConsumerRun(consumer) { [consumer] batch in consumer.acknowledge(events: batch) }
-        #expect(run.waitFor(10))
+        #expect(await run.waitFor(10))
         #expect(try broker.command("down -1") == "ok")
-        usleep(300_000)
+        try await Task.sleep(for: .milliseconds(300))   // the consumer sees the outage (not a wait for a result)
         let start = Date()
-        run.stop()
-        consumer.close()
+        await run.stop()
+        try await offPool { consumer.close() }
         let took = Date().timeIntervalSince(start)
         #expect(took < 15, "close took \(took) s")   // commit wait (5 s) + consumer_close (~session.timeout.ms)
         #expect(log.lines.withLock { $0.contains { $0.contains("closed") } })

@@ -11,16 +11,23 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// The `sluice` binary: `SLUICE_BIN`, else the package's `.build/debug/sluice` (what `make test` just
-/// built), else `.build-kafka/debug/sluice`.
+/// The `sluice` binary: `SLUICE_BIN`, else the package's `.build/debug/sluice` (what `make test` and
+/// `swift build --build-tests` just built). Never an older build elsewhere: a stale binary would test old code.
 func sluiceBinary() throws -> String {
     if let bin = ProcessInfo.processInfo.environment["SLUICE_BIN"], !bin.isEmpty { return bin }
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    for dir in [".build", ".build-kafka"] {
-        let path = root.appendingPathComponent("\(dir)/debug/sluice").path
-        if FileManager.default.isExecutableFile(atPath: path) { return path }
+    let path = root.appendingPathComponent(".build/debug/sluice").path
+    guard FileManager.default.isExecutableFile(atPath: path) else {
+        throw TestFailure("sluice binary not found at \(path): run `swift build --build-tests` (or `make test`) first, or set SLUICE_BIN")
     }
-    throw TestFailure("sluice binary not found: build it (swift build --scratch-path .build-kafka --product sluice) or set SLUICE_BIN")
+    return path
+}
+
+/// Runs a blocking `body` on a thread of its own, never on Swift Testing's cooperative pool.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
 }
 
 /// `sluice dev kafka` running as a separate process; commands go to its stdin, answers come from its stdout.
@@ -75,14 +82,15 @@ final class DevKafkaProcess: @unchecked Sendable {
         }
     }
 
-    /// SIGTERM, then wait; returns the exit status.
-    @discardableResult
-    func stop() -> Int32 {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
-        return process.terminationStatus
+    /// SIGTERM, without waiting for the exit (usable in `defer`; Foundation reaps the process).
+    func stop() {
+        if process.isRunning { process.terminate() }
+    }
+
+    /// SIGTERM, then waits (off the cooperative pool) for the exit; returns the exit status.
+    func stopAndWait() async throws -> Int32 {
+        stop()
+        return try await offPool { [self] in process.waitUntilExit(); return process.terminationStatus }
     }
 }
 
@@ -106,7 +114,7 @@ final class ConsumerRun: Sendable {
     let stopFlag = Atomic<Bool>(false)
     let accept = Atomic<Bool>(true)
     let offers = Atomic<Int>(0)
-    private let done = DispatchSemaphore(value: 0)
+    private let finished = Atomic<Bool>(false)
 
     init(_ consumer: KafkaConsumerClient, batchSize: Int = 100, onBatch: (@Sendable ([Event]) -> Void)? = nil) {
         self.consumer = consumer
@@ -118,7 +126,7 @@ final class ConsumerRun: Sendable {
                 onBatch?(batch)
                 return true
             }
-            self.done.signal()
+            self.finished.store(true, ordering: .releasing)
         }
         thread.name = "test-consumer"
         thread.start()
@@ -127,42 +135,67 @@ final class ConsumerRun: Sendable {
     var count: Int { events.withLock { $0.count } }
 
     /// Waits until at least `n` events arrived (or the timeout).
-    @discardableResult
-    func waitFor(_ n: Int, timeout: Double = 20) -> Bool {
-        waitUntil(timeout: timeout) { self.count >= n }
+    func waitFor(_ n: Int, timeout: Double = 20) async -> Bool {
+        await waitUntil(timeout: timeout) { self.count >= n }
     }
 
-    /// Stops the poll loop (does not close the consumer).
-    func stop() {
+    /// Stops the poll loop (does not close the consumer); true once it has returned.
+    @discardableResult
+    func stop() async -> Bool {
         stopFlag.store(true, ordering: .releasing)
-        done.wait()
+        return await waitUntil(timeout: 30) { self.finished.load(ordering: .acquiring) }
     }
 }
 
-/// Polls a condition every 10 ms until true or the timeout.
-@discardableResult
-func waitUntil(timeout: Double, _ condition: () -> Bool) -> Bool {
+/// Polls a condition every 10 ms (with `Task.sleep`, blocking no thread) until true or the timeout.
+func waitUntil(timeout: Double, _ condition: () -> Bool) async -> Bool {
     let deadline = Date(timeIntervalSinceNow: timeout)
     while Date() < deadline {
         if condition() { return true }
-        usleep(10_000)
+        try? await Task.sleep(for: .milliseconds(10))
     }
     return condition()
 }
 
+/// The text of the marker events `consumeMarkers` produces; tests leave them out of what they compare.
+let markerText = "end-of-test-marker"
+
+/// Produces one marker event to each of `partitions` partitions of `topic`, after everything the test
+/// produced, and waits until `runs` together have consumed all of them. Events arrive in offset order
+/// within a partition, so once every marker is in, anything the consumers would get twice or in excess
+/// has arrived before it: what they hold is final (no fixed sleep needed). False on timeout.
+func consumeMarkers(_ producer: KafkaProducerClient, topic: String, partitions: Int32, runs: [ConsumerRun],
+                    timeout: Double = 20) async throws -> Bool {
+    let markers = (0..<partitions).map { KafkaMessage(value: Array(markerText.utf8), partition: $0) }
+    let results = try await produceAll(producer, markers, topic: topic)
+    guard results.allSatisfy({ if case .success = $0 { true } else { false } }) else {
+        throw TestFailure("markers not delivered: \(results)")
+    }
+    return await waitUntil(timeout: timeout) {
+        runs.reduce(0) { n, run in n + run.events.withLock { $0.filter { $0.text == markerText }.count } } == Int(partitions)
+    }
+}
+
+extension ConsumerRun {
+    /// What was consumed, without the markers of `consumeMarkers`.
+    var testEvents: [Event] { events.withLock { $0.filter { $0.text != markerText } } }
+}
+
 /// Produces messages and waits for every completion; returns the results in message order.
 func produceAll(_ producer: KafkaProducerClient, _ messages: [KafkaMessage], topic: String,
-                timeout: Double = 20) throws -> [Result<KafkaDelivery, KafkaError>] {
+                timeout: Double = 20) async throws -> [Result<KafkaDelivery, KafkaError>] {
     let results = Mutex<[Int: Result<KafkaDelivery, KafkaError>]>([:])
     let calls = Atomic<Int>(0)
     producer.produce(messages, topic: topic) { index, result in
         calls.add(1, ordering: .relaxed)
         results.withLock { $0[index] = result }
     }
-    guard waitUntil(timeout: timeout, { results.withLock { $0.count } == messages.count }) else {
+    guard await waitUntil(timeout: timeout, { results.withLock { $0.count } == messages.count }) else {
         throw TestFailure("only \(results.withLock { $0.count }) of \(messages.count) completions within \(timeout) s")
     }
-    usleep(50_000)
+    // A second completion for a message would come from the same round of delivery reports as the
+    // first: 50 ms more lets it show up before the count of calls is checked.
+    try await Task.sleep(for: .milliseconds(50))
     if calls.load(ordering: .relaxed) != messages.count {
         throw TestFailure("\(calls.load(ordering: .relaxed)) completions for \(messages.count) messages")
     }

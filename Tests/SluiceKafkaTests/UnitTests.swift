@@ -125,3 +125,21 @@ import SluiceCore
         }
     }
 }
+
+extension OffsetTrackerTests {
+    /// A complete checkpoint covers every record below its offset; records after it stay outstanding.
+    @Test func aCheckpointAcknowledgesEverythingBelowItsOffset() {
+        var t = OffsetTracker()
+        for o in [3, 4, 6, 7, 9] as [Int64] { _ = t.delivered(o) }
+        #expect(t.acknowledge(below: 3) == false)
+        #expect(t.committable == nil)
+        #expect(t.acknowledge(below: 7) == true)
+        #expect(t.committable == 7)
+        #expect(t.outstanding == 2)
+        _ = t.acknowledge(9)   // acknowledged out of order: waits for 7
+        #expect(t.committable == 7)
+        #expect(t.acknowledge(below: 8) == true)
+        #expect(t.committable == 10, "7 below the checkpoint, then 9 already acknowledged")
+        #expect(t.outstanding == 0)
+    }
+}

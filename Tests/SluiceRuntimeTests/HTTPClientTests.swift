@@ -69,7 +69,7 @@ import Glibc
         let r = try await awaitResult(client, HTTPRequest(method: "POST", url: "http://127.0.0.1:\(port)/ingest", body: [0x7B, 0x7D])).get()
         #expect(r.status == 503 && r.retryAfterSeconds == 7 && r.bodyExcerpt() == "later")
         kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        #expect(await eventually { !p.isRunning })
         let refused = await awaitResult(client, HTTPRequest(url: "http://127.0.0.1:\(port)/stats", timeoutMilliseconds: 2000))
         guard case .failure(let error) = refused else { Issue.record("expected a transport error"); return }
         #expect(error.message.localizedCaseInsensitiveContains("connect"), "\(error)")

@@ -235,11 +235,11 @@ import Testing
       in: { stdin: {} }
     sinks:
       out: { from: [in, k], stdout: {} }
-    settings: { checkpoint: { every: 10s }, admin: { listen: x } }
+    settings: { checkpoint: { every: 10s, kepp: 3 }, admin: { listen: x } }
     """) == [
         "p.yaml:2:8: missing 'brokers' in 'kafka' of source 'k'",
-        "p.yaml:6:13: 'checkpoint' is not supported yet (in 'settings')",
-        "p.yaml:6:58: invalid address 'x' for 'listen' in 'admin' (expected HOST:PORT, e.g. 127.0.0.1:9464)",
+        "p.yaml:6:39: unknown key 'kepp' in 'checkpoint' in 'settings' (did you mean 'keep'?)",
+        "p.yaml:6:67: invalid address 'x' for 'listen' in 'admin' (expected HOST:PORT, e.g. 127.0.0.1:9464)",
     ])
 }
 

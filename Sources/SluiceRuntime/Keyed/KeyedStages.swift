@@ -41,6 +41,16 @@ final class KeyedStages: Sendable {
         }
     }
 
+    /// Sends checkpoint barrier `id` from `channel` to every worker of every operator it feeds,
+    /// after everything the channel published before (the caller publishes in channel order).
+    func publishBarrier(_ id: UInt64, from channel: Channel, feeding operators: [Int]) {
+        for o in operators {
+            for lane in 0..<plan.operators[o].parallelism {
+                inboxes[o][lane].push(KeyedBatch(channel: channel, events: [], watermark: EventTime.missing, barrier: id), weight: 1)
+            }
+        }
+    }
+
     /// Wakes every stage worker to recompute its watermark (a source became idle).
     func poke() {
         for lanes in inboxes {
@@ -87,6 +97,29 @@ extension Pipeline {
         }
     }
 
+    /// Loads this worker's share of the restored checkpoint: the keys that hash to it from every
+    /// checkpointed worker of the operator, and its own watermarks when the layout is unchanged.
+    private func restoreStage<B: KeyedOperatorBehaviour>(_ behaviour: inout B, _ tracker: inout WatermarkTracker, op: Int, lane: Int) {
+        guard let restored else { return }
+        let spec = plan.operators[op]
+        let sections = restored.sections.filter { $0.op == spec.name }
+        let sameLayout = Set(sections.map(\.lane)) == Set(0..<spec.parallelism)
+        let lanes = spec.parallelism
+        let began = ContinuousClock.now
+        for section in sections {
+            var r = StateReader(section.bytes)
+            do {
+                try tracker.restore(from: &r, apply: sameLayout && section.lane == lane)
+                try behaviour.restore(from: &r) { $0.lane(of: lanes) == lane }
+            } catch {
+                options.log("error", "transform '\(spec.name)': checkpoint \(restored.header.id) state of worker \(section.lane) is unreadable (\(error)); its keys start empty")
+            }
+        }
+        let g = behaviour.gauges
+        options.log("info", "transform '\(spec.name)' worker \(lane): restored \(g.keys) keys, \(g.stateBytes) state bytes in "
+                    + String(format: "%.0f ms", CheckpointCoordinator.millis(ContinuousClock.now - began)))
+    }
+
     /// Specialized per operator type, so the per-event calls are direct.
     private func runStage<B: KeyedOperatorBehaviour>(_ behaviour: inout B, _ stages: KeyedStages, op: Int, lane: Int, worker: Worker) {
         let spec = plan.operators[op]
@@ -97,52 +130,87 @@ extension Pipeline {
         let live = lua.live
         var lastFullReport = -Double.infinity
         var fullSinceReport = 0
-        while let (batch, code) = inbox.pop(stamping: { live?.current }) {
-            worker.adoptCode(code)
-            var ctx = OperatorContext(name: spec.name, worker: worker)
-            let checkLate = batch.channel.stage > 0 && tracker.mark(batch.channel) != EventTime.missing
-            let mark = tracker.mark(batch.channel)
-            batch.events.withUnsafeBufferPointer { events in   // borrowed: no copy (and retain) per event
-                for i in events.indices {
-                    if checkLate, events[i].time < mark {
-                        ctx.late += 1
-                        ctx.deadLetter(events[i], reason: "late", detail: "event time \(events[i].time) is behind the watermark \(mark) of its input (stage \(batch.channel.stage) worker \(batch.channel.lane))")
-                        continue
+        var aligner = BarrierAligner(channels: spec.channels)
+        var epoch = checkpoint?.firstAck
+        /// Set at a snapshot: the next batch pays the copy-on-write copy of the tables (logged at debug).
+        var afterSnapshot: (id: UInt64, at: ContinuousClock.Instant)?
+        restoreStage(&behaviour, &tracker, op: op, lane: lane)
+        while let (popped, code) = inbox.pop(stamping: { live?.current }) {
+            for action in checkpoint == nil ? [.process(popped)] : aligner.receive(popped) {
+                let batch: KeyedBatch
+                switch action {
+                case .process(let b): batch = b
+                case .snapshot(let id):
+                    // Copies share their storage (copy-on-write): the state is encoded on the checkpoint
+                    // encoder's thread while this worker goes on; its first change of a table copies it.
+                    let frozen = behaviour, frozenTracker = tracker
+                    if let checkpoint {
+                        epoch = checkpoint.snapshotted(id, op: spec.name, lane: lane) {
+                            var w = StateWriter()
+                            frozenTracker.snapshot(into: &w)
+                            frozen.snapshot(into: &w)
+                            return w.bytes
+                        }
                     }
-                    behaviour.process(events[i], &ctx)
+                    stages.publishBarrier(id, from: myChannel, feeding: downstream)
+                    afterSnapshot = (id, .now)
+                    continue
                 }
-            }
-            if batch.channel.stage >= 0 { tracker.update(batch.channel, batch.watermark) }
-            if let w = tracker.advance(board: stages.board) { behaviour.advance(to: w, &ctx) }
-            let received = batch.events.reduce(0) { $0 + ($1.partial?.events ?? 1) }
-            stats.add(spec.name) {
-                $0.received &+= received
-                $0.deadLettered &+= ctx.deadLetters.count
-                $0.dropped &+= ctx.deduplicated
-            }
-            let output = worker.processOutputs(ctx.outputs, of: op, code: nil)
-            stats.mergeLuaCounters(worker.batchLuaCounters)
-            publishDeadLetters(ctx.deadLetters, acknowledgement: nil)
-            publish(output, acknowledgement: nil)
-            stages.publish(output.keyed, from: myChannel, feeding: downstream, watermark: tracker.current)
-            stages.metrics.update(op, lane: lane, gauges: behaviour.gauges, late: ctx.late,
-                                  deduplicated: ctx.deduplicated, stateFull: ctx.stateFull)
-            fullSinceReport += ctx.stateFull
-            if fullSinceReport > 0, Date.timeIntervalSinceReferenceDate - lastFullReport >= 10 {
-                // Reported at most every 10 s per worker; every such event is also dead-lettered and counted.
-                let g = behaviour.gauges
-                options.log("warn", "transform '\(spec.name)' (worker \(lane)) is at its state limit (\(g.keys) keys, \(g.stateBytes) bytes): \(fullSinceReport) event(s) dead-lettered state_full")
-                lastFullReport = Date.timeIntervalSinceReferenceDate
-                fullSinceReport = 0
+                worker.adoptCode(code)
+                var ctx = OperatorContext(name: spec.name, worker: worker)
+                let checkLate = batch.channel.stage > 0 && tracker.mark(batch.channel) != EventTime.missing
+                let mark = tracker.mark(batch.channel)
+                batch.events.withUnsafeBufferPointer { events in   // borrowed: no copy (and retain) per event
+                    for i in events.indices {
+                        if checkLate, events[i].time < mark {
+                            ctx.late += 1
+                            ctx.deadLetter(events[i], reason: "late", detail: "event time \(events[i].time) is behind the watermark \(mark) of its input (stage \(batch.channel.stage) worker \(batch.channel.lane))")
+                            continue
+                        }
+                        behaviour.process(events[i], &ctx)
+                    }
+                }
+                if batch.channel.stage >= 0 { tracker.update(batch.channel, batch.watermark) }
+                if let w = tracker.advance(board: stages.board) { behaviour.advance(to: w, &ctx) }
+                if let a = afterSnapshot, !batch.events.isEmpty {
+                    options.log("debug", "transform '\(spec.name)' worker \(lane): first batch after checkpoint \(a.id) took "
+                                + String(format: "%.1f ms", CheckpointCoordinator.millis(ContinuousClock.now - a.at)) + " (copy-on-write of the state)")
+                    afterSnapshot = nil
+                }
+                let received = batch.events.reduce(0) { $0 + ($1.partial?.events ?? 1) }
+                stats.add(spec.name) {
+                    $0.received &+= received
+                    $0.deadLettered &+= ctx.deadLetters.count
+                    $0.dropped &+= ctx.deduplicated
+                }
+                let output = worker.processOutputs(ctx.outputs, of: op, code: nil)
+                stats.mergeLuaCounters(worker.batchLuaCounters)
+                publishDeadLetters(ctx.deadLetters, acknowledgement: epoch)
+                epoch?.hold()
+                publish(output, acknowledgement: epoch)
+                stages.publish(output.keyed, from: myChannel, feeding: downstream, watermark: tracker.current)
+                stages.metrics.update(op, lane: lane, gauges: behaviour.gauges, late: ctx.late,
+                                      deduplicated: ctx.deduplicated, stateFull: ctx.stateFull)
+                fullSinceReport += ctx.stateFull
+                if fullSinceReport > 0, Date.timeIntervalSinceReferenceDate - lastFullReport >= 10 {
+                    // Reported at most every 10 s per worker; every such event is also dead-lettered and counted.
+                    let g = behaviour.gauges
+                    options.log("warn", "transform '\(spec.name)' (worker \(lane)) is at its state limit (\(g.keys) keys, \(g.stateBytes) bytes): \(fullSinceReport) event(s) dead-lettered state_full")
+                    lastFullReport = Date.timeIntervalSinceReferenceDate
+                    fullSinceReport = 0
+                }
             }
         }
         // Closed: every input has ended (their +infinity watermarks normally fired everything already).
+        // Stopped with checkpoints on: the state stays for the next start (the last checkpoint holds it).
+        if checkpoint != nil && stopFlag.isSet { return }
         var ctx = OperatorContext(name: spec.name, worker: worker)
         behaviour.advance(to: EventTime.infinity, &ctx)
         if !ctx.outputs.isEmpty || !ctx.deadLetters.isEmpty {
             let output = worker.processOutputs(ctx.outputs, of: op, code: nil)
-            publishDeadLetters(ctx.deadLetters, acknowledgement: nil)
-            publish(output, acknowledgement: nil)
+            publishDeadLetters(ctx.deadLetters, acknowledgement: epoch)
+            epoch?.hold()
+            publish(output, acknowledgement: epoch)
             stages.publish(output.keyed, from: myChannel, feeding: downstream, watermark: EventTime.infinity)
         }
         stages.metrics.update(op, lane: lane, gauges: behaviour.gauges, late: 0, deduplicated: 0, stateFull: 0)

@@ -112,11 +112,17 @@ struct OperatorGaugeValues: Sendable, Equatable {
 
 /// The behaviour of a stateful transform, owned by one stage worker (no locks): it keeps the
 /// state of the keys that hash to this worker and reacts to events and to watermark advances.
-protocol KeyedOperatorBehaviour {
+protocol KeyedOperatorBehaviour: Sendable {
     mutating func process(_ event: KeyedEvent, _ ctx: inout OperatorContext)
     /// The operator's watermark moved to `watermark`: fire every timer due, in time order.
     mutating func advance(to watermark: Int64, _ ctx: inout OperatorContext)
     var gauges: OperatorGaugeValues { get }
+    /// Writes every key's state (held events, `ctx.state`, windows) for a checkpoint. Timers are
+    /// not written: they follow from the state and are re-armed by `restore`.
+    func snapshot(into w: inout StateWriter)
+    /// Adds the keys of one checkpointed worker's state for which `keep` is true (keys are
+    /// re-routed, so the number of workers may differ from the checkpointed run's).
+    mutating func restore(from r: inout StateReader, keep: (StateKey) -> Bool) throws(CheckpointError)
 }
 
 /// `state: { max_keys, max_bytes }` for one worker (the operator's limits split over its workers).

@@ -25,6 +25,8 @@ final class SourceTiming {
     /// Assigned inputs that have sent nothing yet, with when they were first seen assigned.
     private var waitingSince: [SourceInput: Int64] = [:]
     private let inputs: (@Sendable () -> [SourceInput]?)?
+    /// The watermark after the last batch stamped.
+    private var lastWatermark = EventTime.missing
 
     init(index: Int, spec: EventTimeSpec, format: DataFormat, board: WatermarkBoard, stop: StopFlag,
          inputs: (@Sendable () -> [SourceInput]?)? = nil) {
@@ -60,6 +62,7 @@ final class SourceTiming {
             }
         }
         batch.watermark = watermark(now: now)
+        lastWatermark = batch.watermark
         board.post(index, watermark: batch.watermark)
     }
 
@@ -85,12 +88,30 @@ final class SourceTiming {
         return active == Int64.max ? any : active
     }
 
-    /// Pauses while this source runs more than `max_drift` ahead of a peer.
-    func holdBack(_ batch: Batch) {
-        board.waitWhileAhead(index, watermark: batch.watermark, stop: stop)
+    /// Pauses while this source (its watermark after the last batch stamped) runs more than
+    /// `max_drift` ahead of a peer. Called before the next batch is numbered, so a checkpoint
+    /// barrier can still be taken while the source waits (it is not stuck behind the paused batch).
+    func holdBack() {
+        board.waitWhileAhead(index, watermark: lastWatermark, stop: stop)
     }
 
     func setBusy(_ busy: Bool) { board.setBusy(index, busy) }
+
+    /// The largest time seen per input, for a checkpoint.
+    func marks() -> [InputMark] {
+        maxSeen.map { InputMark(topic: $0.key.topic, partition: $0.key.partition, maxSeen: $0.value) }
+            .sorted { ($0.topic ?? "", $0.partition) < ($1.topic ?? "", $1.partition) }
+    }
+
+    /// Resumes with a checkpoint's largest times (so lateness is judged as in an uninterrupted run).
+    func restore(_ marks: [InputMark]) {
+        let now = WatermarkBoard.now()
+        for m in marks {
+            let input = SourceInput(topic: m.topic, partition: m.partition)
+            maxSeen[input] = m.maxSeen
+            lastArrival[input] = now
+        }
+    }
 
     func finish() { board.finish(index) }
 }

@@ -60,6 +60,8 @@ struct KeyedBatch: Sendable {
     var channel: Channel
     var events: [KeyedEvent]
     var watermark: Int64
+    /// A checkpoint barrier (its id) travelling in order with the data; 0 = none.
+    var barrier: UInt64 = 0
 }
 
 import SluiceCore

@@ -2,7 +2,7 @@
 /// (so at equal times a join fires its right events before it evicts lefts), then `seq`.
 /// A timer fires once the watermark reaches its time. Heap entries are plain numbers; the keys
 /// live in a slot table, so sifting never retains or releases anything.
-struct TimerQueue<Payload> {
+struct TimerQueue<Payload: Sendable>: Sendable {
     struct Timer {
         var time: Int64
         var order: UInt8

@@ -73,22 +73,27 @@ struct LookupCache<Value> {
     }
 }
 
-/// At most `limit` starts in any window of `windowSeconds` (a sliding log of the last `limit` starts).
+/// At most `limit` starts in any window of `windowSeconds` (a sliding log of the last `limit`
+/// starts), spread evenly: at least `windowSeconds / limit` between two starts, so a burst of
+/// lookups does not arrive at the service as a burst.
 struct RateWindow {
     let limit: Int
     let windowSeconds: Double
     private var starts: [Double] = []
     private var next = 0
+    private var last = -Double.infinity
 
     init(limit: Int, windowSeconds: Double) { self.limit = max(1, limit); self.windowSeconds = windowSeconds }
 
     /// When the next start is allowed (now or later).
     func allowedAt(_ now: Double) -> Double {
-        guard starts.count >= limit else { return now }
-        return max(now, starts[next] + windowSeconds)   // the oldest of the last `limit` starts
+        var at = max(now, last + windowSeconds / Double(limit))
+        if starts.count >= limit { at = max(at, starts[next] + windowSeconds) }   // the oldest of the last `limit` starts
+        return at
     }
 
     mutating func record(_ t: Double) {
+        last = t
         if starts.count < limit { starts.append(t); return }
         starts[next] = t
         next = (next + 1) % limit

@@ -237,3 +237,87 @@ extension WindowSpec {
         }
     }
 }
+
+extension AggregateOperator {
+    func snapshot(into w: inout StateWriter) {
+        w.bytes.reserveCapacity(w.bytes.count + stateBytes + windowCount * 48 + 64)
+        w.i64(watermark)
+        w.count(keys.count)
+        for (k, st) in keys {
+            w.data(k.bytes)
+            w.optionalData(st.ctxState)
+            w.i64(Int64(st.bytes))
+            w.count(st.windows.count)
+            for (_, win) in st.windows {
+                w.i64(win.start); w.i64(win.end); w.u8(win.changed ? 1 : 0); w.i64(Int64(win.bytes))
+                w.optionalData(win.udfState)
+                w.count(win.acc.count)
+                for a in win.acc { a.write(into: &w) }
+            }
+        }
+    }
+
+    mutating func restore(from r: inout StateReader, keep: (StateKey) -> Bool) throws(CheckpointError) {
+        watermark = max(watermark, try r.i64())
+        let n = try r.count(minItemBytes: 17)
+        for _ in 0..<n {
+            let key = StateKey(try r.data())
+            var st = KeyState()
+            st.ctxState = try r.optionalData()
+            st.bytes = Int(try r.i64())
+            let windows = try r.count(minItemBytes: 30)
+            var changed = false
+            for _ in 0..<windows {
+                var win = Window(start: try r.i64(), end: try r.i64())
+                win.changed = try r.u8() != 0
+                win.bytes = Int(try r.i64())
+                win.udfState = try r.optionalData()
+                let accs = try r.count(minItemBytes: 1)
+                for _ in 0..<accs { win.acc.append(try Reducers.Accumulator.read(from: &r)) }
+                changed = changed || win.changed
+                st.windows[win.start] = win
+            }
+            guard keep(key), keys[key] == nil else { continue }
+            for win in st.windows.values where win.end != EventTime.infinity {
+                timers.add(at: win.end, key: key, seq: UInt64(bitPattern: win.start))
+            }
+            windowCount += st.windows.count
+            stateBytes += st.bytes
+            if changed, case .every = spec.emit { changedKeys.insert(key) }
+            keys[key] = st
+        }
+    }
+}
+
+extension Reducers.Accumulator {
+    func write(into w: inout StateWriter) {
+        switch self {
+        case .count(let n): w.u8(0); w.i64(n)
+        case .sum(let i, let d, let isDouble): w.u8(1); w.i64(i); w.f64(d); w.u8(isDouble ? 1 : 0)
+        case .extreme(let v, let raw): w.u8(2); w.f64(v); w.optionalData(raw)
+        case .avg(let s, let n): w.u8(3); w.f64(s); w.i64(n)
+        case .raw(let b): w.u8(4); w.optionalData(b)
+        case .distinct(let set): w.u8(5); w.count(set.count); for v in set { w.data(v) }
+        case .list(let items): w.u8(6); w.count(items.count); for v in items { w.data(v) }
+        }
+    }
+
+    static func read(from r: inout StateReader) throws(CheckpointError) -> Self {
+        switch try r.u8() {
+        case 0: return .count(try r.i64())
+        case 1: return .sum(int: try r.i64(), double: try r.f64(), isDouble: try r.u8() != 0)
+        case 2: return .extreme(value: try r.f64(), raw: try r.optionalData())
+        case 3: return .avg(sum: try r.f64(), n: try r.i64())
+        case 4: return .raw(try r.optionalData())
+        case 5:
+            var set = Set<[UInt8]>()
+            for _ in 0..<(try r.count(minItemBytes: 4)) { set.insert(try r.data()) }
+            return .distinct(set)
+        case 6:
+            var items: [[UInt8]] = []
+            for _ in 0..<(try r.count(minItemBytes: 4)) { items.append(try r.data()) }
+            return .list(items)
+        case let t: throw .malformed("unknown reducer state tag \(t)")
+        }
+    }
+}

@@ -56,3 +56,25 @@ struct DedupOperator: KeyedOperatorBehaviour {
         }
     }
 }
+
+extension DedupOperator {
+    func snapshot(into w: inout StateWriter) {
+        w.bytes.reserveCapacity(w.bytes.count + stateBytes + 64)
+        w.i64(watermark)
+        w.count(kept.count)
+        for (k, t) in kept { w.data(k.bytes); w.i64(t) }
+    }
+
+    mutating func restore(from r: inout StateReader, keep: (StateKey) -> Bool) throws(CheckpointError) {
+        watermark = max(watermark, try r.i64())
+        let n = try r.count(minItemBytes: 12)
+        for _ in 0..<n {
+            let key = StateKey(try r.data())
+            let t = try r.i64()
+            guard keep(key), kept[key] == nil else { continue }
+            kept[key] = t
+            stateBytes += key.bytes.count + StateBudget.overhead
+            timers.add(at: t &+ within &+ 1, key: key)
+        }
+    }
+}

@@ -11,13 +11,13 @@ import SluiceSpec
 /// Held events stay JSON bytes; they enter Lua only for the merge call. A key's state lives in a
 /// slot; its timers point at the slot, so firing them needs no hashing.
 struct JoinOperator: KeyedOperatorBehaviour {
-    private struct Held {
+    fileprivate struct Held {
         var time: Int64
         var seq: UInt64
         var bytes: [UInt8]
         var matched = false
     }
-    private struct KeyState {
+    fileprivate struct KeyState {
         var key: StateKey
         var lefts: [Held] = []
         var rights: [Held] = []
@@ -25,20 +25,20 @@ struct JoinOperator: KeyedOperatorBehaviour {
         var bytes = 0
     }
 
-    private static let fireRight: UInt8 = 0
-    private static let evictLeft: UInt8 = 1
+    fileprivate static let fireRight: UInt8 = 0
+    fileprivate static let evictLeft: UInt8 = 1
 
-    private let spec: JoinSpec
+    fileprivate let spec: JoinSpec
     private let merge: LuaRef?
     private let budget: StateBudget
-    private var index: [StateKey: Int32] = [:]
-    private var slots: [KeyState] = []
+    fileprivate var index: [StateKey: Int32] = [:]
+    fileprivate var slots: [KeyState] = []
     private var freeSlots: [Int32] = []
-    private var timers = TimerQueue<Int32>()
-    private var seq: UInt64 = 0
-    private var stateBytes = 0
-    private var held = 0
-    private var watermark = EventTime.missing
+    fileprivate var timers = TimerQueue<Int32>()
+    fileprivate var seq: UInt64 = 0
+    fileprivate var stateBytes = 0
+    fileprivate var held = 0
+    fileprivate var watermark = EventTime.missing
 
     init(spec: JoinSpec, merge: LuaRef?, budget: StateBudget) {
         self.spec = spec; self.merge = merge; self.budget = budget
@@ -170,6 +170,66 @@ struct JoinOperator: KeyedOperatorBehaviour {
         case .failure(let f):
             ctx.deadLetter(bytes: right?.bytes ?? lefts.first ?? [], reason: f.message, detail: f.traceback)
             return 0
+        }
+    }
+}
+
+extension JoinOperator {
+    func snapshot(into w: inout StateWriter) {
+        w.bytes.reserveCapacity(w.bytes.count + stateBytes + held * 8 + 64)
+        w.u64(seq)
+        w.i64(watermark)
+        w.count(index.count)
+        func write(_ side: [Held], _ w: inout StateWriter) {
+            w.count(side.count)
+            side.withUnsafeBufferPointer { held in
+                for i in held.indices {   // read in place: no copy (and retain) of each held event
+                    w.i64(held[i].time); w.u64(held[i].seq); w.u8(held[i].matched ? 1 : 0)
+                    held[i].bytes.withUnsafeBufferPointer { w.count($0.count); w.bytes.append(contentsOf: $0) }
+                }
+            }
+        }
+        slots.withUnsafeBufferPointer { slots in
+            for s in index.values {
+                let st = slots[Int(s)]
+                w.data(st.key.bytes)
+                w.optionalData(st.ctxState)
+                write(st.lefts, &w)
+                write(st.rights, &w)
+            }
+        }
+    }
+
+    mutating func restore(from r: inout StateReader, keep: (StateKey) -> Bool) throws(CheckpointError) {
+        seq = max(seq, try r.u64())
+        watermark = max(watermark, try r.i64())
+        let keys = try r.count(minItemBytes: 13)
+        for _ in 0..<keys {
+            let key = StateKey(try r.data())
+            var st = KeyState(key: key)
+            st.ctxState = try r.optionalData()
+            var sides: [[Held]] = []
+            for _ in 0..<2 {
+                var side: [Held] = []
+                let n = try r.count(minItemBytes: 21)
+                for _ in 0..<n {
+                    let time = try r.i64(), seq = try r.u64(), matched = try r.u8() != 0
+                    side.append(Held(time: time, seq: seq, bytes: try r.data(), matched: matched))
+                }
+                sides.append(side)
+            }
+            guard keep(key), index[key] == nil else { continue }
+            st.lefts = sides[0]
+            st.rights = sides[1]
+            let s = Int32(slots.count)
+            for h in st.lefts { timers.add(at: h.time &+ spec.within &+ 1, order: Self.evictLeft, key: s, seq: h.seq) }
+            for h in st.rights { timers.add(at: h.time &+ 1, order: Self.fireRight, key: s, seq: h.seq) }
+            st.bytes = key.bytes.count + StateBudget.overhead + (st.ctxState?.count ?? 0)
+                + (st.lefts + st.rights).reduce(0) { $0 + $1.bytes.count + StateBudget.overhead }
+            held += st.lefts.count + st.rights.count
+            stateBytes += st.bytes
+            index[key] = s
+            slots.append(st)
         }
     }
 }

@@ -27,11 +27,16 @@ enum Stateful {
     }
 }
 
-/// A seeded generator (SplitMix64): every test prints its seed, so a failure can be replayed.
+/// A seeded generator (SplitMix64). `SLUICE_TEST_SEED` replaces the test's own seed; the seed in use
+/// is printed, so a failure can be replayed.
 struct SeededRandom {
     private var state: UInt64
     let seed: UInt64
-    init(seed: UInt64) { self.seed = seed; state = seed }
+    init(seed: UInt64) {
+        self.seed = ProcessInfo.processInfo.environment["SLUICE_TEST_SEED"].flatMap { UInt64($0) } ?? seed
+        state = self.seed
+        print("SeededRandom: seed \(self.seed) (replay with SLUICE_TEST_SEED=\(self.seed))")
+    }
     mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
