@@ -193,8 +193,17 @@ enum SluiceTmux {
     /// Runs `tmux -L SOCKET args...`; its exit status and stdout.
     @discardableResult
     static func run(_ args: [String]) throws -> (status: Int32, stdout: String) {
+        // An fd closed by another thread between the listing and the spawn fails it (EBADF): try again.
+        for _ in 0..<5 {
+            if let result = try spawn(args) { return result }
+        }
+        throw POSIXError(.EBADF)
+    }
+
+    private static func spawn(_ args: [String]) throws -> (status: Int32, stdout: String)? {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw POSIXError(.EMFILE) }
+        defer { close(fds[0]) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -210,13 +219,23 @@ enum SluiceTmux {
                 posix_spawn_file_actions_addclose(&actions, fd)
             }
         }
+        // Nor the test thread's blocked signals and ignored dispositions: `kill-server` and SIGTERM must work.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t(), all = sigset_t()
+        sigemptyset(&none)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         let argv = (["tmux", "-L", socket] + args).map { strdup($0) } + [nil]
         defer { for a in argv { free(a) } }
         var pid: pid_t = 0
-        let rc = posix_spawnp(&pid, "tmux", &actions, nil, argv, environ)
+        let rc = posix_spawnp(&pid, "tmux", &actions, &attributes, argv, environ)
         close(fds[1])
-        defer { close(fds[0]) }
-        guard rc == 0 else { throw POSIXError(.ENOENT) }
+        if rc == EBADF { return nil }
+        guard rc == 0 else { throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .ENOENT) }
         // The server daemon may keep the pipe open: read only what the client wrote before it exited.
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
