@@ -2,10 +2,13 @@
 SWIFT ?= swift
 RELEASE_BIN := .build/release/sluice
 
-.PHONY: run test deps build bench clean
+.PHONY: run test deps test-deps build bench clean
 
 deps:
 	@scripts/install-deps.sh
+
+test-deps:
+	@scripts/install-deps.sh --test
 
 build: deps
 	$(SWIFT) build -c release --product sluice
@@ -15,7 +18,7 @@ run: build
 	$(RELEASE_BIN) run pipelines/quickstart.yaml
 	@echo "--- outputs:"; wc -l out/quickstart/*.jsonl
 
-test: deps
+test: test-deps
 	$(SWIFT) build --product sluice
 	$(SWIFT) test --parallel
 

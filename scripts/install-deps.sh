@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Sluice needs (build, tests and benchmark peers) if any are missing.
+# `make test` passes --test; `make run` does not (no browser for a quick start).
 set -euo pipefail
 packages=(pkg-config liblua5.4-dev libyaml-dev librdkafka-dev libcurl4-openssl-dev libmemcached-dev libmemcached-tools lua5.4 lua-cjson jq kcat python3 memcached curl)
+# --test: also what only the tests need (headless Chromium for the live page, tmux for `sluice top`).
+[ "${1:-}" = "--test" ] && packages+=(chromium tmux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

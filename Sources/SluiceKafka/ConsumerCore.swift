@@ -40,6 +40,7 @@ final class ConsumerCore: @unchecked Sendable {
     /// during close uses this instead of asking.
     var cooperative = false
     var lastCommitError = RD_KAFKA_RESP_ERR_NO_ERROR
+    var lastLagSample = 0.0
     var lastCommitErrorLogged = 0.0
     /// Offsets to start from when a partition is assigned (a restored checkpoint); used once per partition.
     var startOffsets: [TopicPartition: Int64] = [:]
@@ -58,6 +59,7 @@ final class ConsumerCore: @unchecked Sendable {
         lastCommit = now()
         while !stop() && !shared.withLock({ $0.closeRequested }) {
             storeAcknowledged(rk)
+            if now() - lastLagSample >= 1 { sampleLag(rk) }
             if !autoCommit && now() - lastCommit >= commitInterval {
                 lastCommit = now()
                 let err = rd_kafka_commit(rk, nil, 1)
@@ -100,6 +102,30 @@ final class ConsumerCore: @unchecked Sendable {
         guard let queue else { return }
         let n = Int(rd_kafka_queue_length(queue))
         shared.withLock { $0.stats.prefetched = n }
+    }
+
+    /// Fills `stats.lag` from librdkafka's cached high watermarks and fetch positions (no broker round trip).
+    private func sampleLag(_ rk: OpaquePointer) {
+        lastLagSample = now()
+        let (parts, committed) = shared.withLock { s in
+            (s.stats.assignment.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) },
+             s.trackers.compactMapValues { $0.committable })
+        }
+        var lags: [PartitionLag] = []
+        let list = rd_kafka_topic_partition_list_new(Int32(max(1, parts.count)))!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for p in parts { rd_kafka_topic_partition_list_add(list, p.topic, p.partition) }
+        let positioned = rd_kafka_position(rk, list) == RD_KAFKA_RESP_ERR_NO_ERROR
+        for (i, p) in parts.enumerated() {
+            var low: Int64 = -1, high: Int64 = -1
+            let known = rd_kafka_get_watermark_offsets(rk, p.topic, p.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0
+            let position = positioned ? list.pointee.elems[i].offset : -1
+            var lag = PartitionLag(topic: p.topic, partition: p.partition, high: known ? high : nil,
+                                   committed: committed[p], position: position >= 0 ? position : nil)
+            if let high = lag.high, let at = lag.committed ?? lag.position { lag.lag = max(0, high - at) }
+            lags.append(lag)
+        }
+        shared.withLock { $0.stats.lag = lags }
     }
 
     /// Offers the buffer in chunks of `batchSize`; returns true when all of it was accepted.

@@ -69,6 +69,24 @@ public struct KafkaConsumerStats: Sendable, Equatable {
     /// Offset commits that succeeded / failed (auto, revoke and close commits).
     public var commits = 0
     public var commitFailures = 0
+    /// Lag of each assigned partition, sampled about once a second by the poll loop.
+    public var lag: [PartitionLag] = []
+}
+
+/// How far a consumer is behind on one partition: the broker's high watermark (log end offset, as of
+/// the last fetch) minus the offset that would be committed (the acknowledged prefix), or minus the
+/// fetch position while nothing has been acknowledged yet.
+public struct PartitionLag: Sendable, Equatable {
+    public var topic: String
+    public var partition: Int32
+    /// Log end offset; nil until a fetch response has reported it.
+    public var high: Int64?
+    /// Next offset to commit (the acknowledged prefix + 1), if any.
+    public var committed: Int64?
+    /// Next offset to fetch, if known.
+    public var position: Int64?
+    /// `high - (committed ?? position)`, never negative; nil when either side is unknown.
+    public var lag: Int64?
 }
 
 /// A Kafka consumer-group member for a Sluice source, with at-least-once acknowledgement.

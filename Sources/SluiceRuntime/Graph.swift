@@ -10,28 +10,11 @@ public enum MermaidGraph {
         }
         func label(_ name: String, _ kind: String) -> String { "\"\(name)<br/><i>\(kind)</i>\"" }
         for s in spec.sources {
-            let kind: String
-            switch s.kind {
-            case .file: kind = "file"
-            case .stdin: kind = "stdin"
-            case .generate: kind = "generate"
-            case .kafka(let k): kind = "kafka " + k.topics.joined(separator: ",")
-            }
+            let kind = ComponentLabels.source(s)
             lines.append("  \(id(s.name))[/\(label(s.name, kind))/]")
         }
         for t in spec.transforms {
-            let kind: String
-            switch t.kind {
-            case .filter(.match): kind = "filter match"
-            case .filter(.udf(let ref)): kind = "filter \(ref)"
-            case .filter(.lua): kind = "filter lua"
-            case .map(let ref): kind = "map \(ref)"
-            case .flatMap(let ref): kind = "flat_map \(ref)"
-            case .project: kind = "project"
-            case .join: kind = "join"
-            case .dedup: kind = "dedup"
-            case .aggregate: kind = "aggregate"
-            }
+            let kind = ComponentLabels.transform(t)
             lines.append("  \(id(t.name))[\(label(t.name, kind))]")
             for f in t.from { lines.append("  \(id(f)) --> \(id(t.name))") }
         }
@@ -48,15 +31,8 @@ public enum MermaidGraph {
             }
         }
         for s in spec.sinks {
-            let kind: String
-            switch s.kind {
-            case .file: kind = "file"
-            case .stdout: kind = "stdout"
-            case .stderr: kind = "stderr"
-            case .kafka(let k): kind = "kafka " + k.topic
-            case .http(let h): kind = "http " + h.url.replacingOccurrences(of: "\"", with: "#quot;")
-            case .memcached(let m): kind = "memcached " + m.key.replacingOccurrences(of: "\"", with: "#quot;")
-            }
+            // Quotes would end Mermaid's label string.
+            let kind = ComponentLabels.sink(s).replacingOccurrences(of: "\"", with: "#quot;")
             lines.append("  \(id(s.name))[(\(label(s.name, kind)))]")
             let arrow = s.when == nil ? "-->" : "-->|when|"
             for f in s.from { lines.append("  \(id(f)) \(arrow) \(id(s.name))") }

@@ -3,6 +3,7 @@ import Synchronization
 import SluiceCore
 import SluiceSpec
 import SluiceLua
+import SluiceKafka
 
 /// A running pipeline: source threads feed a bounded work queue, N workers run the fused stateless
 /// transforms, and every sink drains its own bounded queue on its own thread.
@@ -27,6 +28,10 @@ public final class Pipeline: Sendable {
     let phase = PipelinePhase()
     /// Source watermarks, idleness and drift (used when the pipeline has stateful transforms).
     let board: WatermarkBoard
+    /// Components and edges, for `GET /topology` and the live page.
+    let topology: Topology
+    /// `GET /tap` sampling points, one per component of `topology` in its order (nil without `settings.admin`).
+    let taps: TapPoints?
     /// `settings.checkpoint`: takes checkpoints during the run (nil when off, and for `sluice test`).
     let checkpoint: CheckpointCoordinator?
     /// The checkpoint this run resumed from.
@@ -41,6 +46,10 @@ public final class Pipeline: Sendable {
         self.workerCount = workerCount
         let plan = Plan(spec, workers: workerCount)
         self.plan = plan
+        let topology = Topology(spec: spec, plan: plan, workers: workerCount)
+        self.topology = topology
+        let taps = spec.settings.admin != nil && options.sourceOverrides == nil ? TapPoints(names: topology.nodes.map(\.name)) : nil
+        self.taps = taps
         // Sources that feed a common stateful transform must not drift apart by more than max_drift.
         let peers = plan.sourceOperators.enumerated().map { s, ops in
             plan.sourceOperators.indices.filter { $0 != s && !Set(plan.sourceOperators[$0]).isDisjoint(with: ops) }
@@ -100,10 +109,11 @@ public final class Pipeline: Sendable {
             }
         }
         var runners: [SinkRunner] = []
-        for sink in spec.sinks {
+        for (i, sink) in spec.sinks.enumerated() {
             runners.append(SinkRunner(name: sink.name, queue: sink.queue, bytes: spec.settings.queueBytes, output: try Self.retrying(try output(sink), sink, options),
-                                      coalesce: Self.coalescing(sink)))
+                                      coalesce: Self.coalescing(sink), tap: taps.map { ($0, plan.nodes.count + i) }))
         }
+        let deadLetterTap = taps.map { ($0, plan.nodes.count + spec.sinks.count) }
         self.sinkRunners = runners
         // `dead_letter: { queue: { capacity } }` is honoured; it always blocks (never drops).
         let dlqQueue = QueueSpec(capacity: spec.deadLetter?.queue.capacity ?? spec.settings.queueCapacity * 4, whenFull: .block)
@@ -112,10 +122,11 @@ public final class Pipeline: Sendable {
         if let dl = spec.deadLetter {
             let inner = try output(dl)
             let retrying = dl.retry.map { RetryingOutput(inner, backoff: Backoff($0), giveUpAfterExhaustion: true) } ?? RetryingOutput(deadLetter: inner)
-            deadLetterRunner = SinkRunner(name: Self.deadLetterName, queue: dlqQueue, bytes: deadLetterBytes, output: retrying)
+            deadLetterRunner = SinkRunner(name: Self.deadLetterName, queue: dlqQueue, bytes: deadLetterBytes, output: retrying, tap: deadLetterTap)
         } else {
             deadLetterRunner = SinkRunner(name: Self.deadLetterName, queue: dlqQueue, bytes: deadLetterBytes,
-                                          output: RetryingOutput(deadLetter: options.captureSinks ? MemoryOutput() : DescriptorOutput(sink: Self.deadLetterName, fd: 2)))
+                                          output: RetryingOutput(deadLetter: options.captureSinks ? MemoryOutput() : DescriptorOutput(sink: Self.deadLetterName, fd: 2)),
+                                          tap: deadLetterTap)
         }
 
         if let a = spec.settings.admin, options.sourceOverrides == nil {
@@ -252,12 +263,18 @@ public final class Pipeline: Sendable {
         let adminDone = DispatchGroup()
         let adminStop = StopFlag()
         if let admin {
+            let rates = RateMeter()
+            var kafka: [Int: KafkaConsumerClient] = [:]
+            for (i, source) in sources.enumerated() { if let k = source as? KafkaSource { kafka[i] = k.client } }
+            let report = TopologyReport(pipeline: spec.name, topology: topology, stats: stats, rates: rates, operators: stages.metrics,
+                                        work: work, inboxes: stages.inboxes, sinks: sinkRunners + [deadLetterRunner], reloader: reloader,
+                                        reloadMode: reloader == nil ? "off" : spec.udfs.reload.rawValue, kafka: kafka, phase: phase)
             let routes = AdminRoutes(pipeline: spec.name, stats: stats, operators: stages.metrics, sinks: sinkRunners + [deadLetterRunner],
-                                     reloader: reloader, phase: phase, lookups: lua.lookups)
+                                     reloader: reloader, phase: phase, lookups: lua.lookups, topology: report, taps: taps)
             startThread("sluice-admin", adminDone) {
-                admin.serve(stopped: { adminStop.isSet }) { routes.respond(method: $0, path: $1) }
+                admin.serve(stopped: { adminStop.isSet }, tick: { rates.observe(stats.snapshot) }) { routes.respond($0) }
             }
-            options.log("info", "admin endpoint on http://\(spec.settings.admin?.host ?? ""):\(admin.port) (/metrics /health /ready POST /reload)")
+            options.log("info", "admin endpoint on http://\(spec.settings.admin?.host ?? ""):\(admin.port) (/ /topology /tap /metrics /health /ready POST /reload)")
         }
         let reloadDone = DispatchGroup()
         if let reloader { startThread("sluice-reload", reloadDone) { reloader.run() } }
@@ -360,6 +377,7 @@ public final class Pipeline: Sendable {
             return
         }
         worker.maxEventBytes = spec.settings.maxEventBytes ?? options.maxEventBytes
+        worker.taps = taps
         let live = lua.live
         while let (batch, code) = work.pop(stamping: { live?.current }) {
             let output = worker.process(batch, code: code)

@@ -77,6 +77,9 @@ struct Plan: Sendable {
     var operatorOrder: [Int] = []
     /// Node index of each source, in spec order.
     var sourceNodes: [Int] = []
+    /// For each fused declarative chain (by its first node): the chains ending at each of its inner
+    /// nodes, so `GET /tap` can sample what an inner node emits (never run otherwise).
+    var fusedPrefixes: [Int: [DeclarativeChain]] = [:]
     /// Every piece of Lua the plan needs, each once; `LuaRef.slot` indexes it.
     private(set) var luaCode: [LuaCode] = []
 
@@ -160,6 +163,7 @@ struct Plan: Sendable {
                 steps.append(s)
             }
             nodes[first + offset].operation = .declarative(DeclarativeChain(steps), through: through)
+            if steps.count > 1 { fusedPrefixes[first + offset] = (1..<steps.count).map { DeclarativeChain(Array(steps[..<$0])) } }
         }
         for (i, s) in spec.sinks.enumerated() {
             sinks.append(Sink(name: s.name, format: s.format, queue: s.queue))

@@ -18,10 +18,10 @@ public struct RunOptions: Sendable {
         self.sourceOverrides = sourceOverrides; self.captureSinks = captureSinks; self.log = log
     }
 
-    /// Logs to stderr; `debug` lines only when `SLUICE_LOG=debug`.
+    /// Logs to stderr (as JSON objects with `SLUICE_LOG_FORMAT=json`); `debug` lines only when `SLUICE_LOG=debug`.
     public static let stderrLog: @Sendable (String, String) -> Void = { level, message in
         if level == "debug" && !debugLogging { return }
-        FileHandle.standardError.write(Data("sluice: \(level): \(message)\n".utf8))
+        LogLine.write(level: level, message: message)
     }
 
     static let debugLogging = ProcessInfo.processInfo.environment["SLUICE_LOG"] == "debug"

@@ -14,13 +14,17 @@ final class SinkRunner: Sendable {
     let coalesce: (events: Int, linger: Duration)?
     /// Events handed to the output and not yet confirmed written.
     private let inFlight = Atomic<Int>(0)
+    /// Where `GET /tap` samples what this sink wrote (nil without an admin endpoint).
+    let tap: (points: TapPoints, slot: Int)?
 
     /// True while some taken batch has not been written yet (a stalled output, say).
     var isWriting: Bool { inFlight.load(ordering: .relaxed) > 0 }
 
-    init(name: String, queue spec: QueueSpec, bytes: Int = .max, output: any SinkOutput, coalesce: (events: Int, linger: Duration)? = nil) {
+    init(name: String, queue spec: QueueSpec, bytes: Int = .max, output: any SinkOutput, coalesce: (events: Int, linger: Duration)? = nil,
+         tap: (points: TapPoints, slot: Int)? = nil) {
         self.name = name
         self.coalesce = coalesce
+        self.tap = tap
         self.policy = spec.whenFull
         self.queue = BoundedQueue(capacity: spec.capacity, byteCapacity: bytes)
         self.output = output
@@ -59,6 +63,9 @@ final class SinkRunner: Sendable {
             output.send(batch) { [self] failures in
                 inFlight.subtract(batch.count, ordering: .relaxed)
                 stats.add(name) { $0.emitted += batch.count - failures.count }
+                if TapPoints.anyWaiting, let (points, slot) = tap, failures.isEmpty, !batch.isEmpty {
+                    points.offer(slot) { Array(batch.payload(0)) }
+                }
                 if !failures.isEmpty {
                     failureLog.record(events: failures.count, reason: failures[0].reason)
                     failed(batch, failures)

@@ -95,6 +95,8 @@ final class Worker {
     /// Set when the current source feeds exactly one declarative chain: validation happens inside it.
     private var fusedEntry: (DeclarativeChain, [Int])?
     private var scratch: [UInt8] = []
+    /// `GET /tap` sampling points (nil without an admin endpoint); a node's slot has the node's index.
+    var taps: TapPoints?
 
     init(plan: Plan, lua: LuaSettings) throws(LuaLoadError) {
         self.plan = plan
@@ -219,8 +221,12 @@ final class Worker {
             if currentFormat == .json, let (chain, through) = fusedEntry {
                 current = event
                 emitted[currentSource] += 1
+                if TapPoints.anyWaiting, let taps { taps.offer(currentSource) { Array(event.bytes) } }
                 received[through[0]] += 1
-                _ = runChain(chain, through: through, on: event.bytes, validate: true)
+                // Like `walkEvent`: free the Lua handles what follows the chain made (a map after it).
+                let healthy = runChain(chain, through: through, on: event.bytes, validate: true)
+                releaseLive(event: currentIndex)
+                if !healthy { rebuildAfterPoison() }
                 continue
             }
             if currentFormat == .json, let problem = decodesFirst ? Self.objectProblem(event.bytes) : Self.jsonProblem(event.bytes) {
@@ -348,6 +354,7 @@ final class Worker {
     /// Sends `value` (the output of `node`) to everything downstream. Returns false if the Lua state was poisoned.
     private func walk(_ node: Int, _ value: inout Payload) -> Bool {
         emitted[node] += 1
+        if TapPoints.anyWaiting, let taps, taps.isWaiting(node) { taps.offer(node) { sample(value) } }
         let edges = plan.nodes[node].downstream
         for (i, edge) in edges.enumerated() {
             switch edge {
@@ -513,6 +520,7 @@ final class Worker {
         scratch = []
         out.removeAll(keepingCapacity: true)
         defer { scratch = out }
+        if TapPoints.anyWaiting, through.count > 1, let taps { sampleFused(through, bytes, taps) }
         switch bytes.withUnsafeBytes({ chain.run($0, into: &out, validate: validate) }) {
         case .kept:
             for n in through.dropLast() { emitted[n] += 1; received[n] += 1 }
@@ -664,6 +672,32 @@ final class Worker {
                 if format == .json { value = .lua(h, original: out[...]) }
             case .failure(let failure):
                 deadLetter(component: plan.sinks[sink].name, reason: failure.message, detail: failure.traceback, event: current)
+            }
+        }
+    }
+
+    /// A copy of the value's bytes for a tap, without side effects (a failed encoding samples nothing).
+    private func sample(_ value: Payload) -> [UInt8]? {
+        switch value {
+        case .bytes(let b): return Array(b)
+        case .lua(_, let original?): return Array(original)
+        case .lua(let h, nil):
+            guard let engine else { return nil }
+            var out: [UInt8] = []
+            let result = currentFormat == .text ? engine.encodeText(h, into: &out) : engine.encodeJSON(h, into: &out)
+            if case .success = result { return out }
+            return nil
+        }
+    }
+
+    /// Taps on the inner nodes of a fused declarative chain: their output is never built on the
+    /// event path, so a waiting tap runs the chain up to that node on the input.
+    private func sampleFused(_ through: [Int], _ bytes: ArraySlice<UInt8>, _ taps: TapPoints) {
+        for (j, n) in through.dropLast().enumerated() where taps.isWaiting(n) {
+            guard let prefix = plan.fusedPrefixes[through[0]]?[j] else { continue }
+            taps.offer(n) {
+                var out: [UInt8] = []
+                return bytes.withUnsafeBytes { prefix.run($0, into: &out, validate: true) } == .kept ? out : nil
             }
         }
     }

@@ -48,7 +48,7 @@ struct Dev: ParsableCommand {
         func run() throws {
             let verbose = verbose
             let log: KafkaLog = { level, message in
-                if verbose || level == "warning" || level == "error" { printError("sluice dev kafka: \(level): \(message)") }
+                if verbose || level == "warning" || level == "error" { printError("sluice dev kafka: \(level): \(message)", level: level) }
             }
             let broker: DevBroker
             do { broker = try DevBroker(brokers: brokers, log: log) }
@@ -91,7 +91,7 @@ struct Dev: ParsableCommand {
             }
             signal(SIGPIPE, SIG_IGN)
             writeLine(forwarder.map { "127.0.0.1:\($0.port),\(broker.bootstrap)" } ?? broker.bootstrap)
-            printError("sluice dev kafka: librdkafka \(librdkafkaVersion) mock cluster, \(brokers) broker(s) at \(broker.bootstrap)")
+            printError("sluice dev kafka: librdkafka \(librdkafkaVersion) mock cluster, \(brokers) broker(s) at \(broker.bootstrap)", level: "info")
 
             let commands = Thread {
                 while let line = readLine() {

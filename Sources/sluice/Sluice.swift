@@ -9,7 +9,7 @@ struct Sluice: ParsableCommand {
         commandName: "sluice",
         abstract: "Run YAML stream pipelines with Lua UDFs, declarative filters and isolated sinks.",
         version: SluiceVersion.current,
-        subcommands: [Run.self, Validate.self, Test.self, Graph.self, Checkpoints.self, Rewind.self, Dev.self]
+        subcommands: [Run.self, Validate.self, Test.self, Graph.self, Checkpoints.self, Rewind.self, Tap.self, Top.self, Dev.self]
     )
 
     /// Parses and runs like ArgumentParser's default, but with the README's exit codes:
@@ -59,8 +59,9 @@ func loadValidSpec(_ path: String) throws -> PipelineSpec {
     return spec
 }
 
-func printError(_ message: String) {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
+/// Prints a message on stderr as it is (one JSON object with `SLUICE_LOG_FORMAT=json`).
+func printError(_ message: String, level: String = "error") {
+    LogLine.write(level: level, message: message, prefixed: false)
 }
 
 struct Run: ParsableCommand {
@@ -86,7 +87,7 @@ struct Run: ParsableCommand {
         }, onReload: { pipeline.reload() })
         let report = pipeline.run()
         withExtendedLifetime(signals) {}
-        if !quiet { printError(RunSummary.line(pipeline: spec, report: report)) }
+        if !quiet { printError(RunSummary.line(pipeline: spec, report: report), level: report.errors.isEmpty ? "info" : "error") }
         if !report.errors.isEmpty { throw ExitCode(1) }
     }
 }

@@ -10,9 +10,27 @@ struct AdminRoutes: Sendable {
     let reloader: Reloader?
     let phase: PipelinePhase
     var lookups: LookupRegistry? = nil
+    /// `GET /topology` (and the live page drawn from it).
+    var topology: TopologyReport? = nil
+    /// `GET /tap/COMPONENT`.
+    var taps: TapPoints? = nil
 
     func respond(method: String, path: String) -> AdminServer.Response {
+        respond(AdminServer.Request(method: method, path: path))
+    }
+
+    func respond(_ request: AdminServer.Request) -> AdminServer.Response {
+        let method = request.method, path = request.path
+        if path.hasPrefix("/tap/"), let taps {
+            guard method == "GET" else { return AdminServer.Response(status: 405, body: "method not allowed\n") }
+            return TapRoute(taps: taps, phase: phase).respond(component: String(path.dropFirst(5)), query: request.query)
+        }
         switch (method, path) {
+        case ("GET", "/"):
+            return AdminServer.Response(status: 200, contentType: "text/html; charset=utf-8", body: AdminPage.html)
+        case ("GET", "/topology"):
+            guard let topology else { return AdminServer.Response(status: 404, body: "no topology\n") }
+            return AdminServer.Response(status: 200, contentType: "application/json", body: topology.json())
         case ("GET", "/metrics"):
             return AdminServer.Response(status: 200, contentType: "text/plain; version=0.0.4", body: metrics())
         case ("GET", "/health"):
@@ -24,10 +42,10 @@ struct AdminRoutes: Sendable {
             guard let reloader else { return AdminServer.Response(status: 404, body: "hot reload is off (udfs.reload: off) or the pipeline has no Lua\n") }
             reloader.requestReload()
             return AdminServer.Response(status: 202, body: "reload requested\n")
-        case (_, "/metrics"), (_, "/health"), (_, "/ready"), (_, "/reload"):
+        case (_, "/"), (_, "/topology"), (_, "/metrics"), (_, "/health"), (_, "/ready"), (_, "/reload"):
             return AdminServer.Response(status: 405, body: "method not allowed\n")
         default:
-            return AdminServer.Response(status: 404, body: "not found; try /metrics /health /ready POST /reload\n")
+            return AdminServer.Response(status: 404, body: "not found; try / /topology /tap/COMPONENT /metrics /health /ready POST /reload\n")
         }
     }
 

@@ -80,6 +80,7 @@ extension Pipeline {
             }
             return
         }
+        worker.taps = taps
         let budget = StateBudget(spec.spec.state, lanes: spec.parallelism)
         switch spec.spec.kind {
         case .join(let j):

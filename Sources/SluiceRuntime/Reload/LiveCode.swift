@@ -87,7 +87,11 @@ struct CodeSnapshots {
         let name = URL(fileURLWithPath: source).lastPathComponent
         let dest = "\(base)/v\(n)/\(name)"
         try fm.createDirectory(atPath: dest, withIntermediateDirectories: true)
-        let files = (fm.enumerator(atPath: source)?.allObjects as? [String] ?? []).filter { $0.hasSuffix(".lua") }
+        // Hidden entries are skipped: editors' files, and a ConfigMap's `..data` and `..TIMESTAMP`
+        // directories (its visible files are symlinks through `..data`, read as the files they point to).
+        let files = (fm.enumerator(atPath: source)?.allObjects as? [String] ?? []).filter {
+            $0.hasSuffix(".lua") && !$0.split(separator: "/").contains { $0.hasPrefix(".") }
+        }
         for rel in files {
             let target = dest + "/" + rel
             try fm.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)

@@ -5,6 +5,11 @@ import Glibc
 /// Watches a UDF directory (and its subdirectories) with inotify for changes to `.lua` files:
 /// in-place writes, atomic renames, creations and deletions. Editors' swap and backup files are
 /// ignored. The caller debounces: `wait` returns true on the first relevant change.
+///
+/// A Kubernetes ConfigMap volume is a directory of symlinks (`enrich.lua -> ..data/enrich.lua`,
+/// `..data -> ..2026_12_01_10_00_00.123`) updated by writing a new timestamped directory and renaming
+/// a new `..data` symlink over the old one: no `.lua` entry changes, so the rename of `..data` is
+/// what counts (the hidden timestamped directories themselves are never watched or copied).
 final class UDFWatcher {
     private let events: InotifyEvents
 
@@ -36,6 +41,7 @@ final class UDFWatcher {
         var newDirs: [String] = []
         _ = events.wait(timeoutMs: timeoutMs) { e in
             if e.name.hasSuffix(".lua") { relevant = true }
+            if e.name == "..data", e.mask & UInt32(IN_MOVED_TO | IN_CREATE) != 0 { relevant = true }
             if e.mask & UInt32(IN_ISDIR) != 0, !e.name.hasPrefix(".") {
                 // A directory created, moved in or out, or deleted: modules may have come or gone.
                 relevant = true
