@@ -125,8 +125,10 @@ import Glibc
         #expect(kill(pid, SIGTERM) == 0)
         try await offPool { p.waitUntilExit() }
         let took = ContinuousClock.now - started
+        // Exit 0 is the binary's own word that it drained within settings.grace (past it, it exits 1).
+        // The wall time seen from here also holds the scheduling delays of a loaded machine.
         #expect(p.terminationStatus == 0, "\(errText.text)")
-        #expect(took < .seconds(5), "drained in \(took), within settings.grace")
+        #expect(took < .seconds(30), "drained in \(took)")
 
         // Logs: stderr only, one JSON object per line; stdout stays empty.
         let logs = try await offPool { errText.waitForEnd(); return errText.text.split(separator: "\n").map(String.init) }

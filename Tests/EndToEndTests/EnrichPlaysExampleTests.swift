@@ -11,7 +11,7 @@ import Testing
         for sub in ["pipelines", "udfs", "data"] {
             try FileManager.default.copyItem(at: SluiceBinary.root.appendingPathComponent(sub), to: dir.appendingPathComponent(sub))
         }
-        let geo = try GeoService(latencyMs: 2)
+        let geo = try await GeoService.start(latencyMs: 2)
         let r = try await SluiceBinary.runAsync(["run", "pipelines/enrich-plays.yaml"], cwd: dir, environment: ["GEO_URL": geo.url])
         #expect(r.status == 0, "\(r.stderr)")
 

@@ -61,7 +61,7 @@ import Testing
 
     @Test func everyExamplePipelinesTestsBlockPasses() async throws {
         let dir = try exampleTree()
-        let geo = try GeoService()   // enrich-plays' http lookup
+        let geo = try await GeoService.start()   // enrich-plays' http lookup
         let specs = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("pipelines").path)
             .filter { $0.hasSuffix(".yaml") }.sorted()
         for spec in specs {

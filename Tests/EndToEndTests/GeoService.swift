@@ -34,6 +34,11 @@ final class GeoService: @unchecked Sendable {
         url = String(text.dropFirst("listening on ".count))
     }
 
+    /// Starts the service off Swift Testing's cooperative pool (the start waits for its first line).
+    static func start(latencyMs: Double = 0) async throws -> GeoService {
+        try await offPool { try GeoService(latencyMs: latencyMs) }
+    }
+
     deinit { stop() }
 
     func stop() {

@@ -51,7 +51,7 @@ import Testing
     }
 
     @Test func concurrentRequestsRunFarUnderTheSerialTimeAndResultsKeepInputOrder() async throws {
-        let geo = try GeoService(latencyMs: 50)
+        let geo = try await GeoService.start(latencyMs: 50)
         let keys = (0..<200).map { "k\($0)" } + ["US", "JP", "FR"]
         let dir = try prepare(Self.spec(geo.url, http: "concurrency: 32, cache: { size: 0 }"), keys)
         let started = ContinuousClock.now
@@ -71,7 +71,7 @@ import Testing
     }
 
     @Test func theRateIsNeverExceededInAnyOneSecondWindow() async throws {
-        let geo = try GeoService()
+        let geo = try await GeoService.start()
         let keys = (0..<100).map { "r\($0)" }
         let dir = try prepare(Self.spec(geo.url, http: "rate: 40/s, concurrency: 16, cache: { size: 0 }"), keys)
         let r = try await SluiceBinary.runAsync(["run", "pipelines/p.yaml"], cwd: dir)
@@ -87,7 +87,7 @@ import Testing
     }
 
     @Test func concurrentLookupsOfOneKeyShareOneRequestAnd404sAreCached() async throws {
-        let geo = try GeoService(latencyMs: 300)
+        let geo = try await GeoService.start(latencyMs: 300)
         let keys = Array(repeating: "US", count: 200) + Array(repeating: "unknown-1", count: 50)
         let dir = try prepare(Self.spec(geo.url, http: "concurrency: 32"), keys)
         let r = try await SluiceBinary.runAsync(["run", "pipelines/p.yaml"], cwd: dir)
@@ -99,7 +99,7 @@ import Testing
     }
 
     @Test func failuresAreRetriedThenDeadLetteredWithTheReasonAndTheRunGoesOn() async throws {
-        let geo = try GeoService()
+        let geo = try await GeoService.start()
         try geo.control(#"{"mode":"503"}"#)
         let keys = (0..<10).map { "f\($0)" }
         let dir = try prepare(Self.spec(geo.url, http: "retry: { max: 2, backoff: 10ms..50ms }, cache: { size: 0 }"), keys)
@@ -124,7 +124,7 @@ import Testing
     }
 
     @Test func aServiceOutageDeadLettersWhileItLastsAndLaterEventsAreEnriched() async throws {
-        let geo = try GeoService()
+        let geo = try await GeoService.start()
         try geo.control(#"{"mode":"500"}"#)
         let dir = try prepare(Self.spec(geo.url, http: "retry: { max: 1, backoff: 10ms..20ms }, cache: { size: 0 }",
                                          source: "{ file: { path: ../data/in.jsonl, follow: true } }", settings: "{ batch_size: 10 }"),
@@ -146,7 +146,7 @@ import Testing
     }
 
     @Test func suspendedFiltersAndWhenConditionsSeeTheirOwnUnchangedEventAndKeepOrder() async throws {
-        let geo = try GeoService(latencyMs: 30)
+        let geo = try await GeoService.start(latencyMs: 30)
         let keys = (0..<60).map { $0 % 3 == 0 ? "unknown-\($0)" : "k\($0)" }
         let dir = try prepare("""
             pipeline: geo2
@@ -175,7 +175,7 @@ import Testing
     }
 
     @Test func aHotReloadLetsCallsSuspendedOnTheOldVersionFinishOnIt() async throws {
-        let geo = try GeoService()
+        let geo = try await GeoService.start()
         try geo.control(#"{"hold":true}"#)   // every request waits until released: the calls stay suspended
         func udf(_ v: String) -> String {
             """
