@@ -50,11 +50,7 @@ int sl_call(sl_engine *e, int32_t fn, int32_t h, const sl_meta *meta, int mode,
         return SL_BAD_HANDLE;
     }
     lua_pushvalue(L, S_CTX);
-    e->mode = mode;
-    e->meta = meta;
-    e->call_gen++;
-    e->n_emit = 0;
-    begin_budget(e);
+    enter_call(e, mode, meta);
     int st = lua_pcall(L, mode == SL_MODE_TEST ? 3 : 2, 1, S_MSGH);
     e->mode = -1;
     e->meta = NULL;

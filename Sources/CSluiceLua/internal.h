@@ -216,6 +216,16 @@ int take_outputs(sl_engine *e, int rc, int res, int64_t list_len, size_t nlist, 
 /* After a UDF call (stack: result at S_NSLOTS + 1 when rc == SL_OK): validates the result for
  * `mode` and hands out TEST's verdict or the outputs, as sl_call documents. */
 int finish_call(sl_engine *e, int mode, int rc, int *truthy, const int32_t **outs, size_t *n_outs);
+/* The per-call state a UDF call starts with: its mode and metadata (ctx.meta is rebuilt on first
+ * use), no ctx.emit values, a full instruction budget. */
+static inline void enter_call(sl_engine *e, int mode, const sl_meta *meta) {
+    e->mode = mode;
+    e->meta = meta;
+    e->call_gen++;
+    e->n_emit = 0;
+    begin_budget(e);
+}
+
 /* call.c: clears the last call's outputs and checks the function and handle of a new call. */
 int begin_call(sl_engine *e, int32_t fn, int32_t h, const int32_t **outs, size_t *n_outs);
 /* lookup.c: pushes the row (JSON bytes) decoded with the decode closure at upvalue 1 of the

@@ -100,11 +100,7 @@ int sl_call_keyed(sl_engine *e, int32_t fn, const int32_t *args, size_t nargs, i
         if (args[i] == SL_NIL_HANDLE) lua_pushnil(L); else lua_rawgeti(L, S_HANDLES, args[i]);
     }
     lua_pushvalue(L, S_CTX);
-    e->mode = mode;
-    e->meta = meta;
-    e->call_gen++;
-    e->n_emit = 0;
-    begin_budget(e);
+    enter_call(e, mode, meta);
     int st = lua_pcall(L, (int)nargs + 1, 1, S_MSGH);
     e->mode = -1;
     e->meta = NULL;

@@ -194,11 +194,7 @@ int sl_call_start(sl_engine *e, int32_t fn, int32_t h, const sl_meta *meta, int 
     sl_call_rec *r = &e->calls[id - 1];
     r->state = 1;
     r->mode = mode;
-    e->mode = mode;
-    e->meta = meta;
-    e->call_gen++;
-    e->n_emit = 0;
-    begin_budget(e);
+    enter_call(e, mode, meta);
     resume_budget(e, co, 0);
     return run(e, id, co, mode == SL_MODE_TEST ? 3 : 2, truthy, outs, n_outs, call, token);
 }
