@@ -270,7 +270,8 @@ public final class Pipeline: Sendable {
                                         work: work, inboxes: stages.inboxes, sinks: sinkRunners + [deadLetterRunner], reloader: reloader,
                                         reloadMode: reloader == nil ? "off" : spec.udfs.reload.rawValue, kafka: kafka, phase: phase)
             let routes = AdminRoutes(pipeline: spec.name, stats: stats, operators: stages.metrics, sinks: sinkRunners + [deadLetterRunner],
-                                     reloader: reloader, phase: phase, lookups: lua.lookups, topology: report, taps: taps)
+                                     reloader: reloader, phase: phase, lookups: lua.lookups, topology: report, taps: taps,
+                                     checkpoints: checkpoint)
             startThread("sluice-admin", adminDone) {
                 admin.serve(stopped: { adminStop.isSet }, tick: { rates.observe(stats.snapshot) }) { routes.respond($0) }
             }

@@ -44,6 +44,34 @@ import Glibc
         return (status, body)
     }
 
+    @Test func checkpointFiguresAreInMetrics() async throws {
+        let dir = try SluiceBinary.scratch()
+        let port = Self.freePort()
+        try dir.write("""
+        pipeline: ckpt-metrics
+        sources: { s: { stdin: {}, time: ts } }
+        transforms: { d: { dedup: { from: s, key: '{id}', within: 1h } } }
+        sinks: { o: { from: d, file: { path: ../out/o.jsonl } } }
+        settings: { admin: { listen: '127.0.0.1:\(port)' }, checkpoint: { dir: ../ckpt, every: 100ms, keep: 2 } }
+        """, to: "pipelines/p.yaml")
+        let running = SluiceBinary.start(["run", "pipelines/p.yaml"], cwd: dir)
+        try running.process.run()
+        running.stdin.fileHandleForWriting.write(Data((0..<50).map { #"{"id":\#($0 % 10),"ts":\#(1_700_000_000_000 + $0)}"# }.joined(separator: "\n").utf8 + [10]))
+        var metrics = ""
+        #expect(await eventually(timeout: .seconds(30)) {
+            metrics = Self.request("GET", "/metrics", port: port)?.1 ?? ""
+            let written = metrics.split(separator: "\n").first { $0.hasPrefix("sluice_checkpoints_written_total") }
+            return written.map { !$0.hasSuffix(" 0") } ?? false
+        }, "\(metrics)")
+        #expect(metrics.contains(#"sluice_checkpoints_failed_total{pipeline="ckpt-metrics"} 0"#), "\(metrics)")
+        let bytes = metrics.split(separator: "\n").first { $0.hasPrefix("sluice_checkpoint_last_state_bytes") }
+        #expect(bytes.flatMap { $0.split(separator: " ").last.flatMap { Int($0) } }.map { $0 > 0 } == true, "\(metrics)")
+        try running.stdin.fileHandleForWriting.close()
+        let result = try await offPool { running.finish() }
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(dir.lines("out/o.jsonl").count == 10)
+    }
+
     @Test func metricsHealthReadyAndReloadAnswerWhileThePipelineRuns() async throws {
         let dir = try SluiceBinary.scratch()
         let port = Self.freePort()

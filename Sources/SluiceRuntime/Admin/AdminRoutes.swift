@@ -14,6 +14,8 @@ struct AdminRoutes: Sendable {
     var topology: TopologyReport? = nil
     /// `GET /tap/COMPONENT`.
     var taps: TapPoints? = nil
+    /// `settings.checkpoint`: checkpoints written, failed and the last one's figures in `/metrics`.
+    var checkpoints: CheckpointCoordinator? = nil
 
     func respond(method: String, path: String) -> AdminServer.Response {
         respond(AdminServer.Request(method: method, path: path))
@@ -94,6 +96,15 @@ struct AdminRoutes: Sendable {
                [("{\(p)}", Double(reloader?.counts.rejected ?? 0))])
         family("sluice_udf_counter_total", "counter", "Totals of ctx.count(metric, n) from UDFs.",
                stats.udfCounters.sorted { $0.key < $1.key }.map { ("{\(p),metric=\"\(escape($0.key))\"}", Double($0.value)) })
+        if let checkpoints {
+            let f = checkpoints.figures.withLock { $0 }
+            family("sluice_checkpoints_written_total", "counter", "Checkpoints written (complete and durable).", [("{\(p)}", Double(f.written))])
+            family("sluice_checkpoints_failed_total", "counter", "Checkpoints that could not be written (the previous one stays the latest).",
+                   [("{\(p)}", Double(f.failed))])
+            family("sluice_checkpoint_last_duration_ms", "gauge", "The last checkpoint, from its barriers' start to durable.",
+                   [("{\(p)}", f.lastMillis.rounded())])
+            family("sluice_checkpoint_last_state_bytes", "gauge", "State bytes in the last checkpoint.", [("{\(p)}", Double(f.lastBytes))])
+        }
         let ops = operators.totals
         func perOperator(_ value: (OperatorMetrics.Figures) -> Double) -> [(String, Double)] {
             ops.map { ("{\(p),operator=\"\(escape($0.name))\"}", value($0.figures)) }
