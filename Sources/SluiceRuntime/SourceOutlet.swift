@@ -85,9 +85,10 @@ final class SourceOutlet: @unchecked Sendable {
         timing?.holdBack()
         timing?.setBusy(true)
         defer { timing?.setBusy(false) }
-        guard work.waitForRoom(weight: 1, bytes: batch.byteCount, timeout: wait) else { return false }
+        let bytes = batch.byteCount
+        guard work.waitForRoom(weight: 1, bytes: bytes, timeout: wait) else { return false }
         reserve(&batch, mark: nil)
-        _ = work.push(batch, bytes: batch.byteCount)
+        _ = work.push(batch, bytes: bytes)
         return true
     }
 

@@ -37,6 +37,12 @@ struct LuaSettings: Sendable {
 
 /// Runs batches through the fused stateless part of the plan, depth-first per event.
 /// Owns one Lua engine, so a worker is confined to the thread that created it.
+///
+/// The file in order: the Lua engine's life (build, adopt a reloaded version, rebuild after a
+/// poisoning); a batch (`process` for a source's batch, `processOutputs` for what a stateful
+/// operator produced); walking the plan (filters, maps, declarative chains, routing to stateful
+/// operators); suspended calls (HTTP lookups: park, resume, publish in input order, with
+/// `SuspendedWork`); delivering to sinks and taps; conversions between bytes and Lua values.
 final class Worker {
     /// An event on its way through the plan: raw bytes, or a Lua value plus the bytes it was decoded from
     /// (kept while the value is known to be unchanged, so it is written out exactly as it came in).
@@ -119,6 +125,8 @@ final class Worker {
     private(set) var codeVersion = 0
     private var codeBuilt: LiveCode.Version?
 
+    // MARK: - The Lua engine
+
     private func buildEngine(_ version: LiveCode.Version? = nil) throws(LuaLoadError) {
         let target = version ?? lua.live?.current ?? LiveCode.Version(number: lua.version, dir: lua.udfDir)
         let e = try LuaEngine(udfDir: target.dir, limits: lua.limits, version: target.number, log: lua.log)
@@ -147,6 +155,8 @@ final class Worker {
         do { try buildEngine(version) }
         catch { lua.log("error", "worker keeps UDF version \(codeVersion): \(error)") }
     }
+
+    // MARK: - A batch
 
     /// Clears the per-batch counters and outputs, after switching code versions if asked to
     /// (and retrying an engine that could not be rebuilt).

@@ -14,6 +14,7 @@ struct LookupCache<Value> {
     private var entries: [Entry] = []
     private var newest = -1
     private var oldest = -1
+    private var freeSlots: [Int] = []
 
     init(capacity: Int) { self.capacity = max(0, capacity) }
 
@@ -47,8 +48,6 @@ struct LookupCache<Value> {
         index[key] = i
         pushNewest(i)
     }
-
-    private var freeSlots: [Int] = []
 
     private mutating func remove(_ i: Int) {
         unlink(i)
