@@ -18,22 +18,28 @@ public struct KeyTemplateError: Error, Sendable, CustomStringConvertible {
 public struct KeyTemplate: Sendable, Equatable, CustomStringConvertible {
     enum Part: Sendable, Equatable {
         case literal([UInt8])
-        case field([UInt8])
+        /// A field path and its slot in `paths`.
+        case field([UInt8], slot: Int)
     }
 
     let parts: [Part]
+    /// Every field of the template, found together in one pass over an event.
+    let paths: JSONPathSet
     /// The template text.
     public let description: String
 
     /// The dotted paths the template reads, in order.
     public var fields: [String] {
-        parts.compactMap { if case .field(let p) = $0 { return String(decoding: p, as: UTF8.self) } else { return nil } }
+        parts.compactMap { if case .field(let p, _) = $0 { return String(decoding: p, as: UTF8.self) } else { return nil } }
     }
+
+    public static func == (a: KeyTemplate, b: KeyTemplate) -> Bool { a.description == b.description }
 
     /// Parses a template; throws on an unclosed `{`, an empty `{}`, or a lone `}`.
     public init(_ template: String) throws(KeyTemplateError) {
         description = template
         var parts: [Part] = []
+        var paths: [[String]] = []
         var literal: [UInt8] = []
         let b = Array(template.utf8)
         var i = 0
@@ -48,7 +54,9 @@ public struct KeyTemplate: Sendable, Equatable, CustomStringConvertible {
                 let path = Array(b[(i + 1)..<close])
                 if path.isEmpty || path.contains(UInt8(ascii: "{")) { throw fail("expected a field path inside '{...}'") }
                 if !literal.isEmpty { parts.append(.literal(literal)); literal = [] }
-                parts.append(.field(path))
+                parts.append(.field(path, slot: paths.count))
+                paths.append(path.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+                    .map { String(decoding: $0, as: UTF8.self) })
                 i = close + 1
             } else if c == UInt8(ascii: "}") {
                 if i + 1 < b.count && b[i + 1] == UInt8(ascii: "}") { literal.append(c); i += 2; continue }
@@ -58,7 +66,14 @@ public struct KeyTemplate: Sendable, Equatable, CustomStringConvertible {
             }
         }
         if !literal.isEmpty { parts.append(.literal(literal)) }
-        self.parts = parts
+        let set = JSONPathSet(paths)
+        // Identical paths share a slot: point each field at its own.
+        var slotted: [Part] = []
+        for part in parts {
+            if case .field(let p, let n) = part { slotted.append(.field(p, slot: set.slots[n])) } else { slotted.append(part) }
+        }
+        self.parts = slotted
+        self.paths = set
     }
 
     /// Renders the key for one event's JSON bytes (expected to be a validated JSON object).
@@ -66,10 +81,12 @@ public struct KeyTemplate: Sendable, Equatable, CustomStringConvertible {
         var out: [UInt8] = []
         out.reserveCapacity(32)
         json.withUnsafeBufferPointer { input in
-            for part in parts {
-                switch part {
-                case .literal(let l): out.append(contentsOf: l)
-                case .field(let path): Self.appendValue(input, path, to: &out)
+            paths.find(in: UnsafeRawBufferPointer(input)) { values in
+                for part in parts {
+                    switch part {
+                    case .literal(let l): out.append(contentsOf: l)
+                    case .field(_, let slot): Self.appendValue(input, Self.value(values, slot), to: &out)
+                    }
                 }
             }
         }
@@ -78,45 +95,53 @@ public struct KeyTemplate: Sendable, Equatable, CustomStringConvertible {
 
     /// Renders the key into `out` (cleared first); false if a field is missing or null (the event has no key).
     public func renderComplete(_ json: ArraySlice<UInt8>, into out: inout [UInt8]) -> Bool {
-        out.removeAll(keepingCapacity: true)
-        return json.withUnsafeBufferPointer { input in
-            for part in parts {
-                switch part {
-                case .literal(let l): out.append(contentsOf: l)
-                case .field(let path):
-                    let v = Self.find(input, path)
-                    if Int(v.type) == SJ_MISSING || Int(v.type) == SJ_NULL { return false }
-                    Self.appendValue(input, v, to: &out)
-                }
-            }
-            return true
+        json.withUnsafeBufferPointer { input in
+            paths.find(in: UnsafeRawBufferPointer(input)) { values in render(input, values, into: &out) }
         }
+    }
+
+    /// Validates `json` as a JSON object and renders the key in the same pass: the syntax error if
+    /// it is not valid, else whether every field was there (as `renderComplete`).
+    public func validateAndRenderComplete(_ json: ArraySlice<UInt8>, maxDepth: Int = JSONValidator.defaultMaxDepth,
+                                          into out: inout [UInt8]) -> Result<Bool, JSONSyntaxError> {
+        json.withUnsafeBufferPointer { input in
+            paths.validateAndFind(UnsafeRawBufferPointer(input), maxDepth: maxDepth) { values in
+                render(input, values, into: &out)
+            }
+        }
+    }
+
+    private func render(_ input: UnsafeBufferPointer<UInt8>, _ values: UnsafeBufferPointer<sj_value>,
+                        into out: inout [UInt8]) -> Bool {
+        out.removeAll(keepingCapacity: true)
+        for part in parts {
+            switch part {
+            case .literal(let l): out.append(contentsOf: l)
+            case .field(_, let slot):
+                let v = Self.value(values, slot)
+                if Int(v.type) == SJ_MISSING || Int(v.type) == SJ_NULL { return false }
+                Self.appendValue(input, v, to: &out)
+            }
+        }
+        return true
     }
 
     /// The fields of the template that are missing or null in `json`.
     public func missingFields(in json: [UInt8]) -> [String] {
         json.withUnsafeBufferPointer { input in
-            parts.compactMap { part -> String? in
-                guard case .field(let path) = part else { return nil }
-                let v = Self.find(input, path)
-                return Int(v.type) == SJ_MISSING || Int(v.type) == SJ_NULL ? String(decoding: path, as: UTF8.self) : nil
+            paths.find(in: UnsafeRawBufferPointer(input)) { values in
+                parts.compactMap { part -> String? in
+                    guard case .field(let path, let slot) = part else { return nil }
+                    let v = Self.value(values, slot)
+                    return Int(v.type) == SJ_MISSING || Int(v.type) == SJ_NULL ? String(decoding: path, as: UTF8.self) : nil
+                }
             }
         }
     }
 
-    private static func find(_ input: UnsafeBufferPointer<UInt8>, _ path: [UInt8]) -> sj_value {
-        var v = sj_value()
-        guard let base = input.baseAddress else { return v }
-        path.withUnsafeBufferPointer { p in
-            p.withMemoryRebound(to: CChar.self) { cp in
-                _ = sj_find(base, input.count, cp.baseAddress, cp.count, &v)
-            }
-        }
-        return v
-    }
-
-    private static func appendValue(_ input: UnsafeBufferPointer<UInt8>, _ path: [UInt8], to out: inout [UInt8]) {
-        appendValue(input, find(input, path), to: &out)
+    @inline(__always)
+    private static func value(_ values: UnsafeBufferPointer<sj_value>, _ slot: Int) -> sj_value {
+        slot >= 0 && slot < values.count ? values[slot] : sj_value()
     }
 
     private static func appendValue(_ input: UnsafeBufferPointer<UInt8>, _ v: sj_value, to out: inout [UInt8]) {
@@ -125,6 +150,11 @@ public struct KeyTemplate: Sendable, Equatable, CustomStringConvertible {
         switch Int(v.type) {
         case SJ_STRING:
             guard v.len > 2 else { return }   // "" renders as nothing
+            let inner = UnsafeBufferPointer(rebasing: span[1..<(v.len - 1)])
+            if !inner.contains(UInt8(ascii: "\\")) {
+                out.append(contentsOf: inner)   // nothing escaped: the bytes are the value
+                return
+            }
             let start = out.count
             out.append(contentsOf: repeatElement(0, count: v.len - 2))
             let n = out.withUnsafeMutableBufferPointer { o -> Int in

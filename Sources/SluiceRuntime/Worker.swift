@@ -100,6 +100,9 @@ final class Worker {
     private var currentFormat = DataFormat.json
     /// Set when the current source feeds exactly one declarative chain: validation happens inside it.
     private var fusedEntry: (DeclarativeChain, [Int])?
+    /// The current source feeds one stateful transform and nothing else: its events are validated
+    /// while their key is found (one pass), then routed.
+    private var keyedEntry: (op: Int, input: Int)?
     private var scratch: [UInt8] = []
     /// `GET /tap` sampling points (nil without an admin endpoint); a node's slot has the node's index.
     var taps: TapPoints?
@@ -204,6 +207,8 @@ final class Worker {
         if edges.count == 1, case .node(let first) = edges[0], case .declarative(let chain, let through) = plan.nodes[first].operation {
             fusedEntry = (chain, through)
         }
+        keyedEntry = nil
+        if edges.count == 1, case .keyed(let op, let input) = edges[0] { keyedEntry = (op, input) }
         // When the only consumer decodes into Lua, the decoder validates: no separate pass.
         var decodesFirst = false
         if needsLua, edges.count == 1, case .node(let first) = edges[0] {
@@ -237,6 +242,18 @@ final class Worker {
                 let healthy = runChain(chain, through: through, on: event.bytes, validate: true)
                 releaseLive(event: currentIndex)
                 if !healthy { rebuildAfterPoison() }
+                continue
+            }
+            if currentFormat == .json, let (op, input) = keyedEntry {
+                switch operatorKeys[op][input].validateAndRenderComplete(event.bytes, into: &keyBuffer) {
+                case .failure(let error):
+                    deadLetter(component: plan.nodes[currentSource].name, reason: "invalid JSON: \(error)", detail: nil, event: event)
+                case .success(let complete):
+                    current = event
+                    emitted[currentSource] += 1
+                    if TapPoints.anyWaiting, let taps, taps.isWaiting(currentSource) { taps.offer(currentSource) { Array(event.bytes) } }
+                    routeNow(event.bytes, to: op, input: input, keyRendered: complete)
+                }
                 continue
             }
             if currentFormat == .json, let problem = decodesFirst ? Self.objectProblem(event.bytes) : Self.jsonProblem(event.bytes) {
@@ -475,7 +492,8 @@ final class Worker {
         routeNow(b, to: op, input: input)
     }
 
-    private func routeNow(_ b: ArraySlice<UInt8>, to op: Int, input: Int) {
+    /// `keyRendered`: the key is already in `keyBuffer` (found while validating), true if complete.
+    private func routeNow(_ b: ArraySlice<UInt8>, to op: Int, input: Int, keyRendered: Bool? = nil) {
         let name = operatorNames[op]
         let inputName = plan.nodes[currentSource].name
         if currentTime == EventTime.missing {
@@ -491,7 +509,7 @@ final class Worker {
                        event: Event(slice: b, meta: current.meta, position: current.position))
             return
         }
-        guard operatorKeys[op][input].renderComplete(b, into: &keyBuffer) else {
+        guard keyRendered ?? operatorKeys[op][input].renderComplete(b, into: &keyBuffer) else {
             deadLetter(component: name, reason: "no_key",
                        detail: "a field of the key '\(operatorKeys[op][input])' is missing or null",
                        event: Event(slice: b, meta: current.meta, position: current.position))

@@ -95,6 +95,23 @@ import SluiceCore
         #expect(try KeyTemplate("{a}:{b}").missingFields(in: Array(#"{"a":1,"b":null}"#.utf8)) == ["b"])
     }
 
+    @Test func validatingAndRenderingInOnePassAgreesWithRendering() throws {
+        let t = try KeyTemplate("{a}:{b.c}:{a}")
+        var out: [UInt8] = []
+        let ok = Array(#"{"a":"x\u0041","b":{"c":7},"a":"y"}"#.utf8)
+        #expect(try t.validateAndRenderComplete(ok[...], into: &out).get() == true)
+        #expect(String(decoding: out, as: UTF8.self) == "y:7:y")   // the last duplicate wins
+        #expect(out == t.render(ok))
+        #expect(try t.validateAndRenderComplete(Array(#"{"a":"x"}"#.utf8)[...], into: &out).get() == false)
+        guard case .failure(let e) = t.validateAndRenderComplete(Array(#"{"a":"x",}"#.utf8)[...], into: &out) else {
+            Issue.record("invalid JSON was accepted"); return
+        }
+        #expect("\(e)".contains("byte"))
+        guard case .failure = t.validateAndRenderComplete(Array("[1]".utf8)[...], into: &out) else {
+            Issue.record("an array was accepted as an event"); return
+        }
+    }
+
     @Test func objectsAndArraysRenderAsRawJSON() throws {
         #expect(try render("{o}", #"{"o":{"k":[1,2]}}"#) == #"{"k":[1,2]}"#)
     }

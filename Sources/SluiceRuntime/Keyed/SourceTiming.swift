@@ -43,23 +43,37 @@ final class SourceTiming {
         let now = WatermarkBoard.now()
         batch.times.reserveCapacity(batch.events.count)
         batch.watermarksBefore.reserveCapacity(batch.events.count)
+        // Consecutive events mostly share an input: keep its largest time in a local and write it
+        // back when the input changes (no dictionary lookups per event).
+        var input: SourceInput? = nil
+        var seen: Int64? = nil
         for event in batch.events {
-            let input = event.meta?.partition.map { SourceInput(topic: event.meta?.topic, partition: $0) } ?? .whole
+            let this = event.meta?.partition.map { SourceInput(topic: event.meta?.topic, partition: $0) } ?? .whole
+            if this != input {
+                if let input {
+                    if let seen { maxSeen[input] = seen }
+                    lastArrival[input] = now
+                }
+                input = this
+                seen = maxSeen[this]
+            }
             var time: Int64? = nil
             if let path {
                 if json { time = event.bytes.withUnsafeBytes { EventTime.read($0, path: path) } }
             } else {
                 time = event.meta?.timestamp ?? now
             }
-            let seen = maxSeen[input]
             batch.watermarksBefore.append(seen.map { $0 &- spec.lateness } ?? EventTime.missing)
-            lastArrival[input] = now
             if let t = time {
                 batch.times.append(t)
-                maxSeen[input] = max(seen ?? t, t)
+                seen = max(seen ?? t, t)
             } else {
                 batch.times.append(EventTime.missing)
             }
+        }
+        if let input {
+            if let seen { maxSeen[input] = seen }
+            lastArrival[input] = now
         }
         batch.watermark = watermark(now: now)
         lastWatermark = batch.watermark

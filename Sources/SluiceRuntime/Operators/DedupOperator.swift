@@ -3,19 +3,21 @@ import SluiceSpec
 
 /// `dedup`: the first event of a key passes at once; a later event of the key whose time is within
 /// `within` of the kept event's time is dropped (counted as deduplicated). A key's state is
-/// evicted once the watermark passes kept.time + within. An event further away than `within`
-/// passes and, if later, becomes the kept one.
+/// evicted once the watermark passes kept.time + within (up to `within / 16` later: the answers
+/// do not depend on when, see `EvictionBuckets`). An event further away than `within` passes and,
+/// if later, becomes the kept one.
 struct DedupOperator: KeyedOperatorBehaviour {
     private let within: Int64
     private let budget: StateBudget
     private var kept: [StateKey: Int64] = [:]
-    private var timers = TimerQueue<StateKey>()
+    private var timers: EvictionBuckets<StateKey>
     private var stateBytes = 0
     private var watermark = EventTime.missing
 
     init(spec: DedupSpec, budget: StateBudget) {
         self.within = spec.within
         self.budget = budget
+        self.timers = EvictionBuckets(width: spec.within / 16)
     }
 
     var gauges: OperatorGaugeValues {
@@ -31,7 +33,7 @@ struct DedupOperator: KeyedOperatorBehaviour {
             ctx.emit(e.bytes, time: e.time, meta: e.meta)
             if e.time > k {
                 kept[e.key] = e.time
-                timers.add(at: e.time &+ within &+ 1, key: e.key)
+                timers.add(e.key, at: e.time &+ within &+ 1)
             }
             return
         }
@@ -43,16 +45,18 @@ struct DedupOperator: KeyedOperatorBehaviour {
         }
         kept[e.key] = e.time
         stateBytes += size
-        timers.add(at: e.time &+ within &+ 1, key: e.key)
+        timers.add(e.key, at: e.time &+ within &+ 1)
         ctx.emit(e.bytes, time: e.time, meta: e.meta)
     }
 
     mutating func advance(to w: Int64, _ ctx: inout OperatorContext) {
         watermark = w
-        while let t = timers.popDue(w) {
-            guard let k = kept[t.key], k &+ within &+ 1 == t.time else { continue }   // a newer kept event re-armed it
-            kept[t.key] = nil
-            stateBytes -= t.key.bytes.count + StateBudget.overhead
+        while let due = timers.popDue(w) {
+            for key in due {
+                guard let k = kept[key], k &+ within &+ 1 <= w else { continue }   // a newer kept event re-armed it
+                kept[key] = nil
+                stateBytes -= key.bytes.count + StateBudget.overhead
+            }
         }
     }
 }
@@ -74,7 +78,7 @@ extension DedupOperator {
             guard keep(key), kept[key] == nil else { continue }
             kept[key] = t
             stateBytes += key.bytes.count + StateBudget.overhead
-            timers.add(at: t &+ within &+ 1, key: key)
+            timers.add(key, at: t &+ within &+ 1)
         }
     }
 }

@@ -9,7 +9,10 @@ import SluiceSpec
 /// Lefts are evicted once the watermark passes L.time + within; with `unmatched: emit` a right
 /// without matches gives `merge({}, R)` and an evicted, never matched left `merge({L}, nil)`.
 /// Held events stay JSON bytes; they enter Lua only for the merge call. A key's state lives in a
-/// slot; its timers point at the slot, so firing them needs no hashing.
+/// slot; its timers point at the slot, so firing them needs no hashing. Unless `unmatched: emit`
+/// (where an eviction emits), evicting lefts is invisible but for memory: expired lefts are
+/// pruned per key in coarse time buckets (`EvictionBuckets`) instead of one heap timer each
+/// (matching always checks the interval, so a left kept a little longer never matches wrongly).
 struct JoinOperator: KeyedOperatorBehaviour {
     fileprivate struct Held {
         var time: Int64
@@ -23,6 +26,8 @@ struct JoinOperator: KeyedOperatorBehaviour {
         var rights: [Held] = []
         var ctxState: [UInt8]?
         var bytes = 0
+        /// The latest time a prune of this key's lefts is scheduled for (`EvictionBuckets`).
+        var pruneAt = Int64.min
     }
 
     fileprivate static let fireRight: UInt8 = 0
@@ -35,6 +40,8 @@ struct JoinOperator: KeyedOperatorBehaviour {
     fileprivate var slots: [KeyState] = []
     private var freeSlots: [Int32] = []
     fileprivate var timers = TimerQueue<Int32>()
+    /// Slots whose lefts to prune, when lefts are not evicted by `timers` (see above).
+    fileprivate var prunes: EvictionBuckets<Int32>?
     fileprivate var seq: UInt64 = 0
     fileprivate var stateBytes = 0
     fileprivate var held = 0
@@ -42,10 +49,11 @@ struct JoinOperator: KeyedOperatorBehaviour {
 
     init(spec: JoinSpec, merge: LuaRef?, budget: StateBudget) {
         self.spec = spec; self.merge = merge; self.budget = budget
+        if spec.unmatched != .emit { prunes = EvictionBuckets(width: spec.within / 16) }
     }
 
     var gauges: OperatorGaugeValues {
-        OperatorGaugeValues(keys: index.count, stateBytes: stateBytes, held: held, timers: timers.count, watermark: watermark)
+        OperatorGaugeValues(keys: index.count, stateBytes: stateBytes, held: held, timers: timers.count + (prunes?.count ?? 0), watermark: watermark)
     }
 
     mutating func process(_ e: KeyedEvent, _ ctx: inout OperatorContext) {
@@ -77,7 +85,7 @@ struct JoinOperator: KeyedOperatorBehaviour {
                 }
             }
             slots[Int(s)].lefts.append(h)
-            timers.add(at: e.time &+ within &+ 1, order: Self.evictLeft, key: s, seq: h.seq)
+            scheduleEviction(of: h, in: s)
         } else {
             if eager {
                 let lefts = slots[Int(s)].lefts
@@ -108,11 +116,15 @@ struct JoinOperator: KeyedOperatorBehaviour {
                 guard let i = slots[s].rights.firstIndex(where: { $0.seq == t.seq }) else { continue }
                 let r = slots[s].rights.remove(at: i)
                 if complete {
-                    let lefts = slots[s].lefts
-                    let matches = lefts.indices.filter { lefts[$0].time >= r.time - within && lefts[$0].time <= r.time }
-                    for i in matches { slots[s].lefts[i].matched = true }
+                    var matches: [Held] = []
+                    for i in slots[s].lefts.indices {   // in place: no copy of the key's lefts
+                        let time = slots[s].lefts[i].time
+                        guard time >= r.time - within && time <= r.time else { continue }
+                        slots[s].lefts[i].matched = true
+                        matches.append(slots[s].lefts[i])
+                    }
                     if !matches.isEmpty || emitUnmatched {
-                        delta += Self.emitMerge(merge, watermark: w, lefts: Self.sorted(matches.map { lefts[$0] }).map(\.bytes),
+                        delta += Self.emitMerge(merge, watermark: w, lefts: Self.sorted(matches).map(\.bytes),
                                                 right: r, state: &slots[s], &ctx)
                     }
                 } else if !r.matched && emitUnmatched {
@@ -130,13 +142,47 @@ struct JoinOperator: KeyedOperatorBehaviour {
             held -= 1
             slots[s].bytes += delta - released
             stateBytes += delta - released
-            if slots[s].lefts.isEmpty && slots[s].rights.isEmpty {
-                stateBytes -= slots[s].bytes
-                index[slots[s].key] = nil
-                slots[s] = KeyState(key: StateKey([]))
-                freeSlots.append(Int32(s))
+            freeIfEmpty(s)
+        }
+        // After the rights due at `w` have fired: drop the lefts no right can match any more.
+        while let due = prunes?.popDue(w) {
+            for slot in due {
+                let s = Int(slot)
+                guard s < slots.count, index[slots[s].key] == slot else { continue }   // a freed slot
+                var released = 0, count = 0
+                slots[s].lefts.removeAll { l in
+                    guard l.time &+ within &+ 1 <= w else { return false }
+                    released += l.bytes.count + StateBudget.overhead
+                    count += 1
+                    return true
+                }
+                held -= count
+                slots[s].bytes -= released
+                stateBytes -= released
+                freeIfEmpty(s)
             }
         }
+    }
+
+    /// Evicts a left at L.time + within: a heap timer with `unmatched: emit` (the eviction emits),
+    /// else a prune of its key's lefts in a bucket at or after that time (one per key and bucket).
+    private mutating func scheduleEviction(of h: Held, in s: Int32) {
+        let at = h.time &+ spec.within &+ 1
+        guard prunes != nil else {
+            timers.add(at: at, order: Self.evictLeft, key: s, seq: h.seq)
+            return
+        }
+        if at > slots[Int(s)].pruneAt {
+            slots[Int(s)].pruneAt = prunes!.add(s, at: at)
+        }
+    }
+
+    private mutating func freeIfEmpty(_ s: Int) {
+        guard slots[s].lefts.isEmpty && slots[s].rights.isEmpty else { return }
+        stateBytes -= slots[s].bytes
+        index[slots[s].key] = nil
+        slots[s] = KeyState(key: StateKey([]))
+        freeSlots.append(Int32(s))
     }
 
     private static func sorted(_ hs: [Held]) -> [Held] {
@@ -222,7 +268,6 @@ extension JoinOperator {
             st.lefts = sides[0]
             st.rights = sides[1]
             let s = Int32(slots.count)
-            for h in st.lefts { timers.add(at: h.time &+ spec.within &+ 1, order: Self.evictLeft, key: s, seq: h.seq) }
             for h in st.rights { timers.add(at: h.time &+ 1, order: Self.fireRight, key: s, seq: h.seq) }
             st.bytes = key.bytes.count + StateBudget.overhead + (st.ctxState?.count ?? 0)
                 + (st.lefts + st.rights).reduce(0) { $0 + $1.bytes.count + StateBudget.overhead }
@@ -230,6 +275,7 @@ extension JoinOperator {
             stateBytes += st.bytes
             index[key] = s
             slots.append(st)
+            for h in st.lefts { scheduleEviction(of: h, in: s) }
         }
     }
 }

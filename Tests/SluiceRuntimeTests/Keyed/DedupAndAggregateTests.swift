@@ -41,6 +41,31 @@ import SluiceCore
     }
 }
 
+/// Events that go straight from a source into a stateful transform are validated in the pass that
+/// finds their key: a malformed one is dead-lettered as invalid JSON for its source, the rest pass.
+@Suite struct StatefulInputValidationTests {
+    @Test func malformedEventsIntoADedupAreDeadLetteredAndTheOthersPass() throws {
+        let s = try Stateful.spec("""
+        sources: { s: { stdin: {}, time: ts, lateness: 5s } }
+        transforms: { u: { dedup: { from: s, key: '{id}', within: 10s } } }
+        sinks: { out: { from: u, stdout: {} } }
+        settings: { workers: 2, batch_size: 4 }
+        """)
+        let input = [
+            #"{"id":"a","ts":1000}"#, #"{"id":"b","ts":1001"#, #"{"id":"a","ts":1002}"#, "[1,2]",
+            #"{"id":"c","ts":1003,}"#, #"{"ts":1004}"#, #"{"id":"d","ts":1005}"#,
+        ]
+        let r = try Stateful.run(s, ["s": input])
+        let got = (r.captured["out"] ?? []).map { String(decoding: $0, as: UTF8.self) }
+        #expect(got.sorted() == [#"{"id":"a","ts":1000}"#, #"{"id":"d","ts":1005}"#])
+        let dead = (r.captured["dead_letter"] ?? []).map { String(decoding: $0, as: UTF8.self) }
+        #expect(dead.count == 4)
+        #expect(dead.filter { $0.contains("invalid JSON") && $0.contains(#""component":"s""#) }.count == 3, "\(dead)")
+        #expect(dead.filter { $0.contains(#""reason":"no_key""#) }.count == 1, "\(dead)")
+        #expect(r.operators.first?.deduplicated == 1)
+    }
+}
+
 @Suite struct AggregateTests {
     static func events(seed: UInt64) -> [TimedEvent] {
         var rnd = SeededRandom(seed: seed)
