@@ -297,7 +297,7 @@ extension Reducers.Accumulator {
         case .extreme(let v, let raw): w.u8(2); w.f64(v); w.optionalData(raw)
         case .avg(let s, let n): w.u8(3); w.f64(s); w.i64(n)
         case .raw(let b): w.u8(4); w.optionalData(b)
-        case .distinct(let set): w.u8(5); w.count(set.count); for v in set { w.data(v) }
+        case .distinct(let set): w.u8(5); w.count(set.count); for v in set { w.data(v.bytes) }
         case .list(let items): w.u8(6); w.count(items.count); for v in items { w.data(v) }
         }
     }
@@ -310,8 +310,8 @@ extension Reducers.Accumulator {
         case 3: return .avg(sum: try r.f64(), n: try r.i64())
         case 4: return .raw(try r.optionalData())
         case 5:
-            var set = Set<[UInt8]>()
-            for _ in 0..<(try r.count(minItemBytes: 4)) { set.insert(try r.data()) }
+            var set = Set<StateKey>()
+            for _ in 0..<(try r.count(minItemBytes: 4)) { set.insert(StateKey(try r.data())) }
             return .distinct(set)
         case 6:
             var items: [[UInt8]] = []

@@ -23,11 +23,12 @@ struct Reducers: Sendable {
         case extreme(value: Double, raw: [UInt8]?)
         case avg(sum: Double, n: Int64)
         case raw([UInt8]?)
-        case distinct(Set<[UInt8]>)
+        /// Values hashed once (FNV, as state keys): no SipHash pass over the bytes per insert.
+        case distinct(Set<StateKey>)
         case list([[UInt8]])
 
         /// Inserts in place: the set is moved out first, so it is never copied (copy-on-write).
-        mutating func insertDistinct(_ v: [UInt8]) -> Bool {
+        mutating func insertDistinct(_ v: StateKey) -> Bool {
             guard case .distinct(var set) = self else { return false }
             self = .count(0)
             let inserted = set.insert(v).inserted
@@ -35,7 +36,7 @@ struct Reducers: Sendable {
             return inserted
         }
 
-        mutating func formUnion(_ other: Set<[UInt8]>) {
+        mutating func formUnion(_ other: Set<StateKey>) {
             guard case .distinct(var set) = self else { return }
             self = .count(0)
             set.formUnion(other)
@@ -119,7 +120,7 @@ struct Reducers: Sendable {
                         if case .raw(let r) = acc[i] { grown += span.count - (r?.count ?? 0) }
                         acc[i] = .raw(Array(span))
                     case .countDistinct:
-                        if acc[i].insertDistinct(Self.canonical(span, type: type)) { grown += span.count + 16 }
+                        if acc[i].insertDistinct(StateKey(Self.canonical(span, type: type))) { grown += span.count + 16 }
                     case .collect:
                         acc[i].append(Array(span))
                         grown += span.count + 16
