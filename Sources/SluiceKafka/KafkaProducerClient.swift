@@ -17,11 +17,14 @@ public struct KafkaProducerConfig: Sendable {
     /// `message.timeout.ms` (= `delivery.timeout.ms`): how long librdkafka retries a message before its
     /// completion reports a failure. nil keeps librdkafka's default (300000 ms).
     public var deliveryTimeoutMs: Int?
+    /// How long a batch waits for more records (`linger.ms`, from `settings.linger`, default 5 ms).
+    public var lingerMs: Int64
 
     public init(brokers: String, options: [String: String] = [:], maxInFlight: Int = 10_000,
-                maxInFlightKBytes: Int = 64 * 1024, deliveryTimeoutMs: Int? = nil) {
+                maxInFlightKBytes: Int = 64 * 1024, deliveryTimeoutMs: Int? = nil, lingerMs: Int64 = 5) {
         self.brokers = brokers; self.options = options; self.maxInFlight = maxInFlight
         self.maxInFlightKBytes = maxInFlightKBytes; self.deliveryTimeoutMs = deliveryTimeoutMs
+        self.lingerMs = lingerMs
     }
 }
 
@@ -97,7 +100,8 @@ public final class KafkaProducerClient: @unchecked Sendable {
     private var statsValue = KafkaProducerStats()
     private let pollDone = DispatchSemaphore(value: 0)
     private let core: ProducerCore
-    private let settings: [(String, String)]
+    /// The librdkafka properties it was created with (Sluice's defaults, then `options`).
+    let settings: [(String, String)]
     public let config: KafkaProducerConfig
 
     /// Creates the producer and starts its poll thread. Throws on invalid configuration.
@@ -108,6 +112,9 @@ public final class KafkaProducerClient: @unchecked Sendable {
             ("client.id", "sluice"),
             ("enable.idempotence", "true"),
             ("acks", "all"),
+            // A batch waits at most `settings.linger` for more records: low latency at a low rate;
+            // under load the batches fill before that.
+            ("linger.ms", String(max(0, config.lingerMs))),
             ("queue.buffering.max.messages", String(max(1, config.maxInFlight))),
             ("queue.buffering.max.kbytes", String(max(1, config.maxInFlightKBytes))),
         ]

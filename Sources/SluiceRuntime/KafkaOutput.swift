@@ -15,7 +15,8 @@ final class KafkaOutput: SinkOutput {
     /// After `sluice rewind`: messages carry the `sluice-restatement` header while it has a label.
     let restatement: Restatement?
 
-    init(sink: String, spec: KafkaSinkSpec, restatement: Restatement? = nil, log: @escaping @Sendable (String, String) -> Void) throws(SinkError) {
+    init(sink: String, spec: KafkaSinkSpec, restatement: Restatement? = nil, lingerMs: Int64 = 5,
+         log: @escaping @Sendable (String, String) -> Void) throws(SinkError) {
         self.sink = sink
         self.restatement = restatement
         self.topic = spec.topic
@@ -25,7 +26,7 @@ final class KafkaOutput: SinkOutput {
             throw SinkError(sink: sink, message: "\(error)")
         }
         do {
-            producer = try KafkaProducerClient(config: KafkaProducerConfig(brokers: spec.brokers, options: spec.options)) { level, message in
+            producer = try KafkaProducerClient(config: KafkaProducerConfig(brokers: spec.brokers, options: spec.options, lingerMs: lingerMs)) { level, message in
                 log(level, "sink '\(sink)': \(message)")
             }
         } catch {

@@ -100,7 +100,8 @@ public final class Pipeline: Sendable {
                 case .stdout: return DescriptorOutput(sink: sink.name, fd: 1)
                 case .stderr: return DescriptorOutput(sink: sink.name, fd: 2)
                 case .file(let path): return try DescriptorOutput(sink: sink.name, path: path)
-                case .kafka(let kafka): return try KafkaOutput(sink: sink.name, spec: kafka, restatement: restatement, log: options.log)
+                case .kafka(let kafka): return try KafkaOutput(sink: sink.name, spec: kafka, restatement: restatement,
+                                                               lingerMs: spec.settings.linger, log: options.log)
                 case .http(let http): return try HTTPOutput(sink: sink.name, spec: http)
                 case .memcached(let mc): return try MemcachedOutput(sink: sink.name, spec: mc)
                 }

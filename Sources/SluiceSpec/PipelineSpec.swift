@@ -204,6 +204,10 @@ public struct Settings: Sendable {
     /// `queue_bytes` (default 64 MiB): what each queue (the work queue, every sink's and every
     /// stateful stage worker's) may hold in bytes, besides its capacity in events.
     public var queueBytes: Int = 64 << 20
+    /// `linger` (ms, default 5): the longest a batch waits for more events before it goes on; for
+    /// now the Kafka sink's `linger.ms` (sources hand a partial batch on as soon as no more input
+    /// is ready, so they never wait).
+    public var linger: Int64 = 5
     /// `checkpoint: { dir, every, keep }`; nil = no checkpoints.
     public var checkpoint: CheckpointSettings?
     public init(queueCapacity: Int = 1024, batchSize: Int = 256, workers: Int? = nil) {

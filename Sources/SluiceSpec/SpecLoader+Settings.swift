@@ -22,7 +22,7 @@ extension Loader {
 
     mutating func parseSettings(_ node: YAMLNode, pipeline: String) -> Settings {
         var s = Settings()
-        guard let f = fields(node, "'settings'", allowed: ["queue_capacity", "batch_size", "workers", "admin", "max_drift", "max_event_bytes", "grace", "checkpoint", "queue_bytes"]) else { return s }
+        guard let f = fields(node, "'settings'", allowed: ["queue_capacity", "batch_size", "workers", "admin", "max_drift", "max_event_bytes", "grace", "checkpoint", "queue_bytes", "linger"]) else { return s }
         if let c = f["checkpoint"], let cf = fields(c, "'checkpoint' in 'settings'", allowed: ["dir", "every", "keep"]) {
             var cs = CheckpointSettings(dir: Paths.resolve(".sluice/" + pipeline, against: directory))
             if let d = cf["dir"], let p = path(d, "'dir' in 'checkpoint'") { cs.dir = p }
@@ -46,6 +46,7 @@ extension Loader {
         if let n = f["batch_size"], let v = integer(n, "'batch_size' in 'settings'", min: 1) { s.batchSize = v }
         if let n = f["max_drift"], let v = duration(n, "'max_drift' in 'settings'", positive: true) { s.maxDrift = v }
         if let n = f["grace"], let v = duration(n, "'grace' in 'settings'", positive: true) { s.grace = v }
+        if let n = f["linger"], let v = duration(n, "'linger' in 'settings'", positive: false) { s.linger = v }
         if let n = f["max_event_bytes"] {
             if let text = n.scalarText, !n.isNull, let v = YAMLScalars.parseSize(text), v > 0 { s.maxEventBytes = v } else {
                 diags.error(n.location, "invalid size \(n.kindDescription) for 'max_event_bytes' in 'settings' (expected e.g. 1MiB, 64KiB or a number of bytes)")

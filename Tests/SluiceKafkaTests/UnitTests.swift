@@ -160,3 +160,19 @@ extension OffsetTrackerTests {
         #expect(t.outstanding == 0)
     }
 }
+
+/// The producer's batching wait comes from `settings.linger`; `options` still win.
+@Suite struct ProducerLingerTests {
+    @Test func lingerMsFollowsTheConfigAndOptionsOverrideIt() throws {
+        let settings = { (config: KafkaProducerConfig) throws -> [String: String] in
+            let p = try KafkaProducerClient(config: config) { _, _ in }
+            defer { p.close() }
+            var d: [String: String] = [:]
+            for (k, v) in p.settings { d[k] = v }   // later entries win, as in librdkafka
+            return d
+        }
+        #expect(try settings(KafkaProducerConfig(brokers: "127.0.0.1:1"))["linger.ms"] == "5")
+        #expect(try settings(KafkaProducerConfig(brokers: "127.0.0.1:1", lingerMs: 0))["linger.ms"] == "0")
+        #expect(try settings(KafkaProducerConfig(brokers: "127.0.0.1:1", options: ["linger.ms": "50"], lingerMs: 1))["linger.ms"] == "50")
+    }
+}

@@ -93,3 +93,13 @@ import Testing
                 ["p.yaml:3:48: 'when_full' in 'queue' of 'dead_letter' must be block (dead letters are never dropped)"])
     }
 }
+
+/// `settings.linger`: how long a batch may wait for more events (the Kafka sink's `linger.ms`).
+@Test func lingerIsADurationWithADefaultOfFiveMilliseconds() throws {
+    #expect(try load(minimal()).settings.linger == 5)
+    #expect(try load(minimal("settings: { linger: 0ms }\n")).settings.linger == 0)
+    #expect(try load(minimal("settings: { linger: 20ms }\n")).settings.linger == 20)
+    #expect(errors(minimal("settings: { linger: soon }\n")) == [
+        "p.yaml:6:21: invalid duration 'soon' for 'linger' in 'settings' (expected e.g. 250ms, 10s, 5m or 1h)",
+    ])
+}
