@@ -21,6 +21,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "bench", "kafka"))
+from bench import DevKafka  # noqa: E402  (the Kafka benchmark's `sluice dev kafka` wrapper)
 WARMUP_MS = 500
 
 
@@ -73,37 +75,14 @@ def wait_rss(p):
         return None
 
 
-class DevKafka:
-    def __init__(self, sluice, log):
-        self.p = subprocess.Popen([sluice, "dev", "kafka"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=log, text=True, bufsize=1)
-        self.bootstrap = self.p.stdout.readline().strip()
-        if not self.bootstrap:
-            raise SystemExit("sluice dev kafka did not start")
-
-    def topic(self, name, partitions=1):
-        self.p.stdin.write(f"topic {name} {partitions}\n")
-        self.p.stdin.flush()
-        answer = self.p.stdout.readline().strip()
-        if not answer.startswith("ok"):
-            raise SystemExit(f"dev kafka: topic {name}: {answer}")
-
-    def stop(self):
-        self.p.send_signal(signal.SIGTERM)
-        try:
-            self.p.wait(10)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-
-
 KAFKA_LOW_LATENCY = ["-X", "linger.ms=0"]
 
 
 def run_kafka(kafka, middle, rate, seconds, tag, work):
     """probe -> kcat -P -> topic in -> `middle` (sluice or a kcat pipe) -> topic out -> kcat -C -> probe."""
     tin, tout = f"lat-in-{tag}", f"lat-out-{tag}"
-    kafka.topic(tin)
-    kafka.topic(tout)
+    kafka.command(f"topic {tin} 1")
+    kafka.command(f"topic {tout} 1")
     b = kafka.bootstrap
     consumer = subprocess.Popen(["kcat", "-C", "-b", b, "-t", tout, "-o", "end", "-u", "-q",
                                  "-X", "fetch.wait.max.ms=5"], stdout=subprocess.PIPE)
@@ -154,7 +133,7 @@ def main():
             if not shutil.which("kcat"):
                 print("kafka: kcat not found, skipped")
                 continue
-            kafka = DevKafka(args.sluice, open(f"{work}/dev-kafka.stderr", "w"))
+            kafka = DevKafka(args.sluice, work)
         for rate in rates:
             tag = f"{mode}-{rate}"
             if mode == "stdin":
