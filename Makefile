@@ -22,8 +22,18 @@ test: test-deps
 	$(SWIFT) build --product sluice
 	$(SWIFT) test --parallel
 
+# Every benchmark, one after the other (bench/RESULTS.md says what each measures). Peers that
+# come from PyPI (PyFlink, pymemcache) are installed by their own scripts into bench/.venv-*.
 bench: build
 	bench/run.sh
+	SLUICE_BIN=$(RELEASE_BIN) bench/kafka/run.sh
+	SLUICE_BIN=$(RELEASE_BIN) bench/join/run.sh
+	SLUICE_BIN=$(RELEASE_BIN) bench/checkpoint/run.sh
+	python3 bench/latency/run.py --sluice $(RELEASE_BIN)
+	python3 bench/enrich/lookups.py --sluice $(RELEASE_BIN)
+	SLUICE_BIN=$(RELEASE_BIN) bench/enrich/memcached.sh
+	SLUICE_BIN=$(RELEASE_BIN) bench/reload/run.sh
+	bench/micro/run.sh
 
 clean:
 	rm -rf .build out
