@@ -66,7 +66,24 @@ public final class Pipeline: Sendable {
         let restatement = Restatement(label: restore?.marker?.restatement, until: restore?.marker?.until ?? [])
         self.restatement = restatement
         var sources: [any EventSource] = []
-        for source in spec.sources {
+        // Kafka sources that share brokers and group are read by one consumer (SharedKafkaConsumers).
+        var kafkaSets: [Int: (set: KafkaSourceSet, member: Int)] = [:]
+        if options.sourceOverrides == nil {
+            for indices in SharedKafkaConsumers.sets(in: spec) {
+                let members = indices.compactMap { i -> (name: String, spec: KafkaSourceSpec)? in
+                    if case .kafka(let k) = spec.sources[i].kind { return (spec.sources[i].name, k) } else { return nil }
+                }
+                do {
+                    let set = try KafkaSourceSet(members: members, pipeline: spec.name,
+                                                 restored: indices.compactMap { restore?.position(of: spec.sources[$0].name) },
+                                                 startTime: restore?.marker?.time, log: options.log)
+                    for (m, i) in indices.enumerated() { kafkaSets[i] = (set, m) }
+                } catch {
+                    throw PipelineError(message: "\(spec.sources[indices[0]].location): \(error)")
+                }
+            }
+        }
+        for (sourceIndex, source) in spec.sources.enumerated() {
             if let overrides = options.sourceOverrides {
                 sources.append(MemorySource(events: overrides[source.name] ?? []))
                 continue
@@ -83,12 +100,11 @@ public final class Pipeline: Sendable {
             case .generate(let count, let rate, let udf):
                 sources.append(GenerateSource(name: source.name, count: count, ratePerSecond: rate,
                                               module: udf.module, function: udf.function, lua: lua))
-            case .kafka(let kafka):
-                do {
-                    sources.append(try KafkaSource(name: source.name, spec: kafka, pipeline: spec.name, checkpointing: restore != nil,
-                                                   restored: restore?.position(of: source.name), startTime: restore?.marker?.time, log: options.log))
+            case .kafka:
+                guard let (set, member) = kafkaSets[sourceIndex] else {
+                    throw PipelineError(message: "\(source.location): source '\(source.name)': no consumer was made for it")
                 }
-                catch { throw PipelineError(message: "\(source.location): \(error)") }
+                sources.append(KafkaSource(name: source.name, consumer: set, member: member, checkpointing: restore != nil))
             }
         }
         self.sources = sources

@@ -46,11 +46,7 @@ import Testing
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout == "pipelines/cp.yaml: ok\n")
         #expect(r.stderr == "pipelines/cp.yaml:6:3: warning: join 'j' reads topics imps, plays: they are co-partitioned "
-                + "only if they have the same partition count and are keyed by the join key (the spec cannot tell)\n"
-                + "pipelines/cp.yaml:6:3: warning: join 'j' reads Kafka sources 'imps', 'plays', each its own consumer: "
-                + "with several replicas Kafka assigns their partitions independently, so partition p of each can go to a "
-                + "different replica; read the topics with one source (topics: [...]) and tell them apart with a filter "
-                + "on ctx.meta.topic\n")
+                + "only if they have the same partition count and are keyed by the join key (the spec cannot tell)\n")
     }
 
     @Test func luaReferenceErrorsAreReportedInTheSameRunAsStructuralErrors() async throws {
