@@ -38,6 +38,8 @@ public final class Pipeline: Sendable {
     let restored: CheckpointFile?
     /// After `sluice rewind`: re-emitted events are marked while it lasts.
     let restatement: Restatement
+    /// The stateful operators' changelog topics (Kafka-fed pipelines with checkpoints; nil otherwise).
+    let changelog: Changelog?
 
     public init(spec: PipelineSpec, options: RunOptions = RunOptions()) throws(PipelineError) {
         self.spec = spec
@@ -65,6 +67,8 @@ public final class Pipeline: Sendable {
         restored = restore?.file
         let restatement = Restatement(label: restore?.marker?.restatement, until: restore?.marker?.until ?? [])
         self.restatement = restatement
+        let changelog = restore == nil ? nil : Self.makeChangelog(spec, plan: plan, restore: restore, log: options.log)
+        self.changelog = changelog
         var sources: [any EventSource] = []
         // Kafka sources that share brokers and group are read by one consumer (SharedKafkaConsumers).
         var kafkaSets: [Int: (set: KafkaSourceSet, member: Int)] = [:]
@@ -75,7 +79,8 @@ public final class Pipeline: Sendable {
                 }
                 do {
                     let set = try KafkaSourceSet(members: members, pipeline: spec.name,
-                                                 restored: indices.compactMap { restore?.position(of: spec.sources[$0].name) },
+                                                 // With changelogs, the group's committed offsets go with the changelog's state.
+                                                 restored: changelog != nil ? [] : indices.compactMap { restore?.position(of: spec.sources[$0].name) },
                                                  startTime: restore?.marker?.time, log: options.log)
                     for (m, i) in indices.enumerated() { kafkaSets[i] = (set, m) }
                 } catch {
@@ -308,6 +313,7 @@ public final class Pipeline: Sendable {
         }
         let checkpointDone = DispatchGroup()
         if let checkpoint { startCheckpoints(checkpoint, outlets: outlets, sequencers: sequencers, stages: stages, group: checkpointDone) }
+        if let changelog { followPartitions(changelog, stages: stages) }
         let sourcesDone = DispatchGroup()
         for (index, source) in sources.enumerated() {
             let name = spec.sources[index].name
@@ -355,6 +361,7 @@ public final class Pipeline: Sendable {
         sinkGroup.wait()
         // Everything is written and acknowledged: sources may commit and close.
         for source in sources { source.finish() }
+        changelog?.close()
         reloadDone.wait()
         lua.lookups?.stop()
         lookupsDone.wait()

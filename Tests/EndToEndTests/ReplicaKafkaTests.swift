@@ -136,4 +136,75 @@ import Glibc
         #expect(try await offPool { b.terminate() } == 0, "\(b.log)")
         scratch.remove()
     }
+
+    /// The union of the committed offsets two replicas logged (`committed imps[0]@42 ...`, debug log).
+    static func committed(_ logs: [String], topic: String) -> [Int: Int] {
+        var out: [Int: Int] = [:]
+        for log in logs { for (p, o) in KafkaEndToEndTests.committed(log, topic: topic) { out[p] = max(out[p] ?? 0, o) } }
+        return out
+    }
+
+    /// With checkpoints every 200 ms, each replica writes its join state to `replicas-j-changelog`
+    /// before committing. One replica is killed (SIGKILL) after its impressions are committed: the
+    /// survivor is assigned its partitions, restores their held impressions from the changelog and
+    /// joins the plays that arrive afterwards. Without the changelog those pairs would be missing
+    /// (the impressions are behind the committed offsets).
+    @Test func aKilledReplicasPartitionsAreRestoredFromTheChangelogBySurvivor() async throws {
+        let scratch = try KafkaScratch()
+        let dir = scratch.dir
+        let kafka = try await offPool { try DevKafka(topics: ["imps": Self.partitions, "plays": Self.partitions], dir: dir) }
+        defer { kafka.stop() }
+        // The dev broker does not serve CreateTopics: the changelog topic is made with its own command.
+        try await offPool { _ = try kafka.command("topic replicas-j-changelog \(Self.partitions)") }
+        try dir.write(Self.spec(checkpoint: true), to: "pipelines/p.yaml")
+        let env = ["KAFKA_BROKERS": kafka.bootstrap, "SLUICE_LOG": "debug"]
+        let a = try scratch.run("pipelines/p.yaml", name: "a", environment: env.merging(["REPLICA": "a"]) { $1 })
+        defer { a.kill() }
+        let b = try scratch.run("pipelines/p.yaml", name: "b", environment: env.merging(["REPLICA": "b"]) { $1 })
+        defer { b.kill() }
+        let split = try await Kafka.eventually(timeout: 60) {
+            let x = Self.lastAssignment(a.stderrText), y = Self.lastAssignment(b.stderrText)
+            return (x["imps"]?.count ?? 0) + (y["imps"]?.count ?? 0) == Self.partitions && !(x["imps"] ?? []).isEmpty && !(y["imps"] ?? []).isEmpty
+        }
+        try #require(split, "\(a.log)\n\(b.log)")
+        #expect(a.stderrText.contains("changelog topics: replicas-j-changelog"), "\(a.log)")
+
+        let keys = 32
+        let imps = (0..<keys).flatMap { k in (0..<3).map { j in Ev(p: k, id: "i\(k)-\(j)", ts: Self.t0 + Int64(j) * 10_000) } }
+        let early = (0..<keys).map { k in Ev(p: k, id: "p\(k)-0", ts: Self.t0 + 25_000) }
+        let late = (0..<keys).map { k in Ev(p: k, id: "p\(k)-1", ts: Self.t0 + 45_000) }
+        let expected = Self.reference(imps: imps, plays: early + late)
+        try await offPool { try Self.produce(kafka, imps, topic: "imps"); try Self.produce(kafka, early, topic: "plays") }
+
+        // Mid-join: the early pairs are out, and both topics' offsets are committed to their end, so
+        // the held impressions are only in the replicas' state (and its changelog).
+        let ends = try await offPool { (kafka.endOffsets("imps"), kafka.endOffsets("plays")) }
+        let committed = try await Kafka.eventually(timeout: 60) {
+            Self.committed([a.stderrText, b.stderrText], topic: "imps") == ends.0
+                && Self.committed([a.stderrText, b.stderrText], topic: "plays") == ends.1
+        }
+        try #require(committed, "imps \(Self.committed([a.stderrText, b.stderrText], topic: "imps")) of \(ends.0)\n\(a.log)\n\(b.log)")
+        let earlyPairs = Self.reference(imps: imps, plays: early)
+        let earlyOut = try await Kafka.eventually(timeout: 60) { Set(Self.pairs(dir, "a") + Self.pairs(dir, "b")).isSuperset(of: earlyPairs) }
+        try #require(earlyOut, "\(a.log)\n\(b.log)")
+        let bKeys = Self.lastAssignment(b.stderrText)["imps"] ?? []
+        #expect(!bKeys.isEmpty)
+        b.kill()
+
+        try await offPool { try Self.produce(kafka, late, topic: "plays") }
+        let met = try await Kafka.eventually(timeout: 60) { Set(Self.pairs(dir, "a") + Self.pairs(dir, "b")) == expected }
+        let union = Set(Self.pairs(dir, "a") + Self.pairs(dir, "b"))
+        #expect(met, "missing \(expected.subtracting(union).sorted { $0.description < $1.description }.prefix(10)); extra \(union.subtracting(expected).count)\n\(a.log)\n\(b.log)")
+        // The survivor holds every partition now and loaded the killed replica's keys from the changelog.
+        #expect(Self.lastAssignment(a.stderrText)["imps"] == Set(0..<Self.partitions), "\(a.log)")
+        let restoredLine = a.stderrText.split(separator: "\n").last { $0.contains("changelog: partitions") && $0.contains("assigned") }
+        #expect(restoredLine.map { !$0.contains(": 0 keys read") } == true, "\(a.log)")
+        // Every late pair of the killed replica's keys was written by the survivor.
+        let survivorPairs = Set(Self.pairs(dir, "a"))
+        for r in late where bKeys.contains(r.p % Self.partitions) {
+            for l in imps where l.p == r.p { #expect(survivorPairs.contains(Pair(left: l.id, right: r.id)), "\(l.id)+\(r.id)") }
+        }
+        #expect(try await offPool { a.terminate() } == 0, "\(a.log)")
+        scratch.remove()
+    }
 }
