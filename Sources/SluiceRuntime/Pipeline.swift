@@ -313,7 +313,7 @@ public final class Pipeline: Sendable {
         }
         let checkpointDone = DispatchGroup()
         if let checkpoint { startCheckpoints(checkpoint, outlets: outlets, sequencers: sequencers, stages: stages, group: checkpointDone) }
-        if let changelog { followPartitions(changelog, stages: stages) }
+        if checkpoint != nil { followPartitions(changelog, stages: stages, outlets: outlets) }
         let sourcesDone = DispatchGroup()
         for (index, source) in sources.enumerated() {
             let name = spec.sources[index].name

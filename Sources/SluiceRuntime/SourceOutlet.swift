@@ -100,6 +100,12 @@ final class SourceOutlet: @unchecked Sendable {
         return true
     }
 
+    /// Kafka partitions were revoked: later checkpoints hold no position for them until they are read
+    /// again (a stale position from this ownership would acknowledge records of a later one).
+    func forget(_ partitions: [TopicPartition]) {
+        cursor.withLock { c in for p in partitions { c.kafka[p] = nil } }
+    }
+
     /// Takes checkpoint barrier `id` between two batches: returns the sequence number it occupies
     /// (its place in the source's order) and the position after every batch numbered before it;
     /// later batches join `next`.

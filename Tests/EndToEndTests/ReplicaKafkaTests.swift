@@ -207,4 +207,110 @@ import Glibc
         #expect(try await offPool { a.terminate() } == 0, "\(a.log)")
         scratch.remove()
     }
+
+    /// Rebalance churn (RELIABILITY.md test 4): replica `a` runs throughout while another replica is
+    /// started and killed (SIGKILL) every few seconds, and impressions and plays flow. Nothing is
+    /// missing against the reference, and at every sample a committed offset is never past a record
+    /// whose effect is not out: a pair whose impression and play are both below their partitions'
+    /// committed offsets (as logged by any replica so far) is in the outputs already.
+    @Test func rebalanceChurnLosesNothingAndNeverCommitsPastAnUnprocessedRecord() async throws {
+        let scratch = try KafkaScratch()
+        let dir = scratch.dir
+        let kafka = try await offPool { try DevKafka(topics: ["imps": Self.partitions, "plays": Self.partitions], dir: dir) }
+        defer { kafka.stop() }
+        try await offPool { _ = try kafka.command("topic replicas-j-changelog \(Self.partitions)") }
+        try dir.write(Self.spec(checkpoint: true), to: "pipelines/p.yaml")
+        let env = ["KAFKA_BROKERS": kafka.bootstrap, "SLUICE_LOG": "debug"]
+        let a = try scratch.run("pipelines/p.yaml", name: "a", environment: env.merging(["REPLICA": "a"]) { $1 })
+        defer { a.kill() }
+        let up = try await Kafka.eventually(timeout: 60) { !(Self.lastAssignment(a.stderrText)["imps"] ?? []).isEmpty }
+        try #require(up, "\(a.log)")
+
+        // Rounds of one impression and one play per key; each record's offset is known (one producer, in order).
+        let keys = 12, rounds = 32
+        let imps = (0..<rounds).flatMap { r in (0..<keys).map { k in Ev(p: k, id: "i\(k)-\(r)", ts: Self.t0 + Int64(r) * 5_000) } }
+        let plays = (0..<rounds).flatMap { r in (0..<keys).map { k in Ev(p: k, id: "p\(k)-\(r)", ts: Self.t0 + Int64(r) * 5_000 + 2_000) } }
+        let expected = Self.reference(imps: imps, plays: plays)
+        var offsets: [String: Int] = [:]
+        var next: [String: Int] = [:]
+        for (topic, evs) in [("imps", imps), ("plays", plays)] {
+            for r in 0..<rounds {
+                for e in evs[(r * keys)..<((r + 1) * keys)].sorted(by: { $0.p < $1.p }) {
+                    let tp = "\(topic)/\(e.p % Self.partitions)"
+                    offsets[e.id] = next[tp, default: 0]; next[tp, default: 0] += 1
+                }
+            }
+        }
+        let partitionOffsets = offsets
+        let feeding = Thread {
+            for r in 0..<rounds {
+                let i = Array(imps[(r * keys)..<((r + 1) * keys)]), p = Array(plays[(r * keys)..<((r + 1) * keys)])
+                // Per partition in key order, as the offsets above were counted.
+                try? Self.produce(kafka, i.sorted { $0.p < $1.p }, topic: "imps")
+                try? Self.produce(kafka, p.sorted { $0.p < $1.p }, topic: "plays")
+                Thread.sleep(forTimeInterval: 0.7)
+            }
+        }
+        feeding.start()
+
+        /// Pairs that must be out given the commits logged so far; returns the missing ones.
+        func prematureCommits(_ logs: [String], _ out: Set<Pair>) -> [Pair] {
+            let ci = Self.committed(logs, topic: "imps"), cp = Self.committed(logs, topic: "plays")
+            return expected.filter { pair in
+                let l = Int(pair.left.dropFirst().split(separator: "-")[0])! % Self.partitions
+                let r = Int(pair.right.dropFirst().split(separator: "-")[0])! % Self.partitions
+                return partitionOffsets[pair.left]! < ci[l, default: 0] && partitionOffsets[pair.right]! < cp[r, default: 0]
+                    && !out.contains(pair)
+            }
+        }
+        var replicas: [ChildProcess] = []
+        defer { for r in replicas { r.kill() } }
+        var violations: [String] = []
+        var samples = 0
+        func sample(_ label: String) {
+            let logs = ([a] + replicas).map(\.stderrText)
+            let out = Set(([a] + replicas).flatMap { Self.pairs(dir, $0.name) })
+            let bad = prematureCommits(logs, out)
+            samples += 1
+            if !bad.isEmpty && violations.count < 5 { violations.append("\(label): \(bad.prefix(5))") }
+        }
+        // Each added replica is killed once it has been assigned partitions and committed some of its work
+        // (so the state it checkpointed exists only in its changelog), or after 10 s.
+        var killedAfterCommitting = 0
+        for cycle in 0..<3 {
+            let b = try scratch.run("pipelines/p.yaml", name: "b\(cycle)", environment: env.merging(["REPLICA": "b\(cycle)"]) { $1 })
+            replicas.append(b)
+            let deadline = Date(timeIntervalSinceNow: 10)
+            let before = Self.committed([a.stderrText], topic: "imps")
+            while Date() < deadline {
+                sample("cycle \(cycle)")
+                let owned = Self.lastAssignment(b.stderrText)["imps"] ?? []
+                let mine = Self.committed([b.stderrText], topic: "imps")
+                if !owned.isEmpty, owned.contains(where: { (mine[$0] ?? 0) > (before[$0] ?? 0) }) { killedAfterCommitting += 1; break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            b.kill()
+            sample("after kill \(cycle)")
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        #expect(killedAfterCommitting >= 2, "replicas killed after committing: \(killedAfterCommitting)")
+        while feeding.isExecuting { try await Task.sleep(for: .milliseconds(100)) }
+        let names = ([a] + replicas).map(\.name)
+        let met = try await Kafka.eventually(timeout: 60) { Set(names.flatMap { Self.pairs(dir, $0) }) == expected }
+        let union = Set(names.flatMap { Self.pairs(dir, $0) })
+        #expect(met, "missing \(expected.subtracting(union).count) of \(expected.count), e.g. \(expected.subtracting(union).sorted { $0.description < $1.description }.prefix(10))\n\(a.log)")
+        #expect(violations.isEmpty, "committed past unprocessed records: \(violations)")
+        #expect(samples > 10)
+        // Once the last killed replica's session expired, the survivor holds everything and commits it all.
+        let ends = try await offPool { (kafka.endOffsets("imps"), kafka.endOffsets("plays")) }
+        let all = try await Kafka.eventually(timeout: 60) {
+            Self.lastAssignment(a.stderrText)["imps"] == Set(0..<Self.partitions)
+                && KafkaEndToEndTests.committed(a.stderrText, topic: "imps") == ends.0
+                && KafkaEndToEndTests.committed(a.stderrText, topic: "plays") == ends.1
+        }
+        #expect(all, "committed \(KafkaEndToEndTests.committed(a.stderrText, topic: "imps")) \(KafkaEndToEndTests.committed(a.stderrText, topic: "plays")) of \(ends)\n\(a.log)")
+        #expect(a.stderrText.contains("restored"), "\(a.log)")
+        #expect(try await offPool { a.terminate() } == 0, "\(a.log)")
+        scratch.remove()
+    }
 }

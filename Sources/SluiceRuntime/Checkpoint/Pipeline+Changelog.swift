@@ -66,43 +66,65 @@ extension Pipeline {
         }
     }
 
-    /// Makes the Kafka consumer restore assigned partitions' keys from the changelog before their
-    /// records are processed, and drop revoked partitions' keys (after their last checkpoint's
-    /// changelog and offsets: a revoke commits nothing newer, see `Changelog`).
-    func followPartitions(_ changelog: Changelog, stages: KeyedStages) {
-        guard let consumer = sources.lazy.compactMap({ ($0 as? KafkaSource)?.consumer }).first else { return }
-        let plan = plan, log = options.log
-        let control = Channel(stage: -2, lane: 0)
-        consumer.client.setRebalanceHooks(assigned: { parts in
-            let fresh = changelog.assigning(parts)
-            guard !fresh.isEmpty else { return }
-            let began = ContinuousClock.now
-            var keys = 0
-            for (o, op) in plan.operators.enumerated() where changelog.lanes[op.name] != nil {
-                var entries: [ChangelogEntry] = []
-                do { entries = try changelog.read(op: op.name, partitions: fresh) } catch {
-                    log("error", "transform '\(op.name)': the changelog of partitions \(fresh.sorted()) could not be read (\(error)); their keys start empty")
-                }
-                keys += entries.count
-                var byLane = Array(repeating: [ChangelogEntry](), count: op.parallelism)
-                for e in entries { byLane[e.key.lane(of: op.parallelism)].append(e) }
-                for lane in 0..<op.parallelism {
-                    stages.inboxes[o][lane].push(KeyedBatch(channel: control, events: [], watermark: EventTime.missing,
-                                                            control: .restore(partitions: fresh, entries: byLane[lane])), weight: 1)
-                }
-                changelog.restored(op: op.name, entries, partitions: fresh)
+    /// With checkpoints: every Kafka consumer's revoked partitions leave its sources' checkpoint
+    /// positions; with changelogs, the consumer restores assigned partitions' keys from the changelog
+    /// before their records are processed, and drops revoked partitions' keys (after their last
+    /// checkpoint's changelog and offsets: a revoke commits nothing newer, see `Changelog`).
+    func followPartitions(_ changelog: Changelog?, stages: KeyedStages, outlets: [SourceOutlet]) {
+        var sets: [ObjectIdentifier: (set: KafkaSourceSet, outlets: [SourceOutlet])] = [:]
+        for (i, source) in sources.enumerated() {
+            guard let k = source as? KafkaSource else { continue }
+            sets[ObjectIdentifier(k.consumer), default: (k.consumer, [])].outlets.append(outlets[i])
+        }
+        for (set, outlets) in sets.values {
+            let changelog = sets.count == 1 ? changelog : nil
+            var assigned: (@Sendable ([TopicPartition]) -> Void)?
+            if let changelog {
+                assigned = { [self] parts in restore(parts, changelog, stages) }
             }
-            log("info", "changelog: partitions \(fresh.sorted()) assigned: \(keys) keys read in "
-                + String(format: "%.0f ms", CheckpointCoordinator.millis(ContinuousClock.now - began)))
-        }, revoked: { parts, _ in
-            let gone = changelog.revoked(parts)
-            guard !gone.isEmpty else { return }
-            for (o, op) in plan.operators.enumerated() where changelog.lanes[op.name] != nil {
-                for lane in 0..<op.parallelism {
-                    stages.inboxes[o][lane].push(KeyedBatch(channel: control, events: [], watermark: EventTime.missing,
-                                                            control: .drop(partitions: gone)), weight: 1)
-                }
+            let revoked: @Sendable ([TopicPartition], Bool) -> Void = { [self] parts, _ in
+                for outlet in outlets { outlet.forget(parts) }
+                if let changelog { drop(parts, changelog, stages) }
             }
-        })
+            set.client.setRebalanceHooks(assigned: assigned, revoked: revoked)
+        }
+    }
+
+    private static let controlChannel = Channel(stage: -2, lane: 0)
+
+    /// Reads the newly assigned partitions' changelog and sends each key to the stage worker that owns it.
+    private func restore(_ parts: [TopicPartition], _ changelog: Changelog, _ stages: KeyedStages) {
+        let fresh = changelog.assigning(parts)
+        guard !fresh.isEmpty else { return }
+        let began = ContinuousClock.now
+        var keys = 0
+        for (o, op) in plan.operators.enumerated() where changelog.lanes[op.name] != nil {
+            var entries: [ChangelogEntry] = []
+            do { entries = try changelog.read(op: op.name, partitions: fresh) } catch {
+                options.log("error", "transform '\(op.name)': the changelog of partitions \(fresh.sorted()) could not be read (\(error)); their keys start empty")
+            }
+            keys += entries.count
+            var byLane = Array(repeating: [ChangelogEntry](), count: op.parallelism)
+            for e in entries { byLane[e.key.lane(of: op.parallelism)].append(e) }
+            for lane in 0..<op.parallelism {
+                stages.inboxes[o][lane].push(KeyedBatch(channel: Self.controlChannel, events: [], watermark: EventTime.missing,
+                                                        control: .restore(partitions: fresh, entries: byLane[lane])), weight: 1)
+            }
+            changelog.restored(op: op.name, entries, partitions: fresh)
+        }
+        options.log("info", "changelog: partitions \(fresh.sorted()) assigned: \(keys) keys read in "
+            + String(format: "%.0f ms", CheckpointCoordinator.millis(ContinuousClock.now - began)))
+    }
+
+    /// Drops the keys of partitions no longer held from their stage workers.
+    private func drop(_ parts: [TopicPartition], _ changelog: Changelog, _ stages: KeyedStages) {
+        let gone = changelog.revoked(parts)
+        guard !gone.isEmpty else { return }
+        for (o, op) in plan.operators.enumerated() where changelog.lanes[op.name] != nil {
+            for lane in 0..<op.parallelism {
+                stages.inboxes[o][lane].push(KeyedBatch(channel: Self.controlChannel, events: [], watermark: EventTime.missing,
+                                                        control: .drop(partitions: gone)), weight: 1)
+            }
+        }
     }
 }
