@@ -23,8 +23,9 @@ public enum KafkaTopicAdmin {
 
     /// Creates `name` with `partitions` partitions, the broker's default replication factor and the
     /// given topic configs (e.g. `cleanup.policy=compact`) through the admin API (CreateTopics).
+    /// librdkafka's mock cluster (`sluice dev kafka`) does not serve it: that fails after `timeout`.
     public static func createTopic(brokers: String, name: String, partitions: Int, configs: [String: String],
-                                   timeout: Double = 5) throws(KafkaError) {
+                                   timeout: Double = 3) throws(KafkaError) {
         let rk = try handle(brokers)
         defer { rd_kafka_destroy(rk) }
         var errbuf = [CChar](repeating: 0, count: 512)

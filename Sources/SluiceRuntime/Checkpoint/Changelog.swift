@@ -31,22 +31,7 @@ final class Changelog: Sendable {
     private let producer: KafkaProducerClient
     private let log: @Sendable (String, String) -> Void
 
-    private struct Written: Sendable { var partition: Int32; var digest: UInt64 }
-    private struct Change: Sendable { var op: String; var key: StateKey; var partition: Int32; var value: [UInt8]?; var digest: UInt64 }
-    private struct State: Sendable {
-        /// What the changelog holds, per operator and key (confirmed deliveries only).
-        var written: [String: [StateKey: Written]] = [:]
-        var pending: [UInt64: [Change]] = [:]
-        /// Per partition number: moves on every assignment or revocation of it.
-        var generation: [Int32: UInt64] = [:]
-        /// Per partition number: how many topic-partitions of that number are assigned.
-        var assigned: [Int32: Int] = [:]
-        /// Generations of the assigned partitions when each checkpoint started.
-        var begun: [UInt64: [Int32: UInt64]] = [:]
-        /// Keys of the last snapshots that had no input partition (not written), per operator.
-        var unrouted: [String: Int] = [:]
-    }
-    private let state = Mutex(State())
+    private let state: Mutex<ChangelogLedger>
     /// Held while a checkpoint's records are produced and its offsets acknowledged, and by a rebalance.
     private let publishing = NSLock()
 
@@ -55,6 +40,7 @@ final class Changelog: Sendable {
         self.brokers = brokers
         self.lanes = lanes
         self.log = log
+        state = Mutex(ChangelogLedger(lanes: lanes))
         producer = try KafkaProducerClient(config: KafkaProducerConfig(brokers: brokers, options: ["linger.ms": "5"])) { level, message in
             log(level, "changelog: \(message)")
         }
@@ -81,42 +67,11 @@ final class Changelog: Sendable {
     // MARK: checkpoints
 
     /// Checkpoint `id` starts: remembers which partitions are held, and since when.
-    func begin(_ id: UInt64) {
-        state.withLock { s in
-            var held: [Int32: UInt64] = [:]
-            for (p, n) in s.assigned where n > 0 { held[p] = s.generation[p, default: 0] }
-            s.begun[id] = held
-        }
-    }
+    func begin(_ id: UInt64) { state.withLock { $0.begin(id) } }
 
-    /// A stage worker's snapshot for checkpoint `id` (on the encoder thread): `entries` are every key
-    /// it holds, with the key's input partition (nil if unknown) and its per-key snapshot. Records
-    /// what changed since the changelog was last written for the keys of this worker.
+    /// A stage worker's snapshot for checkpoint `id` (on the encoder thread): see `ChangelogLedger.stage`.
     func stage(_ id: UInt64, op: String, lane: Int, entries: [(key: StateKey, partition: Int32?, snapshot: [UInt8])]) {
-        guard let lanes = lanes[op] else { return }
-        state.withLock { s in
-            let written = s.written[op] ?? [:]
-            var changes: [Change] = []
-            var live = Set<StateKey>()
-            var unrouted = 0
-            for e in entries {
-                guard let p = e.partition else { unrouted += 1; continue }
-                live.insert(e.key)
-                let value = Self.encode(e.snapshot)
-                let d = Self.digest(value)
-                let old = written[e.key]
-                if let old, old.partition == p, old.digest == d { continue }
-                if let old, old.partition != p {
-                    changes.append(Change(op: op, key: e.key, partition: old.partition, value: nil, digest: 0))
-                }
-                changes.append(Change(op: op, key: e.key, partition: p, value: value, digest: d))
-            }
-            for (key, w) in written where key.lane(of: lanes) == lane && !live.contains(key) {
-                changes.append(Change(op: op, key: key, partition: w.partition, value: nil, digest: 0))
-            }
-            s.pending[id, default: []].append(contentsOf: changes)
-            s.unrouted[op] = unrouted
-        }
+        state.withLock { $0.stage(id, op: op, lane: lane, entries: entries) }
     }
 
     /// Checkpoint `id` is complete and durable: produces its records for the partitions held
@@ -126,18 +81,12 @@ final class Changelog: Sendable {
     @discardableResult
     func publish(_ id: UInt64, timeout: Double = 30, commit: (_ excluded: Set<Int32>) -> Void) -> Bool {
         publishing.lock(); defer { publishing.unlock() }
-        let (changes, stable, excluded, unrouted) = state.withLock { s -> ([Change], Set<Int32>, Set<Int32>, [String: Int]) in
-            let changes = s.pending.removeValue(forKey: id) ?? []
-            for old in s.pending.keys where old < id { s.pending[old] = nil }
-            let begun = s.begun.removeValue(forKey: id) ?? [:]
-            for old in s.begun.keys where old < id { s.begun[old] = nil }
-            let stable = Set(begun.filter { s.assigned[$0.key, default: 0] > 0 && s.generation[$0.key, default: 0] == $0.value }.keys)
-            let all = Set(s.assigned.keys).union(begun.keys).union(s.generation.keys)
-            return (changes, stable, all.subtracting(stable), s.unrouted)
+        let (changes, writing, excluded, unrouted) = state.withLock { s in
+            let t = s.take(id)
+            return (t.changes, t.writing, t.excluded, s.unrouted)
         }
-        let writing = changes.filter { stable.contains($0.partition) }
         let failures = Mutex<[String]>([])
-        var byTopic: [String: [Change]] = [:]
+        var byTopic: [String: [ChangelogLedger.Change]] = [:]
         for c in writing { byTopic[topic(of: c.op), default: []].append(c) }
         for (topic, records) in byTopic {
             var messages = records.map { KafkaMessage(value: $0.value ?? [], key: $0.key.bytes, partition: $0.partition) }
@@ -152,12 +101,7 @@ final class Changelog: Sendable {
             log("error", "changelog of checkpoint \(id): \(failed.count) record(s) not written (\(failed[0])); its offsets are not committed")
             return false
         }
-        state.withLock { s in
-            for c in writing {
-                if let v = c.value, !v.isEmpty { s.written[c.op, default: [:]][c.key] = Written(partition: c.partition, digest: c.digest) }
-                else if s.written[c.op]?[c.key]?.partition == c.partition { s.written[c.op]?[c.key] = nil }
-            }
-        }
+        state.withLock { $0.confirm(writing) }
         let skipped = changes.count - writing.count
         if !changes.isEmpty { log("debug", "changelog of checkpoint \(id): \(writing.count) record(s) written"
             + (skipped > 0 ? ", \(skipped) of partitions not held throughout it skipped" : "")
@@ -168,47 +112,22 @@ final class Changelog: Sendable {
 
     // MARK: rebalances (the consumer's rebalance callback)
 
-    /// Partitions are revoked: the numbers no longer held at all are returned (their keys are to be
-    /// dropped); what the changelog holds for them is forgotten here (the next owner writes them).
+    /// Partitions are revoked (waits for a publication in progress): the numbers no longer held at
+    /// all are returned (their keys are to be dropped); see `ChangelogLedger.revoked`.
     func revoked(_ parts: [TopicPartition]) -> Set<Int32> {
         publishing.lock(); defer { publishing.unlock() }
-        return state.withLock { s in
-            var gone = Set<Int32>()
-            for tp in parts {
-                s.generation[tp.partition, default: 0] += 1
-                let n = max(0, s.assigned[tp.partition, default: 0] - 1)
-                s.assigned[tp.partition] = n
-                if n == 0 { gone.insert(tp.partition) }
-            }
-            for op in s.written.keys { s.written[op] = s.written[op]?.filter { !gone.contains($0.value.partition) } }
-            return gone
-        }
+        return state.withLock { $0.revoked(parts.map(\.partition)) }
     }
 
-    /// Partitions are assigned: returns the numbers newly held (to restore), and moves their generation.
+    /// Partitions are assigned (waits for a publication in progress): returns the numbers newly held (to restore).
     func assigning(_ parts: [TopicPartition]) -> Set<Int32> {
         publishing.lock(); defer { publishing.unlock() }
-        return state.withLock { s in
-            var fresh = Set<Int32>()
-            for tp in parts {
-                s.generation[tp.partition, default: 0] += 1
-                if s.assigned[tp.partition, default: 0] == 0 { fresh.insert(tp.partition) }
-                s.assigned[tp.partition, default: 0] += 1
-            }
-            return fresh
-        }
+        return state.withLock { $0.assigning(parts.map(\.partition)) }
     }
 
-    /// The restored keys of `op` are what the changelog holds; the partitions' generation moves
-    /// again (the restore is in the stage inboxes now: a checkpoint started before this is not
-    /// complete for them).
+    /// The restored keys of `op` are what the changelog holds (see `ChangelogLedger.restored`).
     func restored(op: String, _ entries: [ChangelogEntry], partitions: Set<Int32>) {
-        state.withLock { s in
-            for e in entries {
-                if let v = e.value { s.written[op, default: [:]][e.key] = Written(partition: e.partition, digest: Self.digest(v)) }
-            }
-            for p in partitions { s.generation[p, default: 0] += 1 }
-        }
+        state.withLock { $0.restored(op: op, entries, partitions: partitions) }
     }
 
     /// Reads partitions `partitions` of `op`'s changelog to their end: the last record of each key
