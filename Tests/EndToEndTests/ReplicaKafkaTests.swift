@@ -12,7 +12,7 @@ import Glibc
     static let partitions = 4
 
     /// The join pipeline; each replica writes `../out/${REPLICA}.jsonl` (and checkpoints into its own dir).
-    static func spec(checkpoint: Bool) -> String {
+    static func spec(checkpoint: Bool, settings: String = "") -> String {
         """
         pipeline: replicas
         sources:
@@ -40,6 +40,7 @@ import Glibc
         settings:
           workers: 2
         \(checkpoint ? "  checkpoint: { dir: '../ckpt/${REPLICA}', every: 200ms }" : "")
+        \(settings)
         """
     }
 
@@ -311,6 +312,34 @@ import Glibc
         #expect(all, "committed \(KafkaEndToEndTests.committed(a.stderrText, topic: "imps")) \(KafkaEndToEndTests.committed(a.stderrText, topic: "plays")) of \(ends)\n\(a.log)")
         #expect(a.stderrText.contains("restored"), "\(a.log)")
         #expect(try await offPool { a.terminate() } == 0, "\(a.log)")
+        scratch.remove()
+    }
+
+    /// `max_drift` with one consumer for both sources: the plays, produced first and far ahead in
+    /// event time, are paused (only their partitions) while the impressions flow; a poll loop that
+    /// blocked on the plays would never deliver the impressions the join needs.
+    @Test func maxDriftPausesOnlyTheSourceAheadOfASharedConsumer() async throws {
+        let scratch = try KafkaScratch()
+        let dir = scratch.dir
+        let kafka = try await offPool { try DevKafka(topics: ["imps": Self.partitions, "plays": Self.partitions], dir: dir) }
+        defer { kafka.stop() }
+        try dir.write(Self.spec(checkpoint: false, settings: "  max_drift: 1m\n  batch_size: 8"), to: "pipelines/p.yaml")
+        let keys = 8, n = 40
+        let plays = (0..<n).flatMap { i in (0..<keys).map { k in Ev(p: k, id: "p\(k)-\(i)", ts: Self.t0 + Int64(i) * 30_000) } }
+        let imps = (0..<n).flatMap { i in (0..<keys).map { k in Ev(p: k, id: "i\(k)-\(i)", ts: Self.t0 + Int64(i) * 30_000 - 10_000) } }
+        let expected = Self.reference(imps: imps, plays: plays)
+        try await offPool { try Self.produce(kafka, plays, topic: "plays") }
+        let run = try scratch.run("pipelines/p.yaml", name: "a",
+                                  environment: ["KAFKA_BROKERS": kafka.bootstrap, "REPLICA": "a", "SLUICE_LOG": "debug"])
+        defer { run.kill() }
+        let paused = try await Kafka.eventually(timeout: 30) { run.stderrText.contains("partitions of source 1 paused") }
+        #expect(paused, "\(run.log)")
+        try await offPool { try Self.produce(kafka, imps, topic: "imps") }
+        let met = try await Kafka.eventually(timeout: 60) { Set(Self.pairs(dir, "a")) == expected }
+        let got = Set(Self.pairs(dir, "a"))
+        #expect(met, "\(got.count) of \(expected.count) pairs, missing e.g. \(expected.subtracting(got).sorted { $0.description < $1.description }.prefix(5))\n\(run.log)")
+        #expect(run.stderrText.contains("partitions of source 1 resumed"), "\(run.log)")
+        #expect(try await offPool { run.terminate() } == 0, "\(run.log)")
         scratch.remove()
     }
 }
