@@ -185,3 +185,24 @@ private let splitJoin = """
           within: 1m
     """), [])
 }
+
+@Test func kafkaFedStateWithoutCheckpointsWarnsThatItHasNoChangelog() throws {
+    let joined = spec(sources: """
+      imps: { kafka: { brokers: 'b:9092', topics: imps } }
+      plays: { file: { path: /dev/null } }
+    """, """
+      j:
+        join:
+          left: { from: imps, key: '{profile_id}' }
+          right: { from: plays, key: '{profile_id}' }
+          within: 1m
+    """)
+    #expect(ChangelogRequirements.warnings(in: try load(joined)).map(\.description) == [
+        "p.yaml:6:3: warning: join 'j' reads Kafka without settings.checkpoint: its state is in memory only (no checkpoint, "
+        + "no changelog topic), so after a restart or a rebalance its keys start empty; with settings.checkpoint it is kept "
+        + "in cp-j-changelog",
+    ])
+    #expect(ChangelogRequirements.warnings(in: try load(joined + "\nsettings: { checkpoint: { every: 1s } }")).isEmpty)
+    let files = spec(sources: "  f: { file: { path: /dev/null } }", "  d: { dedup: { from: f, key: '{k}', within: 1m } }", sinkFrom: "d")
+    #expect(ChangelogRequirements.warnings(in: try load(files)).isEmpty)
+}
