@@ -97,10 +97,13 @@ public struct PartitionLag: Sendable, Equatable {
 /// makes a running `run` return, then commits and closes the consumer. The handle is only ever used by
 /// the thread inside `run` or `close` (they are serialized by a lock).
 ///
-/// **Backpressure.** When `offer` returns false, all assigned partitions are paused (librdkafka drops
-/// its prefetched data for them and fetches nothing more), the consumer keeps polling so it stays in the
-/// group, and the refused batch is offered again every ~20 ms. Once accepted, the partitions are resumed
-/// from the next offset. Memory stays at one batch plus the prefetch cap (`queued.max.messages.kbytes`).
+/// **Backpressure.** When `offer` returns false, the assigned partitions of that offer's topics are
+/// paused (all of them for a single `offer`; for a consumer shared by several sources, only the refusing
+/// source's: `run(batchSize:stop:route:offers:)`). librdkafka drops its prefetched data for them and
+/// fetches nothing more, the consumer keeps polling so it stays in the group (and serves the other
+/// sources), and the refused batch is offered again every ~20 ms. Once accepted, the partitions are
+/// resumed from the next offset. Memory stays at one batch per source plus the prefetch cap
+/// (`queued.max.messages.kbytes`).
 ///
 /// **Acknowledgement and commits.** Every record handed out is tracked per partition. `acknowledge`
 /// marks records done (in any order, from any thread); only the contiguous acknowledged prefix of each

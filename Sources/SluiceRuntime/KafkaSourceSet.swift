@@ -11,7 +11,8 @@ import SluiceSpec
 ///
 /// Every member's `run` registers its outlet; the first member's thread drives the poll loop once
 /// all have registered, and the others wait for it to end. `close` runs once, when the last member
-/// finishes.
+/// finishes. Sendable by its lock: `outlets`, `running` and `finished` are only touched under
+/// `condition`; the client is Sendable itself; the rest is immutable.
 final class KafkaSourceSet: @unchecked Sendable {
     let client: KafkaConsumerClient
     /// Source names and topics, by member index.
