@@ -100,8 +100,15 @@ extension Pipeline {
         var keys = 0
         for (o, op) in plan.operators.enumerated() where changelog.lanes[op.name] != nil {
             var entries: [ChangelogEntry] = []
-            do { entries = try changelog.read(op: op.name, partitions: fresh) } catch {
-                options.log("error", "transform '\(op.name)': the changelog of partitions \(fresh.sorted()) could not be read (\(error)); their keys start empty")
+            for attempt in 1...3 {
+                do {
+                    entries = try changelog.read(op: op.name, partitions: fresh)
+                    break
+                } catch {
+                    let last = attempt == 3
+                    options.log(last ? "error" : "warning", "transform '\(op.name)': the changelog of partitions \(fresh.sorted()) could not be read "
+                        + "(\(error))" + (last ? "; their keys start empty" : "; trying again"))
+                }
             }
             keys += entries.count
             var byLane = Array(repeating: [ChangelogEntry](), count: op.parallelism)
