@@ -7,7 +7,9 @@ import Glibc
 /// Several `sluice run` replicas of one join pipeline in one consumer group on the dev broker (its
 /// own process): topics `imps` and `plays` of 4 partitions each, keyed by the join key (key k is on
 /// partition k % 4 of both). The references are computed here, from the events produced.
-@Suite struct ReplicaKafkaTests {
+/// Serialized: each test runs several replicas and a broker; together they would load the machine
+/// enough to disturb the timing-sensitive tests of other suites.
+@Suite(.serialized) struct ReplicaKafkaTests {
     static let t0: Int64 = 1_700_000_000_000
     static let partitions = 4
 
