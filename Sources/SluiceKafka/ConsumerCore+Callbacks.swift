@@ -31,10 +31,21 @@ extension ConsumerCore {
                 for k in keys { s.trackers[k] = nil; s.dirty.remove(k) }
                 s.stats.rebalances += 1
             }
-            if paused, parts.pointee.cnt > 0 { rd_kafka_pause_partitions(rk, parts) }
+            if !keys.isEmpty, let onAssigned { onAssigned(Array(keys)) }
+            if !pausedRoutes.isEmpty {
+                for i in 0..<Int(parts.pointee.cnt) {
+                    let p = parts.pointee.elems[i]
+                    guard let r = routeOf(String(cString: p.topic)), pausedRoutes.contains(r) else { continue }
+                    let one = rd_kafka_topic_partition_list_new(1)!
+                    rd_kafka_topic_partition_list_add(one, p.topic, p.partition)
+                    rd_kafka_pause_partitions(rk, one)
+                    rd_kafka_topic_partition_list_destroy(one)
+                }
+            }
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
             let lost = rd_kafka_assignment_lost(rk) != 0
             log("info", "kafka consumer: \(lost ? "lost" : "revoked") \(names.isEmpty ? "nothing" : names)")
+            if let onRevoked, !keys.isEmpty, !closing { onRevoked(Array(keys), lost) }
             if !lost {
                 storeAcknowledged(rk)
                 // During close() the commit was just made, and consumer_close commits what is stored now.
@@ -55,11 +66,13 @@ extension ConsumerCore {
                 s.stats.rebalances += 1
             }
             // Records of revoked partitions that were not handed out yet go to the new owner instead.
-            buffer.removeAll { e in
-                guard let m = e.meta, let t = m.topic, let p = m.partition else { return false }
-                return revokedAll || keys.contains(TopicPartition(topic: t, partition: p))
+            for r in buffers.indices {
+                buffers[r].removeAll { e in
+                    guard let m = e.meta, let t = m.topic, let p = m.partition else { return false }
+                    return revokedAll || keys.contains(TopicPartition(topic: t, partition: p))
+                }
             }
-            let held = buffer.count
+            let held = heldCount
             shared.withLock { $0.stats.held = held }
         default:
             log("error", "kafka consumer: rebalance error: \(KafkaError.describe(err))")

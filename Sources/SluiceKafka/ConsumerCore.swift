@@ -5,7 +5,7 @@ import SluiceCore
 
 /// State shared by the poll thread, librdkafka callbacks and acknowledging threads.
 ///
-/// `shared` is a Mutex (acks arrive from any thread). The other mutable fields (`buffer`, `paused`,
+/// `shared` is a Mutex (acks arrive from any thread). The other mutable fields (`buffers`, `pausedRoutes`,
 /// `topicNames`, timers) are used only by the thread that currently drives the handle: the one inside
 /// `KafkaConsumerClient.run` or `.close` (serialized by its `driver` lock); the rebalance/error/commit
 /// callbacks run on that same thread, from inside `rd_kafka_consumer_poll` / `rd_kafka_consumer_close`.
@@ -26,8 +26,12 @@ final class ConsumerCore: @unchecked Sendable {
     let commitTimeout: Double
 
     // Driver-thread-only state.
-    var buffer: [Event] = []
-    var paused = false
+    /// Records polled but not yet accepted, per route (one route per source of a shared consumer).
+    var buffers: [[Event]] = [[]]
+    /// Routes whose partitions are paused because their `offer` refused a batch.
+    var pausedRoutes: Set<Int> = []
+    /// The route of a topic's records (nil: the topic belongs to no route; its records are skipped).
+    var routeOf: (String) -> Int? = { _ in 0 }
     var pausedSince = 0.0
     var lastStallWarning = 0.0
     var lastCommit = 0.0
@@ -46,6 +50,10 @@ final class ConsumerCore: @unchecked Sendable {
     var startOffsets: [TopicPartition: Int64] = [:]
     /// Start from the first offset at or after this time (ms) on assignment (`rewind --to TIME`).
     var startTime: Int64?
+    /// Called in the rebalance callback after partitions are assigned, before any of their records is
+    /// polled; and on revoke, before the revoke's commit.
+    var onAssigned: (@Sendable ([TopicPartition]) -> Void)?
+    var onRevoked: (@Sendable ([TopicPartition], _ lost: Bool) -> Void)?
 
     init(log: @escaping KafkaLog, autoCommit: Bool, commitInterval: Double, stallWarning: Double, commitTimeout: Double) {
         self.log = log; self.autoCommit = autoCommit; self.commitInterval = commitInterval; self.stallWarning = stallWarning
@@ -55,8 +63,9 @@ final class ConsumerCore: @unchecked Sendable {
     // MARK: poll loop (driver thread)
 
     func runLoop(rk: OpaquePointer, queue: OpaquePointer?, batchSize: Int, pollTimeoutMs: Int32,
-                 stop: () -> Bool, offer: ([Event]) -> Bool) {
+                 stop: () -> Bool, offers: [([Event]) -> Bool]) {
         lastCommit = now()
+        buffers = Array(repeating: [], count: max(1, offers.count))
         while !stop() && !shared.withLock({ $0.closeRequested }) {
             storeAcknowledged(rk)
             if now() - lastLagSample >= 1 { sampleLag(rk) }
@@ -67,34 +76,35 @@ final class ConsumerCore: @unchecked Sendable {
                     log("warning", "kafka consumer: commit: \(KafkaError.describe(err))")
                 }
             }
-            if paused {
-                if deliver(batchSize: batchSize, offer: offer) {
-                    resume(rk)
-                } else {
-                    warnIfStalled()
-                    // Keep serving the group (rebalances, heartbeats, errors) while downstream is full.
-                    if let msg = rd_kafka_consumer_poll(rk, min(20, pollTimeoutMs)) { receive(rk, msg) }
-                    sample(queue)
-                    continue
-                }
+            // A paused route is offered its held batch again; accepted, its partitions resume.
+            for r in pausedRoutes.sorted() {
+                if deliver(r, batchSize: batchSize, offer: offers[r]) { resume(rk, route: r) }
             }
-            // Block only when nothing is waiting to go out; otherwise just drain what is ready.
-            if let msg = rd_kafka_consumer_poll(rk, buffer.isEmpty ? pollTimeoutMs : 0) {
-                receive(rk, msg)
-                if buffer.count >= batchSize, !deliver(batchSize: batchSize, offer: offer) { pause(rk) }
+            if !pausedRoutes.isEmpty { warnIfStalled() }
+            let ready = buffers.indices.contains { !buffers[$0].isEmpty && !pausedRoutes.contains($0) }
+            // Block only when nothing is waiting to go out; while a route is paused, come back soon to retry it.
+            let timeout = ready ? 0 : pausedRoutes.isEmpty ? pollTimeoutMs : min(20, pollTimeoutMs)
+            if let msg = rd_kafka_consumer_poll(rk, timeout) {
+                if let r = receive(rk, msg), !pausedRoutes.contains(r), buffers[r].count >= batchSize,
+                   !deliver(r, batchSize: batchSize, offer: offers[r]) { pause(rk, route: r) }
             } else {
                 sample(queue)
-                if !buffer.isEmpty, !deliver(batchSize: batchSize, offer: offer) { pause(rk) }
+                for r in buffers.indices where !buffers[r].isEmpty && !pausedRoutes.contains(r) {
+                    if !deliver(r, batchSize: batchSize, offer: offers[r]) { pause(rk, route: r) }
+                }
             }
         }
         // Anything polled but not accepted is dropped here; it was never acknowledged, so it is not
         // committed and will be read again by whoever consumes the partition next.
-        if !buffer.isEmpty {
-            buffer.removeAll()
+        if heldCount > 0 {
+            for r in buffers.indices { buffers[r].removeAll() }
             shared.withLock { $0.stats.held = 0 }
         }
-        if paused { resume(rk) }
+        for r in pausedRoutes.sorted() { resume(rk, route: r) }
     }
+
+    /// Records polled and not yet accepted, over every route.
+    var heldCount: Int { buffers.reduce(0) { $0 + $1.count } }
 
     func now() -> Double { Date.timeIntervalSinceReferenceDate }
 
@@ -128,33 +138,35 @@ final class ConsumerCore: @unchecked Sendable {
         shared.withLock { $0.stats.lag = lags }
     }
 
-    /// Offers the buffer in chunks of `batchSize`; returns true when all of it was accepted.
-    private func deliver(batchSize: Int, offer: ([Event]) -> Bool) -> Bool {
-        while !buffer.isEmpty {
-            let chunk = buffer.count <= batchSize ? buffer : Array(buffer.prefix(batchSize))
+    /// Offers route `r`'s buffer in chunks of `batchSize`; returns true when all of it was accepted.
+    private func deliver(_ r: Int, batchSize: Int, offer: ([Event]) -> Bool) -> Bool {
+        while !buffers[r].isEmpty {
+            let chunk = buffers[r].count <= batchSize ? buffers[r] : Array(buffers[r].prefix(batchSize))
             guard offer(chunk) else { return false }
-            if chunk.count == buffer.count { buffer.removeAll(keepingCapacity: true) } else { buffer.removeFirst(chunk.count) }
-            let held = buffer.count
+            if chunk.count == buffers[r].count { buffers[r].removeAll(keepingCapacity: true) } else { buffers[r].removeFirst(chunk.count) }
+            let held = heldCount
             shared.withLock { $0.stats.delivered += chunk.count; $0.stats.held = held }
         }
         return true
     }
 
-    private func receive(_ rk: OpaquePointer, _ msg: UnsafeMutablePointer<rd_kafka_message_t>) {
+    /// Buffers one polled record for its route; returns the route (nil for an error or a record of no route).
+    private func receive(_ rk: OpaquePointer, _ msg: UnsafeMutablePointer<rd_kafka_message_t>) -> Int? {
         defer { rd_kafka_message_destroy(msg) }
         let m = msg.pointee
         if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { return }
+            if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { return nil }
             let text = rd_kafka_message_errstr(msg).map { String(cString: $0) } ?? ""
             log("warning", "kafka consumer: \(KafkaError.describe(m.err)): \(text)")
-            return
+            return nil
         }
-        guard let rkt = m.rkt else { return }
+        guard let rkt = m.rkt else { return nil }
         let topic: String
         if let name = topicNames[rkt] { topic = name } else {
             topic = String(cString: rd_kafka_topic_name(rkt))
             topicNames[rkt] = topic
         }
+        guard let route = routeOf(topic), route < buffers.count else { return nil }
         var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
         let ts = rd_kafka_message_timestamp(msg, &tsType)
         var headers: [EventMeta.Header] = []
@@ -172,9 +184,9 @@ final class ConsumerCore: @unchecked Sendable {
         }
         let meta = EventMeta(key: m.key.map { bytes($0, m.key_len) }, timestamp: ts >= 0 ? ts : nil, headers: headers,
                              topic: topic, partition: m.partition, offset: m.offset)
-        buffer.append(Event(bytes: bytes(m.payload, m.len), meta: meta, position: m.offset))
+        buffers[route].append(Event(bytes: bytes(m.payload, m.len), meta: meta, position: m.offset))
         let key = TopicPartition(topic: topic, partition: m.partition)
-        let held = buffer.count
+        let held = heldCount
         let reset: Bool = shared.withLock { s in
             s.stats.received += 1
             s.stats.held = held
@@ -186,23 +198,36 @@ final class ConsumerCore: @unchecked Sendable {
             return true
         }
         if reset { log("info", "kafka consumer: \(key) went back to offset \(m.offset); tracking restarts there") }
-        // A partition that was (re)assigned while paused may still deliver: pause it too.
-        if paused { pausePartition(rk, key) }
+        // A partition that was (re)assigned while its route was paused may still deliver: pause it too.
+        if pausedRoutes.contains(route) { pausePartition(rk, key) }
+        return route
     }
 
     // MARK: pause / resume
 
-    private func pause(_ rk: OpaquePointer) {
-        paused = true
-        pausedSince = now()
-        lastStallWarning = pausedSince
+    /// The assigned partitions of route `r`'s topics.
+    private func assignedPartitions(_ rk: OpaquePointer, route r: Int) -> UnsafeMutablePointer<rd_kafka_topic_partition_list_t>? {
         var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
-        if rd_kafka_assignment(rk, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list {
+        guard rd_kafka_assignment(rk, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return nil }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let mine = rd_kafka_topic_partition_list_new(max(1, list.pointee.cnt))!
+        for i in 0..<Int(list.pointee.cnt) {
+            let e = list.pointee.elems[i]
+            if let t = e.topic, routeOf(String(cString: t)) == r { rd_kafka_topic_partition_list_add(mine, t, e.partition) }
+        }
+        return mine
+    }
+
+    /// Pauses the partitions of route `r` only (the other routes' sources go on).
+    private func pause(_ rk: OpaquePointer, route r: Int) {
+        if pausedRoutes.isEmpty { pausedSince = now(); lastStallWarning = pausedSince }
+        pausedRoutes.insert(r)
+        if let list = assignedPartitions(rk, route: r) {
             rd_kafka_pause_partitions(rk, list)
             rd_kafka_topic_partition_list_destroy(list)
         }
         shared.withLock { $0.stats.paused = true; $0.stats.pauses += 1 }
-        log("debug", "kafka consumer: downstream full, partitions paused")
+        log("debug", "kafka consumer: downstream full, partitions\(buffers.count > 1 ? " of source \(r)" : "") paused")
     }
 
     private func pausePartition(_ rk: OpaquePointer, _ key: TopicPartition) {
@@ -212,15 +237,15 @@ final class ConsumerCore: @unchecked Sendable {
         rd_kafka_topic_partition_list_destroy(list)
     }
 
-    private func resume(_ rk: OpaquePointer) {
-        paused = false
-        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
-        if rd_kafka_assignment(rk, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list {
+    private func resume(_ rk: OpaquePointer, route r: Int) {
+        pausedRoutes.remove(r)
+        if let list = assignedPartitions(rk, route: r) {
             rd_kafka_resume_partitions(rk, list)
             rd_kafka_topic_partition_list_destroy(list)
         }
-        shared.withLock { $0.stats.paused = false }
-        log("debug", "kafka consumer: partitions resumed")
+        let still = !pausedRoutes.isEmpty
+        shared.withLock { $0.stats.paused = still }
+        log("debug", "kafka consumer: partitions\(buffers.count > 1 ? " of source \(r)" : "") resumed")
     }
 
     private func warnIfStalled() {

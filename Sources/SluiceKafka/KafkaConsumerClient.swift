@@ -97,10 +97,13 @@ public struct PartitionLag: Sendable, Equatable {
 /// makes a running `run` return, then commits and closes the consumer. The handle is only ever used by
 /// the thread inside `run` or `close` (they are serialized by a lock).
 ///
-/// **Backpressure.** When `offer` returns false, all assigned partitions are paused (librdkafka drops
-/// its prefetched data for them and fetches nothing more), the consumer keeps polling so it stays in the
-/// group, and the refused batch is offered again every ~20 ms. Once accepted, the partitions are resumed
-/// from the next offset. Memory stays at one batch plus the prefetch cap (`queued.max.messages.kbytes`).
+/// **Backpressure.** When `offer` returns false, the assigned partitions of that offer's topics are
+/// paused (all of them for a single `offer`; for a consumer shared by several sources, only the refusing
+/// source's: `run(batchSize:stop:route:offers:)`). librdkafka drops its prefetched data for them and
+/// fetches nothing more, the consumer keeps polling so it stays in the group (and serves the other
+/// sources), and the refused batch is offered again every ~20 ms. Once accepted, the partitions are
+/// resumed from the next offset. Memory stays at one batch per source plus the prefetch cap
+/// (`queued.max.messages.kbytes`).
 ///
 /// **Acknowledgement and commits.** Every record handed out is tracked per partition. `acknowledge`
 /// marks records done (in any order, from any thread); only the contiguous acknowledged prefix of each
@@ -191,10 +194,28 @@ public final class KafkaConsumerClient: @unchecked Sendable {
     /// (key, timestamp, headers, topic, partition, offset); `position` is the offset.
     /// Returning does not close the consumer: acknowledge what was delivered, then call `close()`.
     public func run(batchSize: Int, stop: () -> Bool, offer: ([Event]) -> Bool) {
+        withoutActuallyEscaping(offer) { offer in run(batchSize: batchSize, stop: stop, route: { _ in 0 }, offers: [offer]) }
+    }
+
+    /// `run` for a consumer shared by several sources: each record goes to `offers[route(topic)]`
+    /// (a topic of no route is skipped). Backpressure is per route: when a route's `offer` refuses a
+    /// batch, only the partitions of that route's topics are paused; the other routes go on.
+    public func run(batchSize: Int, stop: () -> Bool, route: @escaping (String) -> Int?, offers: [([Event]) -> Bool]) {
         driver.lock(); defer { driver.unlock() }
         guard let rk = handle else { return }
+        core.routeOf = route
         core.runLoop(rk: rk, queue: queue, batchSize: max(1, batchSize), pollTimeoutMs: max(1, config.pollTimeoutMs),
-                     stop: stop, offer: offer)
+                     stop: stop, offers: offers)
+    }
+
+    /// Sets the rebalance hooks (before `run`): `assigned` runs inside the rebalance callback once
+    /// partitions are assigned and before any of their records is handed out; `revoked` runs before
+    /// the revoke's commit (`lost`: the assignment was lost, nothing will be committed).
+    public func setRebalanceHooks(assigned: (@Sendable ([TopicPartition]) -> Void)?,
+                                  revoked: (@Sendable ([TopicPartition], _ lost: Bool) -> Void)?) {
+        driver.lock(); defer { driver.unlock() }
+        core.onAssigned = assigned
+        core.onRevoked = revoked
     }
 
     /// Acknowledges records handed out by `run` (any order, any thread). Only the contiguous acknowledged

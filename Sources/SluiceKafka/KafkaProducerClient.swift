@@ -37,6 +37,8 @@ public struct KafkaMessage: Sendable, Equatable {
     public var timestamp: Int64?
     /// Explicit partition; nil = chosen by the partitioner (from the key; `partitioner`, default consistent_random).
     public var partition: Int32?
+    /// A tombstone: the record has a NULL value (`value` is ignored), which deletes its key from a compacted topic.
+    public var tombstone = false
 
     public init(value: [UInt8], key: [UInt8]? = nil, headers: [EventMeta.Header] = [],
                 timestamp: Int64? = nil, partition: Int32? = nil) {
@@ -214,9 +216,11 @@ public final class KafkaProducerClient: @unchecked Sendable {
                     n += 1
                 }
                 add(RD_KAFKA_VTYPE_TOPIC) { $0.u.cstr = topic }
-                add(RD_KAFKA_VTYPE_VALUE) {
-                    $0.u.mem.ptr = value.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) }
-                    $0.u.mem.size = value.count
+                if !m.tombstone {
+                    add(RD_KAFKA_VTYPE_VALUE) {
+                        $0.u.mem.ptr = value.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) }
+                        $0.u.mem.size = value.count
+                    }
                 }
                 if let key {
                     add(RD_KAFKA_VTYPE_KEY) {

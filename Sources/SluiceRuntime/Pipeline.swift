@@ -38,6 +38,8 @@ public final class Pipeline: Sendable {
     let restored: CheckpointFile?
     /// After `sluice rewind`: re-emitted events are marked while it lasts.
     let restatement: Restatement
+    /// The stateful operators' changelog topics (Kafka-fed pipelines with checkpoints; nil otherwise).
+    let changelog: Changelog?
 
     public init(spec: PipelineSpec, options: RunOptions = RunOptions()) throws(PipelineError) {
         self.spec = spec
@@ -65,8 +67,28 @@ public final class Pipeline: Sendable {
         restored = restore?.file
         let restatement = Restatement(label: restore?.marker?.restatement, until: restore?.marker?.until ?? [])
         self.restatement = restatement
+        let changelog = restore == nil ? nil : Self.makeChangelog(spec, plan: plan, restore: restore, log: options.log)
+        self.changelog = changelog
         var sources: [any EventSource] = []
-        for source in spec.sources {
+        // Kafka sources that share brokers and group are read by one consumer (SharedKafkaConsumers).
+        var kafkaSets: [Int: (set: KafkaSourceSet, member: Int)] = [:]
+        if options.sourceOverrides == nil {
+            for indices in SharedKafkaConsumers.sets(in: spec) {
+                let members = indices.compactMap { i -> (name: String, spec: KafkaSourceSpec)? in
+                    if case .kafka(let k) = spec.sources[i].kind { return (spec.sources[i].name, k) } else { return nil }
+                }
+                do {
+                    let set = try KafkaSourceSet(members: members, pipeline: spec.name,
+                                                 // With changelogs, the group's committed offsets go with the changelog's state.
+                                                 restored: changelog != nil ? [] : indices.compactMap { restore?.position(of: spec.sources[$0].name) },
+                                                 startTime: restore?.marker?.time, log: options.log)
+                    for (m, i) in indices.enumerated() { kafkaSets[i] = (set, m) }
+                } catch {
+                    throw PipelineError(message: "\(spec.sources[indices[0]].location): \(error)")
+                }
+            }
+        }
+        for (sourceIndex, source) in spec.sources.enumerated() {
             if let overrides = options.sourceOverrides {
                 sources.append(MemorySource(events: overrides[source.name] ?? []))
                 continue
@@ -83,12 +105,11 @@ public final class Pipeline: Sendable {
             case .generate(let count, let rate, let udf):
                 sources.append(GenerateSource(name: source.name, count: count, ratePerSecond: rate,
                                               module: udf.module, function: udf.function, lua: lua))
-            case .kafka(let kafka):
-                do {
-                    sources.append(try KafkaSource(name: source.name, spec: kafka, pipeline: spec.name, checkpointing: restore != nil,
-                                                   restored: restore?.position(of: source.name), startTime: restore?.marker?.time, log: options.log))
+            case .kafka:
+                guard let (set, member) = kafkaSets[sourceIndex] else {
+                    throw PipelineError(message: "\(source.location): source '\(source.name)': no consumer was made for it")
                 }
-                catch { throw PipelineError(message: "\(source.location): \(error)") }
+                sources.append(KafkaSource(name: source.name, consumer: set, member: member, checkpointing: restore != nil))
             }
         }
         self.sources = sources
@@ -293,6 +314,7 @@ public final class Pipeline: Sendable {
         }
         let checkpointDone = DispatchGroup()
         if let checkpoint { startCheckpoints(checkpoint, outlets: outlets, sequencers: sequencers, stages: stages, group: checkpointDone) }
+        if checkpoint != nil { followPartitions(changelog, stages: stages, outlets: outlets) }
         let sourcesDone = DispatchGroup()
         for (index, source) in sources.enumerated() {
             let name = spec.sources[index].name
@@ -340,6 +362,7 @@ public final class Pipeline: Sendable {
         sinkGroup.wait()
         // Everything is written and acknowledged: sources may commit and close.
         for source in sources { source.finish() }
+        changelog?.close()
         reloadDone.wait()
         lua.lookups?.stop()
         lookupsDone.wait()

@@ -79,10 +79,18 @@ final class SourceOutlet: @unchecked Sendable {
 
     /// Hands the batch over if there is room within `wait` seconds; false means "still full, try again later".
     /// (A source that offers keeps its own batch; event times are stamped on the batch that goes.)
-    func offer(_ events: [Event], acknowledgement: Acknowledgement? = nil, wait: Double = 0) -> Bool {
+    /// `holdBack: false` (a consumer shared by several sources) refuses the batch instead of waiting
+    /// while the source runs more than `max_drift` ahead of a peer.
+    func offer(_ events: [Event], acknowledgement: Acknowledgement? = nil, wait: Double = 0, holdBack: Bool = true) -> Bool {
         guard !events.isEmpty else { return true }
         var batch = Batch(source: source, sequence: 0, events: events, acknowledgement: acknowledgement)
-        timing?.holdBack()
+        if holdBack {
+            timing?.holdBack()
+        } else if let timing, timing.isAhead() {
+            timing.setBusy(true)   // waiting for a peer counts as activity: not idle
+            timing.setBusy(false)
+            return false
+        }
         timing?.setBusy(true)
         defer { timing?.setBusy(false) }
         let bytes = batch.byteCount
@@ -90,6 +98,12 @@ final class SourceOutlet: @unchecked Sendable {
         reserve(&batch, mark: nil)
         _ = work.push(batch, bytes: bytes)
         return true
+    }
+
+    /// Kafka partitions were revoked: later checkpoints hold no position for them until they are read
+    /// again (a stale position from this ownership would acknowledge records of a later one).
+    func forget(_ partitions: [TopicPartition]) {
+        cursor.withLock { c in for p in partitions { c.kafka[p] = nil } }
     }
 
     /// Takes checkpoint barrier `id` between two batches: returns the sequence number it occupies

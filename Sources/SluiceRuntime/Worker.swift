@@ -529,7 +529,7 @@ final class Worker {
                     var acc = reducers.empty()
                     let grown = reducers.add(b, to: &acc)
                     partialIndex[id] = keyedOut[op][lane].count
-                    keyedOut[op][lane].append(KeyedEvent(key: key, time: currentTime, input: input, bytes: [], meta: nil,
+                    keyedOut[op][lane].append(KeyedEvent(key: key, time: currentTime, input: input, bytes: [], meta: current.meta,
                                                          source: currentSource, position: current.position,
                                                          partial: PartialAggregate(start: start, end: end, acc: acc, events: 1, bytes: grown)))
                 }

@@ -10,8 +10,9 @@
 ///   reads all of the other side but only its own partitions of the Kafka one);
 /// - the inputs read different topics (they must have the same partition count);
 /// - both sides read one topic with keys of different fields (a self-join on another field);
-/// - the inputs come from different Kafka sources: each is its own consumer, and Kafka assigns
-///   their partitions independently (SPEC: one consumer subscribed to all the topics; not yet so);
+/// - the inputs come from Kafka sources that cannot share one consumer (different brokers, group,
+///   `start` or options, or overlapping or regex topics: see `SharedKafkaConsumers`), so Kafka
+///   assigns their partitions independently;
 /// - a source sets `partition.assignment.strategy` to something other than the range assignor;
 /// - a side's key is computed after a transform that can change fields (`map`, `flat_map`,
 ///   `project` or a stateful transform), so it may not be the key its records are partitioned by.
@@ -59,12 +60,14 @@ public enum CoPartitioning {
                     + "they have the same partition count and are keyed by the \(what) key (the spec cannot tell)"))
             }
             let consumers = sides.flatMap { $0.origin.kafka.map(\.source) }.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
-            if consumers.count > 1 {
+            let sets = SharedKafkaConsumers.sets(in: spec)
+            let setOf = { (name: String) in sets.firstIndex { $0.contains { spec.sources[$0].name == name } } }
+            if Set(consumers.map(setOf)).count > 1 {
                 out.append(warning(t.location,
-                    "\(what) '\(t.name)' reads Kafka sources \(consumers.map { "'\($0)'" }.joined(separator: ", ")), each its "
-                    + "own consumer: with several replicas Kafka assigns their partitions independently, so partition p of "
-                    + "each can go to a different replica; read the topics with one source (topics: [...]) and tell them "
-                    + "apart with a filter on ctx.meta.topic"))
+                    "\(what) '\(t.name)' reads Kafka sources \(consumers.map { "'\($0)'" }.joined(separator: ", ")) that "
+                    + "cannot share one consumer (different brokers, group, start or options, or overlapping or regex "
+                    + "topics): with several replicas Kafka assigns their partitions independently, so partition p of "
+                    + "each can go to a different replica; give them the same brokers, group and options"))
             }
             for (source, strategy) in assignors(of: consumers, in: spec) {
                 out.append(warning(t.location,

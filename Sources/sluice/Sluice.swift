@@ -94,7 +94,7 @@ struct Run: ParsableCommand {
 
 struct Validate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check a spec: YAML, keys, graph, and every referenced Lua function. Exit 2 if invalid; warnings (joins that may not be co-partitioned) exit 0.")
+        abstract: "Check a spec: YAML, keys, graph, and every referenced Lua function. Exit 2 if invalid; warnings (joins that may not be co-partitioned, Kafka-fed state without checkpoints) exit 0.")
 
     @Argument(help: "Pipeline spec (YAML).") var specs: [String]
 
@@ -104,7 +104,7 @@ struct Validate: ParsableCommand {
             do {
                 let spec = try loadValidSpec(path)
                 // Warnings do not fail validation (exit 0): the spec cannot tell partition counts or producers' keys.
-                for w in CoPartitioning.warnings(in: spec) { printError(w.description) }
+                for w in CoPartitioning.warnings(in: spec) + ChangelogRequirements.warnings(in: spec) { printError(w.description) }
                 print("\(path): ok")
             } catch {
                 failed = true

@@ -47,10 +47,9 @@ import Testing
         #expect(r.stdout == "pipelines/cp.yaml: ok\n")
         #expect(r.stderr == "pipelines/cp.yaml:6:3: warning: join 'j' reads topics imps, plays: they are co-partitioned "
                 + "only if they have the same partition count and are keyed by the join key (the spec cannot tell)\n"
-                + "pipelines/cp.yaml:6:3: warning: join 'j' reads Kafka sources 'imps', 'plays', each its own consumer: "
-                + "with several replicas Kafka assigns their partitions independently, so partition p of each can go to a "
-                + "different replica; read the topics with one source (topics: [...]) and tell them apart with a filter "
-                + "on ctx.meta.topic\n")
+                + "pipelines/cp.yaml:6:3: warning: join 'j' reads Kafka without settings.checkpoint: its state is in memory "
+                + "only (no checkpoint, no changelog topic), so after a restart or a rebalance its keys start empty; with "
+                + "settings.checkpoint it is kept in cp-j-changelog\n")
     }
 
     @Test func luaReferenceErrorsAreReportedInTheSameRunAsStructuralErrors() async throws {

@@ -142,17 +142,20 @@ import Glibc
 
         // A live stream, started once the pipeline owns all partitions (no backlog): at most `chunk`
         // events every `pause` seconds, i.e. <= 5k events/s. SLUICE_LOG=debug logs every offset commit.
+        // The feed holds after half of the input (until the restart), so however slowly this test
+        // observes the first output, the pipeline is killed before the input is complete.
         let input = Kafka.seqEvents(20_000)
         let chunk = 250, pause = 0.05
         let run1 = try scratch.run("pipelines/p.yaml", name: "kill9-1", environment: env.merging(["SLUICE_LOG": "debug"]) { $1 })
         defer { run1.kill() }
         try #require(try await Kafka.eventually { Self.assignment(run1.stderrText, topic: "in").count == 4 }, "\(run1.log)")
-        let feeder = Feeder(kafka, topic: "in", lines: input, chunk: chunk, pause: pause)
+        let feeder = Feeder(kafka, topic: "in", lines: input, chunk: chunk, pause: pause, holdAfter: input.count / 2)
         defer { feeder.cancel() }
         let partly = try await Kafka.eventually {
             kafka.count("out") >= 6000 && !Self.committed(run1.stderrText, topic: "in").isEmpty
         }
         try #require(partly, "output never reached 6000 with a commit: \(run1.log)")
+        try await offPool { feeder.hold() }
         try await offPool { run1.kill() }
         let atKill = try await offPool { kafka.count("out") }
         let committed = Self.committed(run1.stderrText, topic: "in")
@@ -160,6 +163,7 @@ import Glibc
 
         let run2 = try scratch.run("pipelines/p.yaml", name: "kill9-2", environment: env)
         defer { run2.kill() }
+        feeder.resume()
         #expect(try await offPool { feeder.finish() } == nil)
         let complete = try await Kafka.eventually(timeout: 120) {
             kafka.count("out") >= input.count && Self.audit((try? kafka.consume("out")) ?? [], against: input).missing.isEmpty

@@ -290,12 +290,17 @@ final class Feeder: @unchecked Sendable {
     private var stopped = false
     private var held = false
     private var busy = false
+    /// Hold once this many lines are produced, unless `resume` came first.
+    private var selfHold: Int?
 
-    /// Produces `lines` in chunks of `chunk` messages, pausing `pause` seconds between chunks.
-    init(_ kafka: DevKafka, topic: String, lines: [String], chunk: Int, pause: Double) {
+    /// Produces `lines` in chunks of `chunk` messages, pausing `pause` seconds between chunks;
+    /// with `holdAfter`, holds itself once that many lines are produced (until `resume`).
+    init(_ kafka: DevKafka, topic: String, lines: [String], chunk: Int, pause: Double, holdAfter: Int? = nil) {
+        selfHold = holdAfter
         let thread = Thread { [self] in
             var i = 0
             while i < lines.count {
+                lock.withLock { if let h = selfHold, i >= h { selfHold = nil; held = true } }
                 while lock.withLock({ held && !stopped }) { Thread.sleep(forTimeInterval: 0.01) }
                 let go: Bool = lock.withLock {
                     if stopped { return false }
@@ -322,8 +327,8 @@ final class Feeder: @unchecked Sendable {
         while lock.withLock({ busy }) { Thread.sleep(forTimeInterval: 0.01) }
     }
 
-    /// Lets a held feed go on.
-    func resume() { lock.withLock { held = false } }
+    /// Lets a held feed go on (and cancels a `holdAfter` not reached yet).
+    func resume() { lock.withLock { held = false; selfHold = nil } }
 
     /// Waits until everything was produced; returns the error if producing failed.
     func finish() -> String? {

@@ -46,7 +46,7 @@ private let splitJoin = """
     try expectWarnings(spec(sources: kafka("imps"), splitJoin), [])
 }
 
-@Test func joinOfTwoKafkaSourcesWarnsThatTheirPartitionsAreAssignedIndependently() throws {
+@Test func joinOfTwoKafkaSourcesOfOneGroupSharesAConsumerAndWarnsOnlyAboutTopics() throws {
     try expectWarnings(spec(sources: """
       imps: { kafka: { brokers: 'b:9092', topics: imps } }
       plays: { kafka: { brokers: 'b:9092', topics: plays } }
@@ -59,10 +59,46 @@ private let splitJoin = """
     """), [
         "p.yaml:6:3: warning: join 'j' reads topics imps, plays: they are co-partitioned only if they have the same "
         + "partition count and are keyed by the join key (the spec cannot tell)",
-        "p.yaml:6:3: warning: join 'j' reads Kafka sources 'imps', 'plays', each its own consumer: with several "
-        + "replicas Kafka assigns their partitions independently, so partition p of each can go to a different "
-        + "replica; read the topics with one source (topics: [...]) and tell them apart with a filter on ctx.meta.topic",
     ])
+}
+
+@Test func joinOfKafkaSourcesOfDifferentGroupsWarnsThatTheirPartitionsAreAssignedIndependently() throws {
+    try expectWarnings(spec(sources: """
+      imps: { kafka: { brokers: 'b:9092', topics: imps, group: a } }
+      plays: { kafka: { brokers: 'b:9092', topics: plays, group: b } }
+    """, """
+      j:
+        join:
+          left: { from: imps, key: '{profile_id}' }
+          right: { from: plays, key: '{profile_id}' }
+          within: 1m
+    """), [
+        "p.yaml:6:3: warning: join 'j' reads topics imps, plays: they are co-partitioned only if they have the same "
+        + "partition count and are keyed by the join key (the spec cannot tell)",
+        "p.yaml:6:3: warning: join 'j' reads Kafka sources 'imps', 'plays' that cannot share one consumer (different "
+        + "brokers, group, start or options, or overlapping or regex topics): with several replicas Kafka assigns "
+        + "their partitions independently, so partition p of each can go to a different replica; give them the same "
+        + "brokers, group and options",
+    ])
+}
+
+@Test func sourcesShareAConsumerOnlyWithTheSameBrokersGroupStartOptionsAndDisjointPlainTopics() throws {
+    let text = """
+    pipeline: p
+    sources:
+      a: { kafka: { brokers: 'b:9092', topics: [t1, t2] } }
+      b: { kafka: { brokers: 'b:9092', topics: t3, group: p } }
+      c: { kafka: { brokers: 'b:9092', topics: t4, group: other } }
+      d: { kafka: { brokers: 'b:9092', topics: t1 } }
+      e: { kafka: { brokers: 'b:9092', topics: '^x.*' } }
+      f: { kafka: { brokers: 'b:9092', topics: t5, start: latest } }
+      g: { stdin: {} }
+      h: { kafka: { brokers: 'b:9092', topics: t6 } }
+    sinks:
+      o: { from: [a, b, c, d, e, f, g, h], stdout: {} }
+    """
+    let spec = try load(text)
+    #expect(SharedKafkaConsumers.sets(in: spec) == [[0, 1, 7], [2], [3], [4], [5]])
 }
 
 @Test func selfJoinOfOneTopicOnDifferentFieldsWarns() throws {
@@ -148,4 +184,25 @@ private let splitJoin = """
           right: { from: k, key: '{a}' }
           within: 1m
     """), [])
+}
+
+@Test func kafkaFedStateWithoutCheckpointsWarnsThatItHasNoChangelog() throws {
+    let joined = spec(sources: """
+      imps: { kafka: { brokers: 'b:9092', topics: imps } }
+      plays: { file: { path: /dev/null } }
+    """, """
+      j:
+        join:
+          left: { from: imps, key: '{profile_id}' }
+          right: { from: plays, key: '{profile_id}' }
+          within: 1m
+    """)
+    #expect(ChangelogRequirements.warnings(in: try load(joined)).map(\.description) == [
+        "p.yaml:6:3: warning: join 'j' reads Kafka without settings.checkpoint: its state is in memory only (no checkpoint, "
+        + "no changelog topic), so after a restart or a rebalance its keys start empty; with settings.checkpoint it is kept "
+        + "in cp-j-changelog",
+    ])
+    #expect(ChangelogRequirements.warnings(in: try load(joined + "\nsettings: { checkpoint: { every: 1s } }")).isEmpty)
+    let files = spec(sources: "  f: { file: { path: /dev/null } }", "  d: { dedup: { from: f, key: '{k}', within: 1m } }", sinkFrom: "d")
+    #expect(ChangelogRequirements.warnings(in: try load(files)).isEmpty)
 }

@@ -44,7 +44,9 @@ extension Pipeline {
                           stages: KeyedStages, group: DispatchGroup) {
         let specs = spec.sources
         let plan = plan
+        let changelog = changelog
         let inject: @Sendable (UInt64, Acknowledgement) -> Void = { id, next in
+            changelog?.begin(id)
             for (s, outlet) in outlets.enumerated() {
                 let k = Self.checkpointKind(specs[s].kind)
                 let (seq, position) = outlet.barrier(name: specs[s].name, kind: k.kind, path: k.path, next: next)
@@ -63,9 +65,15 @@ extension Pipeline {
             injectBarriers: inject,
             headerInfo: { (reloader?.live.current.number ?? 1, usesLua ? Self.udfHash(udfDir) : "", lookups?.versions ?? [:]) },
             onComplete: { header in
-                for (s, source) in sources.enumerated() {
-                    if let p = header.sources.first(where: { $0.name == specs[s].name }) { source.checkpointed(p) }
+                func commit(excluding excluded: Set<Int32>) {
+                    for (s, source) in sources.enumerated() {
+                        guard var p = header.sources.first(where: { $0.name == specs[s].name }) else { continue }
+                        p.kafka = p.kafka?.filter { !excluded.contains($0.partition) }
+                        source.checkpointed(p)
+                    }
                 }
+                // With changelogs: the changed keys are written (and delivered) before the offsets go.
+                if let changelog { changelog.publish(header.id) { commit(excluding: $0) } } else { commit(excluding: []) }
             }))
         startThread("sluice-checkpoint", group) { coordinator.run() }
     }

@@ -100,7 +100,8 @@ extension Pipeline {
     /// Loads this worker's share of the restored checkpoint: the keys that hash to it from every
     /// checkpointed worker of the operator, and its own watermarks when the layout is unchanged.
     private func restoreStage<B: KeyedOperatorBehaviour>(_ behaviour: inout B, _ tracker: inout WatermarkTracker, op: Int, lane: Int) {
-        guard let restored else { return }
+        // With changelogs, state comes from the changelog of the partitions this replica is assigned.
+        guard let restored, changelog == nil else { return }
         let spec = plan.operators[op]
         let sections = restored.sections.filter { $0.op == spec.name }
         let sameLayout = Set(sections.map(\.lane)) == Set(0..<spec.parallelism)
@@ -120,6 +121,54 @@ extension Pipeline {
                     + String(format: "%.0f ms", CheckpointCoordinator.millis(ContinuousClock.now - began)))
     }
 
+    /// A rebalance's instruction: drops the keys of revoked partitions, or replaces the keys of
+    /// assigned partitions with their changelog state. Rebuilds the operator from its own snapshot
+    /// without the dropped keys (timers are re-armed by `restore`).
+    private func applyControl<B: KeyedOperatorBehaviour>(_ control: StateControl, _ behaviour: inout B, _ partitionOf: inout [StateKey: Int32],
+                                                         empty: B, op: Int, lane: Int) {
+        let name = plan.operators[op].name
+        let (partitions, entries): (Set<Int32>, [ChangelogEntry]) = switch control {
+        case .drop(let p): (p, [])
+        case .restore(let p, let e): (p, e)
+        }
+        let began = ContinuousClock.now
+        let before = behaviour.gauges.keys
+        var dropped = false
+        behaviour.forEachKey { k in if let p = partitionOf[k], partitions.contains(p) { dropped = true } }
+        if dropped {
+            var w = StateWriter()
+            behaviour.snapshot(into: &w)
+            var rebuilt = empty
+            var r = StateReader(w.bytes)
+            do {
+                try rebuilt.restore(from: &r) { k in partitionOf[k].map { !partitions.contains($0) } ?? true }
+                behaviour = rebuilt
+            } catch {
+                options.log("error", "transform '\(name)' worker \(lane): could not drop the keys of partitions \(partitions.sorted()): \(error)")
+            }
+            partitionOf = partitionOf.filter { !partitions.contains($0.value) }
+        }
+        var loaded = 0
+        for e in entries {
+            guard let value = e.value, let snapshot = Changelog.decode(value) else { continue }
+            var r = StateReader(snapshot)
+            do {
+                try behaviour.restore(from: &r) { _ in true }
+                partitionOf[e.key] = e.partition
+                loaded += 1
+            } catch {
+                options.log("error", "transform '\(name)' worker \(lane): changelog record of key '\(e.key.text)' (partition \(e.partition)) is unreadable (\(error)); the key starts empty")
+            }
+        }
+        let ms = String(format: "%.0f ms", CheckpointCoordinator.millis(ContinuousClock.now - began))
+        switch control {
+        case .drop:
+            options.log("info", "transform '\(name)' worker \(lane): partitions \(partitions.sorted()) revoked: dropped \(before - behaviour.gauges.keys) keys in \(ms)")
+        case .restore:
+            options.log("info", "transform '\(name)' worker \(lane): partitions \(partitions.sorted()) assigned: restored \(loaded) keys from the changelog in \(ms)")
+        }
+    }
+
     /// Specialized per operator type, so the per-event calls are direct.
     private func runStage<B: KeyedOperatorBehaviour>(_ behaviour: inout B, _ stages: KeyedStages, op: Int, lane: Int, worker: Worker) {
         let spec = plan.operators[op]
@@ -134,8 +183,17 @@ extension Pipeline {
         var epoch = checkpoint?.firstAck
         /// Set at a snapshot: the next batch pays the copy-on-write copy of the tables (logged at debug).
         var afterSnapshot: (id: UInt64, at: ContinuousClock.Instant)?
+        /// With a changelog: the input partition of each key's events (its changelog partition).
+        let changelog = changelog.flatMap { $0.lanes[spec.name] != nil ? $0 : nil }
+        var partitionOf: [StateKey: Int32] = [:]
+        let empty = behaviour
         restoreStage(&behaviour, &tracker, op: op, lane: lane)
         while let (popped, code) = inbox.pop(stamping: { live?.current }) {
+            if let control = popped.control {
+                applyControl(control, &behaviour, &partitionOf, empty: empty, op: op, lane: lane)
+                stages.metrics.update(op, lane: lane, gauges: behaviour.gauges, late: 0, deduplicated: 0, stateFull: 0)
+                continue
+            }
             for action in checkpoint == nil ? [.process(popped)] : aligner.receive(popped) {
                 let batch: KeyedBatch
                 switch action {
@@ -143,12 +201,23 @@ extension Pipeline {
                 case .snapshot(let id):
                     // Copies share their storage (copy-on-write): the state is encoded on the checkpoint
                     // encoder's thread while this worker goes on; its first change of a table copies it.
-                    let frozen = behaviour, frozenTracker = tracker
+                    if changelog != nil, partitionOf.count > 2 * behaviour.gauges.keys + 1024 {
+                        var held: [StateKey: Int32] = [:]
+                        behaviour.forEachKey { k in if let p = partitionOf[k] { held[k] = p } }
+                        partitionOf = held
+                    }
+                    let frozen = behaviour, frozenTracker = tracker, frozenPartitions = partitionOf
                     if let checkpoint {
+                        let name = spec.name
                         epoch = checkpoint.snapshotted(id, op: spec.name, lane: lane) {
                             var w = StateWriter()
                             frozenTracker.snapshot(into: &w)
                             frozen.snapshot(into: &w)
+                            if let changelog {
+                                var entries: [(key: StateKey, partition: Int32?, snapshot: [UInt8])] = []
+                                frozen.snapshotEachKey { key, bytes in entries.append((key, frozenPartitions[key], bytes)) }
+                                changelog.stage(id, op: name, lane: lane, entries: entries)
+                            }
                             return w.bytes
                         }
                     }
@@ -166,6 +235,9 @@ extension Pipeline {
                             ctx.late += 1
                             ctx.deadLetter(events[i], reason: "late", detail: "event time \(events[i].time) is behind the watermark \(mark) of its input (stage \(batch.channel.stage) worker \(batch.channel.lane))")
                             continue
+                        }
+                        if changelog != nil, let p = events[i].meta?.partition, partitionOf[events[i].key] != p {
+                            partitionOf[events[i].key] = p
                         }
                         behaviour.process(events[i], &ctx)
                     }

@@ -123,6 +123,11 @@ protocol KeyedOperatorBehaviour: Sendable {
     /// Adds the keys of one checkpointed worker's state for which `keep` is true (keys are
     /// re-routed, so the number of workers may differ from the checkpointed run's).
     mutating func restore(from r: inout StateReader, keep: (StateKey) -> Bool) throws(CheckpointError)
+    /// Calls `body` with every key held.
+    func forEachKey(_ body: (StateKey) -> Void)
+    /// Calls `body` with every key and that key's state alone, encoded as `snapshot` would with only
+    /// that key (so `restore` reads it back): the value of the key's changelog record.
+    func snapshotEachKey(_ body: (StateKey, [UInt8]) -> Void)
 }
 
 /// `state: { max_keys, max_bytes }` for one worker (the operator's limits split over its workers).

@@ -109,6 +109,9 @@ final class SourceTiming {
         board.waitWhileAhead(index, watermark: lastWatermark, stop: stop)
     }
 
+    /// True while this source runs more than `max_drift` ahead of a peer (the non-blocking `holdBack`).
+    func isAhead() -> Bool { board.drift(index, watermark: lastWatermark) > 0 }
+
     func setBusy(_ busy: Bool) { board.setBusy(index, busy) }
 
     /// The largest time seen per input, for a checkpoint.

@@ -62,6 +62,8 @@ struct KeyedBatch: Sendable {
     var watermark: Int64
     /// A checkpoint barrier (its id) travelling in order with the data; 0 = none.
     var barrier: UInt64 = 0
+    /// A rebalance's instruction about whole partitions' state (then there are no events).
+    var control: StateControl? = nil
 }
 
 import SluiceCore

@@ -243,17 +243,31 @@ extension AggregateOperator {
         w.bytes.reserveCapacity(w.bytes.count + stateBytes + windowCount * 48 + 64)
         w.i64(watermark)
         w.count(keys.count)
+        for (k, st) in keys { Self.write(k, st, into: &w) }
+    }
+
+    private static func write(_ k: StateKey, _ st: KeyState, into w: inout StateWriter) {
+        w.data(k.bytes)
+        w.optionalData(st.ctxState)
+        w.i64(Int64(st.bytes))
+        w.count(st.windows.count)
+        for (_, win) in st.windows.sorted(by: { $0.key < $1.key }) {
+            w.i64(win.start); w.i64(win.end); w.u8(win.changed ? 1 : 0); w.i64(Int64(win.bytes))
+            w.optionalData(win.udfState)
+            w.count(win.acc.count)
+            for a in win.acc { a.write(into: &w) }
+        }
+    }
+
+    func forEachKey(_ body: (StateKey) -> Void) { for k in keys.keys { body(k) } }
+
+    /// Each key's state alone, in the format of `snapshot` (read back by `restore`): a changelog record.
+    func snapshotEachKey(_ body: (StateKey, [UInt8]) -> Void) {
         for (k, st) in keys {
-            w.data(k.bytes)
-            w.optionalData(st.ctxState)
-            w.i64(Int64(st.bytes))
-            w.count(st.windows.count)
-            for (_, win) in st.windows {
-                w.i64(win.start); w.i64(win.end); w.u8(win.changed ? 1 : 0); w.i64(Int64(win.bytes))
-                w.optionalData(win.udfState)
-                w.count(win.acc.count)
-                for a in win.acc { a.write(into: &w) }
-            }
+            var w = StateWriter()
+            w.i64(EventTime.missing); w.count(1)   // no watermark: the record changes only with the key
+            Self.write(k, st, into: &w)
+            body(k, w.bytes)
         }
     }
 

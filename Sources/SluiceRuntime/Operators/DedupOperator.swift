@@ -69,6 +69,17 @@ extension DedupOperator {
         for (k, t) in kept { w.data(k.bytes); w.i64(t) }
     }
 
+    func forEachKey(_ body: (StateKey) -> Void) { for k in kept.keys { body(k) } }
+
+    /// Each key's state alone, in the format of `snapshot` (read back by `restore`): a changelog record.
+    func snapshotEachKey(_ body: (StateKey, [UInt8]) -> Void) {
+        for (k, t) in kept {
+            var w = StateWriter()
+            w.i64(EventTime.missing); w.count(1); w.data(k.bytes); w.i64(t)   // no watermark: the record changes only with the key
+            body(k, w.bytes)
+        }
+    }
+
     mutating func restore(from r: inout StateReader, keep: (StateKey) -> Bool) throws(CheckpointError) {
         watermark = max(watermark, try r.i64())
         let n = try r.count(minItemBytes: 12)

@@ -226,6 +226,12 @@ extension JoinOperator {
         w.u64(seq)
         w.i64(watermark)
         w.count(index.count)
+        slots.withUnsafeBufferPointer { slots in
+            for s in index.values { Self.write(slots[Int(s)], into: &w) }
+        }
+    }
+
+    private static func write(_ st: KeyState, into w: inout StateWriter) {
         func write(_ side: [Held], _ w: inout StateWriter) {
             w.count(side.count)
             side.withUnsafeBufferPointer { held in
@@ -235,14 +241,26 @@ extension JoinOperator {
                 }
             }
         }
-        slots.withUnsafeBufferPointer { slots in
-            for s in index.values {
-                let st = slots[Int(s)]
-                w.data(st.key.bytes)
-                w.optionalData(st.ctxState)
-                write(st.lefts, &w)
-                write(st.rights, &w)
-            }
+        w.data(st.key.bytes)
+        w.optionalData(st.ctxState)
+        write(st.lefts, &w)
+        write(st.rights, &w)
+    }
+
+    func forEachKey(_ body: (StateKey) -> Void) { for k in index.keys { body(k) } }
+
+    /// Each key's state alone, in the format of `snapshot` (read back by `restore`): a changelog record.
+    /// Only the key's own fields, so the record changes only when the key does: the largest sequence
+    /// number it holds, and no watermark (`restore` keeps the larger of each).
+    func snapshotEachKey(_ body: (StateKey, [UInt8]) -> Void) {
+        for (key, s) in index {
+            let st = slots[Int(s)]
+            var w = StateWriter()
+            w.u64(max(st.lefts.map(\.seq).max() ?? 0, st.rights.map(\.seq).max() ?? 0))
+            w.i64(EventTime.missing)
+            w.count(1)
+            Self.write(slots[Int(s)], into: &w)
+            body(key, w.bytes)
         }
     }
 
