@@ -8,6 +8,7 @@ final class GeoService: @unchecked Sendable {
     let process = Process()
     private let output = Pipe()
     private(set) var url = ""
+    private var stopped = false
 
     init(latencyMs: Double = 0) throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -42,7 +43,9 @@ final class GeoService: @unchecked Sendable {
     deinit { stop() }
 
     func stop() {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        guard !stopped else { return }
+        stopped = true
+        if process.isRunning { killAndReap(process) }
     }
 
     /// `POST /control` with a JSON body, e.g. `{"mode":"503"}`.

@@ -112,6 +112,7 @@ final class ChildProcess: @unchecked Sendable {
 
     /// Waits for the exit; nil if it is still running after `timeout` seconds.
     func wait(timeout: Double) -> Int32? {
+        guard !killed else { return nil }
         guard Kafka.waitUntil(timeout: timeout, every: 0.05, { !process.isRunning }) else { return nil }
         process.waitUntilExit()
         return process.terminationStatus
@@ -119,6 +120,7 @@ final class ChildProcess: @unchecked Sendable {
 
     /// SIGTERM, then the exit status (nil if it did not exit within `timeout`; it is then SIGKILLed).
     func terminate(timeout: Double = 60) -> Int32? {
+        guard !killed else { return nil }
         guard process.isRunning else { return process.terminationStatus }
         Glibc.kill(pid, SIGTERM)
         if let status = wait(timeout: timeout) { return status }
@@ -128,12 +130,14 @@ final class ChildProcess: @unchecked Sendable {
 
     /// SIGKILL and reap. Safe to call more than once, and on an exited process.
     func kill() {
-        if process.isRunning {
-            Glibc.kill(pid, SIGKILL)
-            process.waitUntilExit()
+        if !killed && process.isRunning {
+            killed = true
+            killAndReap(process)
         }
         try? stdin.fileHandleForWriting.close()
     }
+    /// Killed and reaped here: never signalled again (its pid may be reused).
+    private var killed = false
 }
 
 /// A `sluice dev kafka` process: a one-broker mock cluster on random 127.0.0.1 ports.

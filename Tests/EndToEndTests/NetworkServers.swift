@@ -68,9 +68,9 @@ final class MemcachedProcess: @unchecked Sendable {
 
     /// SIGKILL: the server is gone at once (and its items with it).
     func stop() {
-        guard let p = process, p.isRunning else { return }
-        kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        guard let p = process else { return }
+        process = nil
+        if p.isRunning { killAndReap(p) }
     }
 
     /// The value stored under `key`, or nil.
@@ -145,8 +145,12 @@ final class HTTPSinkServer: @unchecked Sendable {
         return Loopback.exchange(port: port, Array((head + body).utf8)).map { String(decoding: $0, as: UTF8.self) }
     }
 
+    private var stopped = false
+
     func stop() {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        guard !stopped else { return }
+        stopped = true
+        if process.isRunning { killAndReap(process) }
     }
 
     deinit { stop() }

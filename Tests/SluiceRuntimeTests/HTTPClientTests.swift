@@ -35,7 +35,7 @@ import Glibc
 
     @Test func manyRequestsRunAtOnceOnOneIOThread() async throws {
         let (p, port) = try server()
-        defer { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
+        defer { killAndReap(p) }
         let client = try HTTPClient(name: "test")
         defer { client.close() }
         let control = HTTPRequest(method: "POST", url: "http://127.0.0.1:\(port)/control", body: Array(#"{"latency_ms": 400}"#.utf8))
@@ -61,7 +61,7 @@ import Glibc
 
     @Test func statusHeadersBodyAndTransportErrorsAreReported() async throws {
         let (p, port) = try server()
-        defer { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
+        defer { killAndReap(p) }
         let client = try HTTPClient(name: "test")
         let control = HTTPRequest(method: "POST", url: "http://127.0.0.1:\(port)/control",
                                   body: Array(#"{"status": 503, "retry_after": 7, "body": "later"}"#.utf8))
@@ -77,5 +77,19 @@ import Glibc
         let closed = await awaitResult(client, HTTPRequest(url: "http://127.0.0.1:\(port)/stats"))
         guard case .failure(let e2) = closed else { Issue.record("expected closed"); return }
         #expect(e2.message == "HTTP client closed")
+    }
+}
+
+/// SIGKILL and reap without Foundation's `waitUntilExit`, which can spin forever on Linux when it
+/// misses a child's exit (as `killAndReap` in EndToEndTests).
+private func killAndReap(_ p: Process) {
+    let pid = p.processIdentifier
+    kill(pid, SIGKILL)
+    let deadline = Date(timeIntervalSinceNow: 10)
+    while Date() < deadline && p.isRunning {
+        var status: Int32 = 0
+        let r = waitpid(pid, &status, WNOHANG)
+        if r == pid || (r < 0 && errno == ECHILD) { return }
+        usleep(5_000)
     }
 }
