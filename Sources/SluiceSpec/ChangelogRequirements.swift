@@ -9,13 +9,7 @@ public enum ChangelogRequirements {
         guard spec.settings.checkpoint == nil else { return [] }
         var out: [Diagnostic] = []
         for t in spec.transforms {
-            let what: String
-            switch t.kind {
-            case .join: what = "join"
-            case .dedup: what = "dedup"
-            case .aggregate: what = "aggregate"
-            case .filter, .map, .flatMap, .project: continue
-            }
+            guard let what = t.statefulName else { continue }
             guard t.keyedInputs.contains(where: { !CoPartitioning.origin(of: $0.from, in: spec).kafka.isEmpty }) else { continue }
             out.append(Diagnostic(location: t.location, message:
                 "warning: \(what) '\(t.name)' reads Kafka without settings.checkpoint: its state is in memory only (no "

@@ -36,13 +36,7 @@ public enum CoPartitioning {
     public static func warnings(in spec: PipelineSpec) -> [Diagnostic] {
         var out: [Diagnostic] = []
         for t in spec.transforms {
-            let what: String
-            switch t.kind {
-            case .join: what = "join"
-            case .dedup: what = "dedup"
-            case .aggregate: what = "aggregate"
-            case .filter, .map, .flatMap, .project: continue
-            }
+            guard let what = t.statefulName else { continue }
             let sides = t.keyedInputs.map { (input: $0, origin: origin(of: $0.from, in: spec)) }
             guard sides.contains(where: { !$0.origin.kafka.isEmpty }) else { continue }
             for side in sides where !side.origin.other.isEmpty {
@@ -126,5 +120,17 @@ public enum CoPartitioning {
         }
         visit(name)
         return origin
+    }
+}
+
+extension TransformSpec {
+    /// "join", "dedup" or "aggregate" for a stateful transform; nil for a stateless one.
+    var statefulName: String? {
+        switch kind {
+        case .join: "join"
+        case .dedup: "dedup"
+        case .aggregate: "aggregate"
+        case .filter, .map, .flatMap, .project: nil
+        }
     }
 }
