@@ -10,31 +10,48 @@
 
 /* ================================================================ path trie */
 
-static void rebuild_index(sj_paths *t) {
-    free(t->csig); free(t->cid); free(t->cstart); free(t->ccount);
-    t->csig = NULL; t->cid = NULL; t->cstart = NULL; t->ccount = NULL;
+static void free_index(sj_paths *t) {
+    free(t->slots); free(t->tstart); free(t->tmask);
+    t->slots = NULL; t->tstart = NULL; t->tmask = NULL;
     t->indexed = 0;
-    size_t n = t->nnodes;
-    uint32_t *csig = malloc(n * sizeof *csig);
-    int32_t *cid = malloc(n * sizeof *cid);
-    uint32_t *cstart = malloc(n * sizeof *cstart);
-    uint32_t *ccount = malloc(n * sizeof *ccount);
-    if (!csig || !cid || !cstart || !ccount) {
-        free(csig); free(cid); free(cstart); free(ccount);
+}
+
+/* Builds every node's child table: a power of two at least twice its children (so a lookup
+ * that misses stops at an empty entry soon). Without memory the sibling lists still work. */
+static void rebuild_index(sj_paths *t) {
+    free_index(t);
+    size_t n = t->nnodes, total = 0;
+    uint32_t *tstart = malloc(n * sizeof *tstart);
+    uint32_t *tmask = malloc(n * sizeof *tmask);
+    if (!tstart || !tmask) {
+        free(tstart); free(tmask);
         return;
     }
-    uint32_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        cstart[i] = k;
-        ccount[i] = 0;
+        size_t cnt = 0;
+        for (int32_t c = t->nodes[i].first_child; c >= 0; c = t->nodes[c].next_sibling) cnt++;
+        size_t size = 4;
+        while (size < 2 * cnt) size *= 2;
+        tstart[i] = (uint32_t)total;
+        tmask[i] = (uint32_t)(size - 1);
+        total += size;
+    }
+    sj_slot *slots = malloc(total * sizeof *slots);
+    if (!slots) {
+        free(tstart); free(tmask);
+        return;
+    }
+    for (size_t i = 0; i < total; i++) slots[i] = (sj_slot){0, -1};
+    for (size_t i = 0; i < n; i++) {
+        sj_slot *tab = slots + tstart[i];
         for (int32_t c = t->nodes[i].first_child; c >= 0; c = t->nodes[c].next_sibling) {
-            csig[k] = key_sig(t->keys + t->nodes[c].key_off, t->nodes[c].key_len);
-            cid[k] = c;
-            k++;
-            ccount[i]++;
+            uint32_t sig = key_sig(t->keys + t->nodes[c].key_off, t->nodes[c].key_len);
+            uint32_t h = sig_hash(sig) & tmask[i];
+            while (tab[h].child >= 0) h = (h + 1) & tmask[i];
+            tab[h] = (sj_slot){sig, c};
         }
     }
-    t->csig = csig; t->cid = cid; t->cstart = cstart; t->ccount = ccount;
+    t->slots = slots; t->tstart = tstart; t->tmask = tmask;
     t->indexed = n;
 }
 
@@ -51,7 +68,7 @@ sj_paths *sj_paths_new(void) {
 
 void sj_paths_free(sj_paths *t) {
     if (!t) return;
-    free(t->csig); free(t->cid); free(t->cstart); free(t->ccount);
+    free_index(t);
     free(t->nodes);
     free(t->keys);
     free(t);
@@ -72,11 +89,12 @@ static int32_t add_child(sj_paths *t, int32_t parent, const uint8_t *k, size_t k
         t->nodes = nn;
         t->cap_nodes = nc;
     }
-    if (t->nkeys + klen > t->cap_keys) {
+    if (t->nkeys + klen + SJ_KEY_PAD > t->cap_keys) {
         size_t nc = t->cap_keys ? t->cap_keys : 64;
-        while (nc < t->nkeys + klen) nc *= 2;
+        while (nc < t->nkeys + klen + SJ_KEY_PAD) nc *= 2;
         uint8_t *nk = realloc(t->keys, nc);
         if (!nk) return -1;
+        memset(nk + t->cap_keys, 0, nc - t->cap_keys);
         t->keys = nk;
         t->cap_keys = nc;
     }
@@ -121,7 +139,7 @@ static const uint8_t *find_in_object(const sj_paths *t, int32_t node, const uint
         if (p >= end || *p != ':') return end;
         p = skip_ws(p + 1, end);
         if (p >= end) return end;
-        int32_t child = match_child(t, node, k, klen, esc);
+        int32_t child = match_child(t, node, k, klen, esc, end);
         if (child < 0) {
             p = skip_value(p, end);
         } else {

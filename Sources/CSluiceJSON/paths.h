@@ -10,18 +10,26 @@ typedef struct {
     int32_t slot; /* -1 if no path ends here */
 } sj_node;
 
+/* One entry of a node's child table; child < 0 marks an empty entry. */
+typedef struct {
+    uint32_t sig;
+    int32_t child;
+} sj_slot;
+
+/* Bytes of zero padding after the trie's key bytes, so keys can be compared 8 bytes at a time. */
+#define SJ_KEY_PAD 16
+
 struct sj_paths {
     sj_node *nodes;
     size_t nnodes, cap_nodes;
     uint8_t *keys;
     size_t nkeys, cap_keys;
     int nslots;
-    /* Flat child index (rebuilt after each add): the children of node i are
-     * cid[cstart[i] .. cstart[i] + ccount[i]), with signatures csig. Valid when
+    /* Child index (rebuilt after each add): node i's children are in the open-addressed
+     * table slots[tstart[i] .. tstart[i] + tmask[i]], keyed by key_sig. Valid when
      * indexed == nnodes; otherwise the sibling lists are used. */
-    uint32_t *csig;
-    int32_t *cid;
-    uint32_t *cstart, *ccount;
+    sj_slot *slots;
+    uint32_t *tstart, *tmask;
     size_t indexed;
 };
 
@@ -37,33 +45,40 @@ static inline void clear_subtree(const sj_paths *t, int32_t node, sj_value *out)
     }
 }
 
-static inline int same_bytes(const uint8_t *a, const uint8_t *b, size_t n) {
-    while (n >= 8) {
-        if (load64(a) != load64(b)) return 0;
-        a += 8; b += 8; n -= 8;
+static inline uint32_t sig_hash(uint32_t sig) { return (sig * 0x9E3779B1u) >> 16; }
+
+/* Compares a trie key a (padded, see SJ_KEY_PAD) with n input bytes at b, where the input
+ * ends at bend. */
+static inline int same_key(const uint8_t *a, const uint8_t *b, size_t n, const uint8_t *bend) {
+    if (n <= 8 && bend - b >= 8) {
+        if (n == 0) return 1;
+        return ((load64(a) ^ load64(b)) << (64 - 8 * n)) == 0;
     }
-    while (n--) if (*a++ != *b++) return 0;
-    return 1;
+    if (n > 8 && n <= 16) return load64(a) == load64(b) && load64(a + n - 8) == load64(b + n - 8);
+    return memcmp(a, b, n) == 0;
 }
 
-static inline int32_t match_child(const sj_paths *t, int32_t node, const uint8_t *k, size_t klen, int esc) {
+/* The child of node whose key is the input bytes [k, k + klen) (still escaped if esc), or -1.
+ * bend is the end of the input. */
+static inline int32_t match_child(const sj_paths *t, int32_t node, const uint8_t *k, size_t klen, int esc,
+                                  const uint8_t *bend) {
     if (LIKELY(!esc && t->indexed == t->nnodes)) {
         uint32_t sig = key_sig(k, klen);
-        const uint32_t *cs = t->csig + t->cstart[node];
-        uint32_t cnt = t->ccount[node];
-        for (uint32_t i = 0; i < cnt; i++) {
-            if (cs[i] == sig) {
-                int32_t c = t->cid[t->cstart[node] + i];
+        const sj_slot *tab = t->slots + t->tstart[node];
+        uint32_t mask = t->tmask[node];
+        for (uint32_t h = sig_hash(sig) & mask;; h = (h + 1) & mask) {
+            int32_t c = tab[h].child;
+            if (c < 0) return -1;
+            if (tab[h].sig == sig) {
                 const sj_node *nd = &t->nodes[c];
-                if (nd->key_len == klen && same_bytes(t->keys + nd->key_off, k, klen)) return c;
+                if (nd->key_len == klen && same_key(t->keys + nd->key_off, k, klen, bend)) return c;
             }
         }
-        return -1;
     }
     for (int32_t c = t->nodes[node].first_child; c >= 0; c = t->nodes[c].next_sibling) {
         const sj_node *nd = &t->nodes[c];
         if (LIKELY(!esc)) {
-            if (nd->key_len == klen && same_bytes(t->keys + nd->key_off, k, klen)) return c;
+            if (nd->key_len == klen && memcmp(t->keys + nd->key_off, k, klen) == 0) return c;
         } else {
             /* k..k+klen is the contents; include the quotes for the span helper. */
             if (nd->key_len <= klen && sj_string_eq(k - 1, klen + 2, t->keys + nd->key_off, nd->key_len))

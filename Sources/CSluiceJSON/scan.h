@@ -5,6 +5,9 @@
 
 #include <stddef.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -52,6 +55,37 @@ static inline uint64_t has_less(uint64_t w, uint8_t n) {
 #define SJ_FIRST_BYTE(mask) ((size_t)(__builtin_ctzll(mask) >> 3))
 #define SJ_LITTLE_ENDIAN 1
 #endif
+
+#ifdef __SSE2__
+/* Bit i set iff byte i of the 16 at p is a quote, a backslash, a control character or
+ * non-ASCII: the bytes that end a plain run inside a string. SSE2 is in every x86-64. */
+static inline unsigned string_stops16(const uint8_t *p) {
+    __m128i v = _mm_loadu_si128((const __m128i *)p);
+    __m128i stop = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+    stop = _mm_or_si128(stop, _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v));
+    return (unsigned)_mm_movemask_epi8(_mm_or_si128(stop, v));
+}
+#endif
+
+/* Nonzero iff some byte of w is not an ASCII digit; on little-endian machines the lowest
+ * flagged byte is the first non-digit (a carry out of a non-digit byte only moves upward). */
+static inline uint64_t non_digits(uint64_t w) {
+    uint64_t x = ((w & (ONES * 0xF0)) ^ (ONES * 0x30)) | (((w + ONES * 0x06) & (ONES * 0xF0)) ^ (ONES * 0x30));
+    return (((x & ~HIGHS) + ~HIGHS) | x) & HIGHS;
+}
+
+/* p at a byte; returns the first byte at or after p that is not an ASCII digit (or end). */
+static inline const uint8_t *skip_digits(const uint8_t *p, const uint8_t *end) {
+#ifdef SJ_LITTLE_ENDIAN
+    while (end - p >= 8) {
+        uint64_t m = non_digits(load64(p));
+        if (m) return p + SJ_FIRST_BYTE(m);
+        p += 8;
+    }
+#endif
+    while (p < end && (unsigned)(*p - '0') <= 9) p++;
+    return p;
+}
 
 static inline const uint8_t *skip_ws(const uint8_t *p, const uint8_t *end) {
     /* Compact JSON has no whitespace between tokens: test the first byte before looping. */

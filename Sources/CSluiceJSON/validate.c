@@ -37,10 +37,21 @@ static int fail_char(sj_result *res, const uint8_t *base, const uint8_t *at, con
 /* ================================================================ validation */
 
 /* p points just past the opening quote. Returns pointer past the closing quote, or NULL
- * after filling res. */
-static inline const uint8_t *validate_string(const uint8_t *p, const uint8_t *end, const uint8_t *base,
-                                             const uint8_t *open, sj_result *res, int *esc) {
+ * after filling res. The general case: escapes, non-ASCII, long strings, the end of input. */
+static __attribute__((noinline)) const uint8_t *validate_string_rest(const uint8_t *p, const uint8_t *end,
+                                                                     const uint8_t *base, const uint8_t *open,
+                                                                     sj_result *res, int *esc) {
     for (;;) {
+#ifdef __SSE2__
+        while (end - p >= 16) {
+            unsigned m = string_stops16(p);
+            if (m) {
+                p += __builtin_ctz(m);
+                goto stop;
+            }
+            p += 16;
+        }
+#endif
         while (end - p >= 8) {
             uint64_t w = load64(p);
             uint64_t m = (w & HIGHS) | has_less(w, 0x20) | has_byte(w, '"') | has_byte(w, '\\');
@@ -53,6 +64,7 @@ static inline const uint8_t *validate_string(const uint8_t *p, const uint8_t *en
             p += 8;
         }
         while (p < end && k_str_class[*p] == 0) p++;
+    stop:
         if (UNLIKELY(p >= end)) {
             fail(res, SJ_ERR_UNTERMINATED, base, open, "unterminated string");
             return NULL;
@@ -115,8 +127,26 @@ static inline const uint8_t *validate_string(const uint8_t *p, const uint8_t *en
     }
 }
 
+/* validate_string_rest with the common case inline: a plain ASCII string that ends within
+ * the next 16 bytes. */
+static inline __attribute__((always_inline)) const uint8_t *validate_string(const uint8_t *p, const uint8_t *end,
+                                                                            const uint8_t *base, const uint8_t *open,
+                                                                            sj_result *res, int *esc) {
+#ifdef __SSE2__
+    if (LIKELY(end - p >= 16)) {
+        unsigned m = string_stops16(p);
+        if (LIKELY(m)) {
+            const uint8_t *q = p + __builtin_ctz(m);
+            if (LIKELY(*q == '"')) return q + 1;
+            p = q;
+        }
+    }
+#endif
+    return validate_string_rest(p, end, base, open, res, esc);
+}
+
 /* p at '-' or a digit. Returns pointer past the number or NULL after filling res. */
-static const uint8_t *validate_number(const uint8_t *p, const uint8_t *end, const uint8_t *base,
+static __attribute__((noinline)) const uint8_t *validate_number_rest(const uint8_t *p, const uint8_t *end, const uint8_t *base,
                                       sj_result *res) {
     const uint8_t *start = p;
     if (*p == '-') p++;
@@ -131,7 +161,7 @@ static const uint8_t *validate_number(const uint8_t *p, const uint8_t *end, cons
             return NULL;
         }
     } else {
-        while (p < end && (unsigned)(*p - '0') <= 9) p++;
+        p = skip_digits(p, end);
     }
     if (p < end && *p == '.') {
         p++;
@@ -140,7 +170,7 @@ static const uint8_t *validate_number(const uint8_t *p, const uint8_t *end, cons
             else fail(res, SJ_ERR_NUMBER, base, p, "expected a digit after '.' in number");
             return NULL;
         }
-        while (p < end && (unsigned)(*p - '0') <= 9) p++;
+        p = skip_digits(p, end);
     }
     if (p < end && (*p | 0x20) == 'e') {
         p++;
@@ -153,6 +183,16 @@ static const uint8_t *validate_number(const uint8_t *p, const uint8_t *end, cons
         while (p < end && (unsigned)(*p - '0') <= 9) p++;
     }
     return p;
+}
+
+/* validate_number_rest with the common case inline: a positive integer without a leading zero. */
+static inline __attribute__((always_inline)) const uint8_t *validate_number(const uint8_t *p, const uint8_t *end,
+                                                                            const uint8_t *base, sj_result *res) {
+    if (LIKELY((unsigned)(*p - '1') <= 8)) {
+        const uint8_t *q = skip_digits(p + 1, end);
+        if (LIKELY(q < end && *q != '.' && (*q | 0x20) != 'e')) return q;
+    }
+    return validate_number_rest(p, end, base, res);
 }
 
 static const uint8_t *validate_literal(const uint8_t *p, const uint8_t *end, const uint8_t *base,
@@ -329,7 +369,7 @@ key:
         p = validate_string(p + 1, end, base, open, res, &esc);
         if (!p) return res ? res->code : SJ_ERR_UNTERMINATED;
         if (t && depth == tracked && cap_depth == 0)
-            pend = match_child(t, tnode[tracked - 1], open + 1, (size_t)(p - 1 - (open + 1)), esc);
+            pend = match_child(t, tnode[tracked - 1], open + 1, (size_t)(p - 1 - (open + 1)), esc, end);
     }
     p = skip_ws(p, end);
     if (UNLIKELY(p >= end || *p != ':')) return fail_char(res, base, p, end);
