@@ -39,7 +39,7 @@ private func readLines(fd: Int32, name: String, batchSize: Int, maxLineBytes: In
                        emit: ([Event], LineBatcher.Mark) -> Void) throws(SourceError) {
     var batcher = LineBatcher(batchSize: batchSize, maxLineBytes: maxLineBytes, start: start)
     let bufferSize = 1 << 20
-    let buffer = UnsafeMutableRawPointer.allocate(byteCount: bufferSize, alignment: 16)
+    let buffer = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 16)
     defer { buffer.deallocate() }
     while !stop.isSet {
         if usePoll {
@@ -55,13 +55,21 @@ private func readLines(fd: Int32, name: String, batchSize: Int, maxLineBytes: In
                 throw SourceError(source: name, message: "poll failed: \(errnoText())")
             }
         }
-        let n = read(fd, buffer, bufferSize)
+        // Read straight into the array the events will be slices of. A short read (a pipe at a
+        // low rate) is copied to an array of its size, so held events never pin a mostly empty
+        // megabyte.
+        var n = 0
+        var chunk = [UInt8](unsafeUninitializedCapacity: bufferSize) { bytes, count in
+            n = read(fd, bytes.baseAddress, bufferSize)
+            count = max(n, 0)
+        }
         if n < 0 {
             if errno == EINTR { continue }
             throw SourceError(source: name, message: "read failed: \(errnoText())")
         }
         if n == 0 { break }   // followed files are read by FollowedFile
-        batcher.feed(Array(UnsafeRawBufferPointer(start: buffer, count: n)), flush: emit)
+        if n < bufferSize / 4 { chunk = chunk.withUnsafeBytes { [UInt8]($0) } }
+        batcher.feed(chunk, flush: emit)
     }
     // Stopped mid-line: read on, one byte at a time so nothing past it is consumed, to the end of
     // that line (waiting up to a second for it) rather than cut it in two.
