@@ -62,8 +62,9 @@ static inline uint64_t has_less(uint64_t w, uint8_t n) {
 static inline unsigned string_stops16(const uint8_t *p) {
     __m128i v = _mm_loadu_si128((const __m128i *)p);
     __m128i stop = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
-    stop = _mm_or_si128(stop, _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v));
-    return (unsigned)_mm_movemask_epi8(_mm_or_si128(stop, v));
+    /* signed: control bytes and bytes >= 0x80 (negative) are both below 0x20 */
+    stop = _mm_or_si128(stop, _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+    return (unsigned)_mm_movemask_epi8(stop);
 }
 #endif
 

@@ -133,13 +133,13 @@ static inline __attribute__((always_inline)) const uint8_t *validate_string(cons
                                                                             const uint8_t *base, const uint8_t *open,
                                                                             sj_result *res, int *esc) {
 #ifdef __SSE2__
-    if (LIKELY(end - p >= 16)) {
-        unsigned m = string_stops16(p);
-        if (LIKELY(m)) {
-            const uint8_t *q = p + __builtin_ctz(m);
-            if (LIKELY(*q == '"')) return q + 1;
-            p = q;
-        }
+    unsigned m = 0;
+    if (LIKELY(end - p >= 16)) m = string_stops16(p);
+    else if (end - base >= 16) m = string_stops16(end - 16) >> (16 - (end - p)); /* the last 16 bytes */
+    if (LIKELY(m)) {
+        const uint8_t *q = p + __builtin_ctz(m);
+        if (LIKELY(*q == '"')) return q + 1;
+        p = q;
     }
 #endif
     return validate_string_rest(p, end, base, open, res, esc);
@@ -219,6 +219,7 @@ static inline __attribute__((always_inline)) int validate_core(const uint8_t *ba
     /* One bit per open container: 1 = object, 0 = array. */
     uint64_t stack[SJ_MAX_DEPTH_LIMIT / 64];
     int depth = 0;
+    int top_obj = 0; /* the innermost open container is an object */
     /* Fused lookup state (used only when t != NULL). */
     int32_t tnode[SJ_MAX_PATH_SEGMENTS + 1];   /* trie node of each tracked object */
     int32_t tslot[SJ_MAX_PATH_SEGMENTS + 1];   /* its slot (or -1) */
@@ -246,6 +247,8 @@ static inline __attribute__((always_inline)) int validate_core(const uint8_t *ba
     if (t && *p == '{') pend = 0; /* the top-level object is the trie root */
 
 #define TOP_IS_OBJECT() ((stack[(depth - 1) >> 6] >> ((depth - 1) & 63)) & 1)
+/* After a container closed: the enclosing one is on top again. */
+#define POP() do { depth--; top_obj = depth > 0 ? (int)TOP_IS_OBJECT() : 0; } while (0)
 #define PUSH(isobj)                                                                     \
     do {                                                                                \
         if (UNLIKELY(depth >= max_depth)) {                                             \
@@ -256,14 +259,15 @@ static inline __attribute__((always_inline)) int validate_core(const uint8_t *ba
         uint64_t bit_ = 1ULL << (depth & 63);                                           \
         if (isobj) stack[depth >> 6] |= bit_; else stack[depth >> 6] &= ~bit_;          \
         depth++;                                                                        \
+        top_obj = (isobj);                                                              \
     } while (0)
 /* Called right after a scalar value [v, p) ends. */
-#define SCALAR_DONE(v)                                                                  \
+#define SCALAR_DONE(v, type)                                                            \
     do {                                                                                \
         if (t && pend > 0) {                                                            \
             int32_t s_ = t->nodes[pend].slot;                                           \
             if (t->nodes[pend].first_child >= 0) clear_subtree(t, pend, out);           \
-            if (s_ >= 0) out[s_] = (sj_value){type_of(*(v)), 0, (size_t)((v) - base),   \
+            if (s_ >= 0) out[s_] = (sj_value){(type), 0, (size_t)((v) - base),          \
                                               (size_t)(p - (v))};                       \
         }                                                                               \
         pend = -1;                                                                      \
@@ -315,7 +319,7 @@ value:
         if (p < end && *p == '}') {
             p++;
             CONTAINER_CLOSED(1);
-            depth--;
+            POP();
             goto after;
         }
         goto key;
@@ -328,7 +332,7 @@ value:
         if (p < end && *p == ']') {
             p++;
             CONTAINER_CLOSED(0);
-            depth--;
+            POP();
             goto after;
         }
         goto value;
@@ -338,7 +342,7 @@ value:
         int esc = 0;
         p = validate_string(p + 1, end, base, p, res, &esc);
         if (!p) return res ? res->code : SJ_ERR_UNTERMINATED;
-        SCALAR_DONE(v);
+        SCALAR_DONE(v, SJ_STRING);
         goto after;
     }
     case '-': case '0': case '1': case '2': case '3': case '4':
@@ -346,7 +350,7 @@ value:
         const uint8_t *v = p;
         p = validate_number(p, end, base, res);
         if (!p) return res ? res->code : SJ_ERR_NUMBER;
-        SCALAR_DONE(v);
+        SCALAR_DONE(v, SJ_NUMBER);
         goto after;
     }
     case 't': case 'f': case 'n': {
@@ -354,7 +358,7 @@ value:
         const char *word = *p == 't' ? "true" : *p == 'f' ? "false" : "null";
         p = validate_literal(p, end, base, word, *p == 'f' ? 5 : 4, res);
         if (!p) return res ? res->code : SJ_ERR_CHAR;
-        SCALAR_DONE(v);
+        SCALAR_DONE(v, *v == 'n' ? SJ_NULL : SJ_BOOL);
         goto after;
     }
     default:
@@ -386,7 +390,7 @@ after:
     if (UNLIKELY(p >= end)) return fail_char(res, base, p, end);
     {
         uint8_t c = *p;
-        int obj = (int)TOP_IS_OBJECT();
+        int obj = top_obj;
         if (c == ',') {
             p = skip_ws(p + 1, end);
             if (obj) goto key;
@@ -395,13 +399,14 @@ after:
         if ((obj && c == '}') || (!obj && c == ']')) {
             p++;
             CONTAINER_CLOSED(obj);
-            depth--;
+            POP();
             goto after;
         }
         return fail_char(res, base, p, end);
     }
 #undef PUSH
 #undef TOP_IS_OBJECT
+#undef POP
 #undef SCALAR_DONE
 #undef CONTAINER_OPENED
 #undef CONTAINER_CLOSED
