@@ -355,3 +355,42 @@ import Testing
         #expect(h.engine.liveHandles == 0)
     }
 }
+
+/// Object keys come from a cache of interned strings, compared a word at a time: every length
+/// (cached up to 32 bytes, interned afresh beyond), keys that differ in a single byte anywhere,
+/// and short keys at the very end of the input must all read back exactly.
+@Suite struct KeyCacheTests {
+    private static func key(_ length: Int, changedAt: Int? = nil) -> String {
+        String((0..<length).map { i -> Character in
+            i == changedAt ? "Z" : Character(UnicodeScalar(UInt8(ascii: "a") + UInt8(i % 26)))
+        })
+    }
+
+    @Test func keysOfEveryLengthAndEveryOneByteVariantReadBackExactly() throws {
+        let h = try Harness(["k.lua": """
+            local M = {}
+            function M.names(event)
+              local out = {}
+              for k, v in pairs(event) do out[#out + 1] = k .. "=" .. tostring(v) end
+              table.sort(out)
+              return { names = table.concat(out, ",") }
+            end
+            return M
+            """])
+        let names = try h.engine.function(module: "k", name: "names")
+        for length in 0...40 {
+            var keys = [Self.key(length)]
+            if length > 0 { keys += (0..<length).map { Self.key(length, changedAt: $0) } }
+            // Twice: the second pass reads every key from the cache the first pass filled.
+            for _ in 0..<2 {
+                for (i, k) in keys.enumerated() {
+                    let json = "{\"\(k)\":\(i)}"
+                    #expect(try h.mapOnce(names, json) == ["{\"names\":\"\(k)=\(i)\"}"], "\(json)")
+                }
+            }
+            let all = "{" + keys.enumerated().map { "\"\($0.element)\":\($0.offset)" }.joined(separator: ",") + "}"
+            let expected = keys.enumerated().map { "\($0.element)=\($0.offset)" }.sorted().joined(separator: ",")
+            #expect(try h.mapOnce(names, all) == ["{\"names\":\"\(expected)\"}"], "length \(length)")
+        }
+    }
+}
