@@ -55,8 +55,7 @@ import Glibc
                          "data/imp.jsonl", "data/plays.jsonl", String(impressions), String(seed)]
         gen.currentDirectoryURL = dir
         try gen.run()
-        gen.waitUntilExit()
-        guard gen.terminationStatus == 0 else { throw POSIXError(.EIO) }
+        guard waitForExit(gen) == 0 else { throw POSIXError(.EIO) }
         return dir
     }
 

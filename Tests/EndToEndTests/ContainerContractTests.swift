@@ -53,8 +53,7 @@ import Glibc
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
-        p.waitUntilExit()
-        return p.terminationStatus
+        return waitForExit(p, timeout: 120) ?? -1
     }
 
     /// The Dockerfile's HEALTHCHECK command (its exec form).
@@ -123,11 +122,11 @@ import Glibc
 
         let started = ContinuousClock.now
         #expect(kill(pid, SIGTERM) == 0)
-        try await offPool { p.waitUntilExit() }
+        let status = try await offPool { waitForExit(p, timeout: 120) }
         let took = ContinuousClock.now - started
         // Exit 0 is the binary's own word that it drained within settings.grace (past it, it exits 1).
         // The wall time seen from here also holds the scheduling delays of a loaded machine.
-        #expect(p.terminationStatus == 0, "\(errText.text)")
+        #expect(status == 0, "\(errText.text)")
         #expect(took < .seconds(30), "drained in \(took)")
 
         // Logs: stderr only, one JSON object per line; stdout stays empty.

@@ -38,7 +38,7 @@ import Testing
         p.arguments = ["python3", "scripts/quickstart_reference.py", "data/plays.sample.jsonl", out.path]
         p.currentDirectoryURL = SluiceBinary.root
         try p.run()
-        let status = try await offPool { p.waitUntilExit(); return p.terminationStatus }
+        let status = try await offPool { waitForExit(p) }
         #expect(status == 0)
         for name in ["us_plays", "mobile_plays", "stdout"] {
             let reference = String(decoding: try Data(contentsOf: out.appendingPathComponent("\(name).jsonl")), as: UTF8.self)

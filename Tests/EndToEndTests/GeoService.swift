@@ -77,9 +77,9 @@ final class GeoService: @unchecked Sendable {
         p.standardOutput = out
         try p.run()
         let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "curl \(method) \(path): exit \(p.terminationStatus)"])
+        let status = waitForExit(p, timeout: 60)
+        guard status == 0 else {
+            throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "curl \(method) \(path): exit \(status.map(String.init) ?? "timed out")"])
         }
         return data
     }

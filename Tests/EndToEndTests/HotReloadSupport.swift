@@ -169,12 +169,12 @@ final class ReloadingRun: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(5_000) }
         if process.isRunning { kill(pid, SIGKILL) }
-        process.waitUntilExit()
+        let status = waitForExit(process, timeout: 30) ?? -1
         condition.lock()
         while readersLeft > 0 { _ = condition.wait(until: Date().addingTimeInterval(5)) }
         let text = errText
         condition.unlock()
-        return (process.terminationStatus, text)
+        return (status, text)
     }
 
     /// Resident set size of the process in KiB (VmRSS from /proc).

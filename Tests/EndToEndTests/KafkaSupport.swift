@@ -114,8 +114,7 @@ final class ChildProcess: @unchecked Sendable {
     func wait(timeout: Double) -> Int32? {
         guard !killed else { return nil }
         guard Kafka.waitUntil(timeout: timeout, every: 0.05, { !process.isRunning }) else { return nil }
-        process.waitUntilExit()
-        return process.terminationStatus
+        return waitForExit(process, timeout: 10)
     }
 
     /// SIGTERM, then the exit status (nil if it did not exit within `timeout`; it is then SIGKILLed).

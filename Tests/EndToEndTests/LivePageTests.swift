@@ -25,7 +25,7 @@ import Glibc
         p.standardError = FileHandle.nullDevice
         try p.run()
         let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
+        _ = waitForExit(p, timeout: 120)
         return String(decoding: data, as: UTF8.self)
     }
 

@@ -126,7 +126,7 @@ import Glibc
             p.standardOutput = out
             try p.run()
             let data = out.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
+            _ = waitForExit(p, timeout: 60)
             return String(decoding: data, as: UTF8.self)
         }
         #expect(shown.trimmingCharacters(in: .whitespacesAndNewlines) == #"{"key":"610","plays":1,"viewers":1,"watched_ms":4068379,"title_id":610}"#)

@@ -49,10 +49,10 @@ struct SluiceBinary {
         }
 
         func finish() -> Result {
-            process.waitUntilExit()
+            let status = waitForExit(process) ?? -1
             group.wait()
             lock.lock(); defer { lock.unlock() }
-            return Result(status: process.terminationStatus,
+            return Result(status: status,
                           stdout: String(decoding: outData, as: UTF8.self),
                           stderr: String(decoding: errData, as: UTF8.self))
         }

@@ -81,10 +81,9 @@ import Testing
         let pipe = Pipe()
         reference.standardOutput = pipe
         try reference.run()
-        let (status, text) = try await offPool { () -> (Int32, String) in
+        let (status, text) = try await offPool { () -> (Int32?, String) in
             let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            reference.waitUntilExit()
-            return (reference.terminationStatus, text)
+            return (waitForExit(reference), text)
         }
         #expect(status == 0)
         func edges(_ lines: [String]) -> [String: String] {
