@@ -20,9 +20,10 @@ RUN swift build -c release --product sluice --static-swift-stdlib \
  && install -D "$(swift build -c release --show-bin-path)/sluice" /out/sluice
 
 FROM debian:bookworm-slim
+# libcurl4 and libmemcached11 are not linked but opened (dlopen) when a pipeline uses HTTP or memcached.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      liblua5.4-0 libyaml-0-2 librdkafka1 libcurl4 libmemcached11 libmemcachedutil2 \
+      liblua5.4-0 libyaml-0-2 librdkafka1 libcurl4 libmemcached11 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 sluice \
  && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/sluice --shell /usr/sbin/nologin sluice \

@@ -16,12 +16,16 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
     ],
     targets: [
-        // System libraries (Debian: liblua5.4-dev, libyaml-dev, librdkafka-dev, libcurl4-openssl-dev, libmemcached-dev).
+        // System libraries (Debian: liblua5.4-dev, libyaml-dev, librdkafka-dev).
         .systemLibrary(name: "CLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
         .systemLibrary(name: "CYaml", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
-        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
-        .systemLibrary(name: "CMemcached", pkgConfig: "libmemcached", providers: [.apt(["libmemcached-dev"])]),
+        // Libraries opened with dlopen when a pipeline first uses them, never linked, so other pipelines
+        // do not map them: libcurl (HTTP sink and lookups) and libmemcached (memcached sink). Headers
+        // from libcurl4-openssl-dev and libmemcached-dev; at run time libcurl4 and libmemcached11.
+        .target(name: "CSluiceDynamic"),
+        .target(name: "CCurl", dependencies: ["CSluiceDynamic"]),
+        .target(name: "CMemcached", dependencies: ["CSluiceDynamic"]),
 
         // Hot-path C: JSON scanning without Lua, and the JSON <-> Lua bridge with sandbox and limits.
         .target(name: "CSluiceJSON", cSettings: [.unsafeFlags(["-O3"])]),
@@ -31,7 +35,7 @@ let package = Package(
                 swiftSettings: hotPath),
         .target(name: "SluiceSpec", dependencies: ["CYaml", "SluiceCore"]),
         .target(name: "SluiceLua", dependencies: ["CSluiceLua", "SluiceCore"]),
-        .target(name: "SluiceRuntime", dependencies: ["SluiceCore", "SluiceSpec", "SluiceLua", "SluiceKafka", "CCurl", "SluiceHTTP", "CMemcached"],
+        .target(name: "SluiceRuntime", dependencies: ["SluiceCore", "SluiceSpec", "SluiceLua", "SluiceKafka", "SluiceHTTP", "CMemcached"],
                 swiftSettings: hotPath),
         // A libcurl-multi HTTP client (one I/O thread per client): the HTTP sink; reusable by lookups.
         .target(name: "SluiceHTTP", dependencies: ["CCurl"]),
@@ -44,7 +48,7 @@ let package = Package(
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore"]),
         .testTarget(name: "SluiceSpecTests", dependencies: ["SluiceSpec"]),
         .testTarget(name: "SluiceLuaTests", dependencies: ["SluiceLua"]),
-        .testTarget(name: "SluiceRuntimeTests", dependencies: ["SluiceRuntime", "SluiceHTTP"]),
+        .testTarget(name: "SluiceRuntimeTests", dependencies: ["SluiceRuntime", "SluiceHTTP", "CSluiceDynamic"]),
         .testTarget(name: "EndToEndTests", dependencies: [], exclude: ["golden"]),
         .testTarget(name: "SluiceKafkaTests", dependencies: ["SluiceKafka", "SluiceCore"]),
     ],

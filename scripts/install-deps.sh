@@ -2,7 +2,8 @@
 # Installs the Debian packages Sluice needs (build, tests and benchmark peers) if any are missing.
 # `make test` passes --test; `make run` does not (no browser for a quick start).
 set -euo pipefail
-packages=(pkg-config liblua5.4-dev libyaml-dev librdkafka-dev libcurl4-openssl-dev libmemcached-dev libmemcached-tools lua5.4 lua-cjson jq kcat python3 memcached curl)
+# libcurl4 and libmemcached11 are opened with dlopen at run time (HTTP, memcached); their -dev packages give the headers.
+packages=(pkg-config liblua5.4-dev libyaml-dev librdkafka-dev libcurl4-openssl-dev libcurl4 libmemcached-dev libmemcached11 libmemcached-tools lua5.4 lua-cjson jq kcat python3 memcached curl)
 # --test: also what only the tests need (headless Chromium for the live page, tmux for `sluice top`).
 [ "${1:-}" = "--test" ] && packages+=(chromium tmux)
 missing=()

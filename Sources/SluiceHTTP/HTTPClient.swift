@@ -31,9 +31,10 @@ public final class HTTPClient: Sendable {
     private let wakeWrite: Int32
     private let finished = DispatchSemaphore(value: 0)
 
-    /// Starts the I/O thread. `name` names it (`sluice-http-NAME`).
+    /// Starts the I/O thread. `name` names it (`sluice-http-NAME`). The first client of the process
+    /// opens libcurl (`dlopen`); if it is missing, this throws saying which package to install.
     public init(name: String) throws(HTTPTransportError) {
-        HTTPClient.globalInit()
+        if let reason = sl_curl_load() { throw HTTPTransportError(message: String(cString: reason)) }
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0, fds.allSatisfy({ fcntl($0, F_SETFL, O_NONBLOCK) == 0 && fcntl($0, F_SETFD, FD_CLOEXEC) == 0 }) else {
             throw HTTPTransportError(message: "cannot create a wake-up pipe: \(String(cString: strerror(errno)))")
@@ -107,9 +108,6 @@ public final class HTTPClient: Sendable {
         _ = write(wakeWrite, &byte, 1)   // a full pipe already means "wake up"
     }
 
-    private static let initialized: Bool = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK }()
-    private static func globalInit() { _ = initialized }
-
     /// The I/O thread's state: the multi handle and the transfers in flight. Never leaves that thread.
     private final class IOLoop: Sendable {
         let wakeFD: Int32
@@ -117,17 +115,17 @@ public final class HTTPClient: Sendable {
         init(wakeFD: Int32) { self.wakeFD = wakeFD }
 
         func run(next: () -> [Job]?) {
-            guard let multi = curl_multi_init() else {
+            guard let multi = sl_curl_multi_init() else {
                 failAll(next() ?? [], "curl_multi_init failed")
                 return
             }
             var transfers: [UnsafeMutableRawPointer: Transfer] = [:]
             defer {
                 for (easy, t) in transfers {
-                    curl_multi_remove_handle(multi, easy)
+                    sl_curl_multi_remove_handle(multi, easy)
                     t.finish(.failure(HTTPTransportError(message: "HTTP client closed")))
                 }
-                curl_multi_cleanup(multi)
+                sl_curl_multi_cleanup(multi)
             }
             while true {
                 drainWakePipe()
@@ -135,7 +133,7 @@ public final class HTTPClient: Sendable {
                 for job in jobs {
                     switch Transfer.start(job.request, completion: job.completion) {
                     case .success(let t):
-                        if curl_multi_add_handle(multi, t.easy) == CURLM_OK {
+                        if sl_curl_multi_add_handle(multi, t.easy) == CURLM_OK {
                             transfers[t.easy] = t
                         } else {
                             t.finish(.failure(HTTPTransportError(message: "curl_multi_add_handle failed")))
@@ -145,17 +143,17 @@ public final class HTTPClient: Sendable {
                     }
                 }
                 var running: Int32 = 0
-                _ = curl_multi_perform(multi, &running)
+                _ = sl_curl_multi_perform(multi, &running)
                 var left: Int32 = 0
-                while let msg = curl_multi_info_read(multi, &left) {
+                while let msg = sl_curl_multi_info_read(multi, &left) {
                     guard msg.pointee.msg == CURLMSG_DONE, let easy = msg.pointee.easy_handle else { continue }
                     let code = msg.pointee.data.result
-                    curl_multi_remove_handle(multi, easy)
+                    sl_curl_multi_remove_handle(multi, easy)
                     if let t = transfers.removeValue(forKey: easy) { t.complete(code) }
                 }
                 var waitFD = curl_waitfd(fd: wakeFD, events: Int16(CURL_WAIT_POLLIN), revents: 0)
                 var numfds: Int32 = 0
-                _ = curl_multi_poll(multi, &waitFD, 1, 1000, &numfds)
+                _ = sl_curl_multi_poll(multi, &waitFD, 1, 1000, &numfds)
             }
         }
 

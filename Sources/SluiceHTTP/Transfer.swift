@@ -24,15 +24,15 @@ final class Transfer {
     }
 
     deinit {
-        curl_easy_cleanup(easy)
-        curl_slist_free_all(headerList)
+        sl_curl_easy_cleanup(easy)
+        sl_curl_slist_free_all(headerList)
         body.deallocate()
         errorBuffer.deallocate()
     }
 
     /// A configured easy handle for `request`, or why not.
     static func start(_ request: HTTPRequest, completion: @escaping HTTPClient.Completion) -> Result<Transfer, HTTPTransportError> {
-        guard let easy = curl_easy_init() else { return .failure(HTTPTransportError(message: "curl_easy_init failed")) }
+        guard let easy = sl_curl_easy_init() else { return .failure(HTTPTransportError(message: "curl_easy_init failed")) }
         let t = Transfer(easy: easy, request: request, completion: completion)
         if let error = t.configure(request) { return .failure(error) }
         return .success(t)
@@ -41,7 +41,7 @@ final class Transfer {
     private func configure(_ r: HTTPRequest) -> HTTPTransportError? {
         var failed: String?
         func check(_ code: CURLcode, _ what: String) {
-            if code != CURLE_OK && failed == nil { failed = "\(what): \(String(cString: curl_easy_strerror(code)))" }
+            if code != CURLE_OK && failed == nil { failed = "\(what): \(String(cString: sl_curl_easy_strerror(code)))" }
         }
         check(sl_curl_setopt_string(easy, CURLOPT_URL, r.url), "url '\(r.url)'")
         check(sl_curl_setopt_long(easy, CURLOPT_NOSIGNAL, 1), "nosignal")
@@ -61,7 +61,7 @@ final class Transfer {
         }
         for h in r.headers + [(name: "Expect", value: "")] {
             let line = h.value.isEmpty ? "\(h.name):" : "\(h.name): \(h.value)"
-            guard let list = curl_slist_append(headerList, line) else { failed = failed ?? "header list: out of memory"; break }
+            guard let list = sl_curl_slist_append(headerList, line) else { failed = failed ?? "header list: out of memory"; break }
             headerList = list
         }
         check(sl_curl_setopt_slist(easy, CURLOPT_HTTPHEADER, headerList), "headers")
@@ -99,7 +99,7 @@ final class Transfer {
     func complete(_ code: CURLcode) {
         guard code == CURLE_OK else {
             let detail = String(cString: errorBuffer.baseAddress!)
-            finish(.failure(HTTPTransportError(message: detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail)))
+            finish(.failure(HTTPTransportError(message: detail.isEmpty ? String(cString: sl_curl_easy_strerror(code)) : detail)))
             return
         }
         var status = 0

@@ -6,8 +6,11 @@ import Foundation
 final class MemcachedConnection {
     private let handle: UnsafeMutablePointer<memcached_st>
 
+    /// The first connection of the process opens libmemcached (`dlopen`); if it is missing, this
+    /// throws saying which package to install.
     init(sink: String, servers: [String], timeoutMs: Int64) throws(SinkError) {
-        guard let h = memcached_create(nil) else { throw SinkError(sink: sink, message: "memcached_create failed") }
+        if let reason = sl_memcached_load() { throw SinkError(sink: sink, message: String(cString: reason)) }
+        guard let h = sl_memcached_create(nil) else { throw SinkError(sink: sink, message: "memcached_create failed") }
         handle = h
         let ms = UInt64(max(1, timeoutMs))
         let behaviours: [(memcached_behavior_t, UInt64)] = [
@@ -24,28 +27,28 @@ final class MemcachedConnection {
             (MEMCACHED_BEHAVIOR_REMOVE_FAILED_SERVERS, 0),
             (MEMCACHED_BEHAVIOR_RETRY_TIMEOUT, 1),
         ]
-        for (b, v) in behaviours where memcached_behavior_set(h, b, v) != MEMCACHED_SUCCESS {
-            let message = String(cString: memcached_last_error_message(h))
-            memcached_free(h)
+        for (b, v) in behaviours where sl_memcached_behavior_set(h, b, v) != MEMCACHED_SUCCESS {
+            let message = String(cString: sl_memcached_last_error_message(h))
+            sl_memcached_free(h)
             throw SinkError(sink: sink, message: "memcached: cannot set behaviour \(b.rawValue): \(message)")
         }
         for server in servers {
             guard let colon = server.lastIndex(of: ":"), let port = UInt16(server[server.index(after: colon)...]) else {
-                memcached_free(h)
+                sl_memcached_free(h)
                 throw SinkError(sink: sink, message: "invalid memcached server '\(server)' (expected HOST:PORT)")
             }
             var host = String(server[..<colon])
             if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-            let rc = memcached_server_add(h, host, port)
+            let rc = sl_memcached_server_add(h, host, port)
             if rc != MEMCACHED_SUCCESS {
-                let message = String(cString: memcached_strerror(h, rc))
-                memcached_free(h)
+                let message = String(cString: sl_memcached_strerror(h, rc))
+                sl_memcached_free(h)
                 throw SinkError(sink: sink, message: "memcached: cannot add server '\(server)': \(message)")
             }
         }
     }
 
-    deinit { memcached_free(handle) }
+    deinit { sl_memcached_free(handle) }
 
     /// `set key value` with `ttl` seconds: nil once the server answered STORED.
     func set(key: [UInt8], value: ArraySlice<UInt8>, ttl: Int) -> (reason: String, retry: RetryAdvice)? {
@@ -53,21 +56,21 @@ final class MemcachedConnection {
             value.withUnsafeBufferPointer { v in
                 k.withMemoryRebound(to: CChar.self) { kc in
                     v.withMemoryRebound(to: CChar.self) { vc in
-                        memcached_set(handle, kc.baseAddress, kc.count, vc.baseAddress, vc.count, ttl, 0)
+                        sl_memcached_set(handle, kc.baseAddress, kc.count, vc.baseAddress, vc.count, ttl, 0)
                     }
                 }
             }
         }
         if rc == MEMCACHED_SUCCESS { return nil }
-        var message = String(cString: memcached_strerror(handle, rc)).lowercased()
-        let errorNumber = memcached_last_error_errno(handle)
+        var message = String(cString: sl_memcached_strerror(handle, rc)).lowercased()
+        let errorNumber = sl_memcached_last_error_errno(handle)
         if errorNumber != 0 { message += " (\(String(cString: strerror(errorNumber))))" }
         var server = ""
         var lookup = MEMCACHED_SUCCESS
         key.withUnsafeBufferPointer { k in
             k.withMemoryRebound(to: CChar.self) { kc in
-                if let instance = memcached_server_by_key(handle, kc.baseAddress, kc.count, &lookup) {
-                    server = " on \(String(cString: memcached_server_name(instance))):\(memcached_server_port(instance))"
+                if let instance = sl_memcached_server_by_key(handle, kc.baseAddress, kc.count, &lookup) {
+                    server = " on \(String(cString: sl_memcached_server_name(instance))):\(sl_memcached_server_port(instance))"
                 }
             }
         }
