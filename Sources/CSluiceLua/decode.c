@@ -367,14 +367,24 @@ static int parse_value(lua_State *L, jp *j, int depth) {
     }
 }
 
-/* Called under lua_pcall with no arguments; input in e->dbytes/dlen/dtext.
- * Returns the value, or nothing with e->dfailed set and the reason in e->err. */
+/* Decodes the one value at [p, end) (validated input) nested `depth` objects deep; pushes it
+ * unless it is null (then returns 1 and pushes nothing). -1 if it is malformed after all.
+ * For the field decoder (fields.c), inside sl_decode_fn (its upvalues are the decoder's). */
+int sl_decode_span(lua_State *L, sl_engine *e, const uint8_t *start, const uint8_t *p, const uint8_t *end, int depth) {
+    jp j = { .p = p, .end = end, .start = start, .e = e };
+    int r = parse_value(L, &j, depth);
+    return r < 0 ? -1 : r;
+}
+
+/* Called under lua_pcall with no arguments; input in e->dbytes/dlen/dtext (and e->dfields: only
+ * those fields). Returns the value, or nothing with e->dfailed set and the reason in e->err. */
 int sl_decode_fn(lua_State *L) {
     sl_engine *e = sl_E(L);
     if (e->dtext) {
         lua_pushlstring(L, (const char *)e->dbytes, e->dlen);
         return 1;
     }
+    if (e->dfields && sl_decode_fields_fn(L, e, e->dfields)) return 1;
     jp j = { .p = e->dbytes, .end = e->dbytes + e->dlen, .start = e->dbytes, .e = e };
     skip_ws(&j);
     int r = parse_value(L, &j, 0);

@@ -213,6 +213,31 @@ int sl_decode(sl_engine *e, const uint8_t *bytes, size_t len, int text, int32_t 
     return SL_OK;
 }
 
+int sl_decode_fields(sl_engine *e, const sl_fields *f, const uint8_t *bytes, size_t len, int32_t *out) {
+    e->dfields = f;
+    int rc = sl_decode(e, bytes, len, 0, out);
+    e->dfields = NULL;
+    return rc;
+}
+
+int sl_function_source(sl_engine *e, int32_t fn, const char **src, size_t *len, int *first, int *last) {
+    lua_State *L = e->L;
+    *src = NULL; *len = 0; *first = *last = 0;
+    int rc = SL_BAD_HANDLE;
+    if (fn > 0 && fn <= e->nfuncs && lua_rawgeti(L, S_FUNCS, fn) == LUA_TFUNCTION) {
+        lua_Debug ar;
+        if (lua_getinfo(L, ">S", &ar) && ar.what && strcmp(ar.what, "Lua") == 0 && ar.source &&
+            sl_chunk_source(L, ar.source) == LUA_TSTRING) {
+            *src = lua_tolstring(L, -1, len);   /* held by the sources table */
+            *first = ar.linedefined;
+            *last = ar.lastlinedefined;
+            rc = SL_OK;
+        }
+    }
+    lua_settop(L, S_NSLOTS);
+    return rc;
+}
+
 int sl_encode(sl_engine *e, int32_t h, int text, const uint8_t **out, size_t *out_len) {
     lua_State *L = e->L;
     if (e->out_cap > (8u << 20)) { free(e->out); e->out = NULL; e->out_cap = 0; } /* after one huge event */

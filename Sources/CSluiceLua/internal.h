@@ -29,6 +29,8 @@ enum {
 };
 
 #define SL_KEY_CACHE 256
+/* Most fields one sl_fields set holds (paths and their prefixes). */
+#define SL_MAX_FIELDS 64
 #define SL_KEY_CACHE_LEN 32
 
 /* A decoded object key remembered with its interned Lua string (slot in the keys table). */
@@ -114,6 +116,7 @@ struct sl_engine {
     const uint8_t *dbytes;
     size_t dlen;
     int dtext, dfailed;
+    const struct sl_fields *dfields; /* decode only these fields (sl_decode_fields), or NULL */
     uint8_t *sbuf;
     size_t sbuf_cap;
     int ohint[SL_MAX_DEPTH + 2], ahint[SL_MAX_DEPTH + 2];
@@ -236,7 +239,13 @@ void sl_push_row(lua_State *L, sl_engine *e, const char *name, const uint8_t *by
 int sl_readonly_call(lua_State *L);
 
 /* decode.c, copy.c, encode.c */
-int sl_decode_fn(lua_State *L);  /* upvalues: array_mt, nulls */
+int sl_decode_span(lua_State *L, sl_engine *e, const uint8_t *start, const uint8_t *p, const uint8_t *end, int depth);
+/* Pushes the table of f's fields of the event in e->dbytes and returns 1; 0 (nothing pushed)
+ * when the whole decode must run instead: not an object, or invalid (for its message). */
+int sl_decode_fields_fn(lua_State *L, sl_engine *e, const struct sl_fields *f);
+int sl_decode_fn(lua_State *L);
+/* Pushes the source text chunk `chunkname` was loaded from (nil if unknown); returns its type. */
+int sl_chunk_source(lua_State *L, const char *chunkname);  /* upvalues: array_mt, nulls */
 int sl_ctx_lookup(lua_State *L); /* lookup.c; upvalue: the decode closure */
 int sl_copy_fn(lua_State *L);    /* upvalues: array_mt, nulls; arg: value */
 int sl_encode_value(sl_engine *e, int idx); /* top-level only; result in e->out */

@@ -202,6 +202,35 @@ static char *read_file(const char *path, size_t *len, int *too_big) {
 }
 
 static const char sl_loading_tag = 0;
+static const char sl_sources_key = 0;
+
+/* Remembers the text a chunk was loaded from, by chunk name (for sl_function_source). */
+static void keep_source(lua_State *L, const char *chunkname, const char *src, size_t len) {
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &sl_sources_key) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &sl_sources_key);
+    }
+    /* Two different texts under one name: neither can be told apart, so neither is kept. */
+    size_t old_len;
+    int had = lua_getfield(L, -1, chunkname);
+    const char *old = had == LUA_TSTRING ? lua_tolstring(L, -1, &old_len) : NULL;
+    int same = old && old_len == len && memcmp(old, src, len) == 0;
+    lua_pop(L, 1);
+    if (had == LUA_TNIL) lua_pushlstring(L, src, len);
+    else if (same) { lua_pop(L, 1); return; }
+    else lua_pushboolean(L, 0);
+    lua_setfield(L, -2, chunkname);
+    lua_pop(L, 1);
+}
+
+int sl_chunk_source(lua_State *L, const char *chunkname) {
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &sl_sources_key) != LUA_TTABLE) return lua_type(L, -1);
+    int t = lua_getfield(L, -1, chunkname);
+    lua_remove(L, -2);
+    return t;
+}
 
 /* require(name): udf_dir/<name with dots as '/'>.lua, text only, sandbox env, cached.
  * upvalues: 1 loaded table, 2 env. */
@@ -233,6 +262,7 @@ static int sb_require(lua_State *L) {
         return luaL_error(L, "module '%s' not found (%s)", name, lua_tostring(L, 3) + 1);
     }
     int st = luaL_loadbufferx(L, src, len, lua_tostring(L, 3), "t");
+    if (st == LUA_OK) keep_source(L, lua_tostring(L, 3), src, len);
     free(src);
     if (st != LUA_OK) return lua_error(L);
     lua_pushvalue(L, lua_upvalueindex(2));
@@ -301,6 +331,7 @@ static int expr_fn(lua_State *L) {
     size_t len;
     const char *code = lua_tolstring(L, -2, &len);
     if (luaL_loadbufferx(L, code, len, lua_tostring(L, -1), "t") != LUA_OK) return lua_error(L);
+    keep_source(L, lua_tostring(L, -2), code, len);
     lua_pushvalue(L, lua_upvalueindex(1));
     if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
     lua_call(L, 0, 1);

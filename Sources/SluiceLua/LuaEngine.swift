@@ -277,6 +277,27 @@ public final class LuaEngine {
         return .success(LuaEventHandle(rawValue: h))
     }
 
+    /// Decodes a JSON object with only `fields` in its table (the whole event is still validated);
+    /// `nil` decodes everything. For UDFs whose reads `fieldsRead(by:)` found.
+    public func decodeJSON(_ bytes: UnsafeRawBufferPointer, fields: LuaFieldSet?) -> Result<LuaEventHandle, LuaFailure> {
+        guard let fields else { return decodeJSON(bytes) }
+        var h: Int32 = 0
+        let rc = sl_decode_fields(engine, fields.raw, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count, &h)
+        if rc != SL_OK { return .failure(failure(rc)) }
+        return .success(LuaEventHandle(rawValue: h))
+    }
+
+    /// The fields of its event `fn` reads, from the source it was loaded from (`LuaFieldAccess`);
+    /// nil when it may use the event in any other way.
+    public func fieldsRead(by fn: LuaFunctionID) -> [[String]]? {
+        var src: UnsafePointer<CChar>?
+        var len = 0
+        var first: Int32 = 0, last: Int32 = 0
+        guard sl_function_source(engine, fn.rawValue, &src, &len, &first, &last) == SL_OK, let src else { return nil }
+        let text = String(decoding: UnsafeRawBufferPointer(start: src, count: len), as: UTF8.self)
+        return LuaFieldAccess.fields(source: text, firstLine: Int(first), lastLine: Int(last))
+    }
+
     /// Decodes a JSON value from an array.
     public func decodeJSON(_ bytes: [UInt8]) -> Result<LuaEventHandle, LuaFailure> {
         bytes.withUnsafeBytes { decodeJSON($0) }

@@ -59,6 +59,8 @@ final class Worker {
     private var engine: LuaEngine?
     /// Resolved functions, indexed by `LuaRef.slot`.
     private var functions: [LuaFunctionID] = []
+    /// The fields each decode into Lua needs (only those are built as Lua values).
+    private var decodeFields = DecodeFields(nodes: 0, slots: 0)
 
     // Per-batch state.
     private var live: [LuaEventHandle] = []
@@ -145,6 +147,7 @@ final class Worker {
         }
         self.engine = e
         self.functions = functions
+        decodeFields = DecodeFields(plan: plan) { e.fieldsRead(by: functions[$0]) }
         codeVersion = target.number
         codeBuilt = target
         engineProblem = nil
@@ -393,7 +396,9 @@ final class Worker {
                         live.append(copy)
                         tested = .lua(copy, original: original)
                     }
-                    switch check(when, &tested, component: plan.sinks[sink].name, after: .when(sink: sink)) {
+                    let fields: LuaFieldSet?
+                    if case .lua(let ref) = when, ref.slot < decodeFields.forSlot.count { fields = decodeFields.forSlot[ref.slot] } else { fields = nil }
+                    switch check(when, &tested, component: plan.sinks[sink].name, after: .when(sink: sink), fields: fields) {
                     case .pass: break
                     case .reject, .failed, .suspended: continue
                     case .poisoned: return false
@@ -422,7 +427,7 @@ final class Worker {
         case .source:
             return walk(node, &value)
         case .filter(let condition):
-            switch check(condition, &value, component: name, after: .filter(node: node)) {
+            switch check(condition, &value, component: name, after: .filter(node: node), fields: fieldsAt(node)) {
             case .pass: return walk(node, &value)
             case .reject, .failed, .suspended: return true
             case .poisoned: return false
@@ -430,7 +435,7 @@ final class Worker {
         case .map(let code), .flatMap(let code):
             guard let engine, code.slot < functions.count else { return true }
             let fn = functions[code.slot]
-            guard let h = handle(&value, component: name) else { return true }
+            guard let h = handle(&value, component: name, fields: fieldsAt(node)) else { return true }
             var outputs: [LuaEventHandle] = []
             let result: Result<Void, LuaFailure>
             let isMap: Bool
@@ -564,7 +569,8 @@ final class Worker {
         }
     }
 
-    private func check(_ condition: Condition, _ value: inout Payload, component: String, after: AfterSuspension) -> Verdict {
+    private func check(_ condition: Condition, _ value: inout Payload, component: String, after: AfterSuspension,
+                       fields: LuaFieldSet? = nil) -> Verdict {
         switch condition {
         case .match(let match):
             guard let bytes = bytes(&value, component: component) else { return .failed }
@@ -572,7 +578,7 @@ final class Worker {
         case .lua(let code):
             guard let engine, code.slot < functions.count else { return .reject }
             let fn = functions[code.slot]
-            guard let h = handle(&value, component: component) else { return .failed }
+            guard let h = handle(&value, component: component, fields: fields) else { return .failed }
             let result: Result<Bool, LuaFailure>
             if suspendable {
                 var truthy = false
@@ -759,7 +765,7 @@ final class Worker {
     }
 
     /// The value as a Lua handle (decoding bytes once and remembering the handle).
-    private func handle(_ value: inout Payload, component: String) -> LuaEventHandle? {
+    private func handle(_ value: inout Payload, component: String, fields: LuaFieldSet? = nil) -> LuaEventHandle? {
         switch value {
         case .lua(let h, _): return h
         case .bytes(let b):
@@ -770,7 +776,7 @@ final class Worker {
                 value = .lua(h, original: b)
                 return h
             }
-            switch b.withUnsafeBytes({ engine.decodeJSON($0) }) {
+            switch b.withUnsafeBytes({ engine.decodeJSON($0, fields: fields) }) {
             case .success(let h):
                 live.append(h)
                 value = .lua(h, original: b)
@@ -780,6 +786,11 @@ final class Worker {
                 return nil
             }
         }
+    }
+
+    /// The fields a decode for `node` needs (nil: everything).
+    private func fieldsAt(_ node: Int) -> LuaFieldSet? {
+        node < decodeFields.atNode.count ? decodeFields.atNode[node] : nil
     }
 
     private func deadLetter(component: String, reason: String, detail: String?, event: Event) {

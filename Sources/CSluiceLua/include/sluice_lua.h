@@ -15,6 +15,8 @@ extern "C" {
 #endif
 
 typedef struct sl_engine sl_engine;
+/* The fields of an event a UDF reads (see sl_decode_fields). Immutable once built. */
+typedef struct sl_fields sl_fields;
 
 /* Status codes returned by the functions below. */
 enum {
@@ -83,6 +85,21 @@ int sl_expression(sl_engine *e, const char *src, size_t len, const char *label, 
 
 /* Decodes bytes into a new handle: JSON (text == 0) or a Lua string (text != 0). */
 int sl_decode(sl_engine *e, const uint8_t *bytes, size_t len, int text, int32_t *out_handle);
+
+/* A field set: paths of object keys (segments of raw UTF-8). sl_fields_add returns 0, or -1
+ * when the set is full (64 fields with their prefixes) or out of memory. */
+sl_fields *sl_fields_new(void);
+void sl_fields_free(sl_fields *f);
+int sl_fields_add(sl_fields *f, const uint8_t *const *segs, const size_t *seg_lens, size_t nseg);
+/* sl_decode of a JSON object that puts only f's fields in the table (each decoded whole; objects
+ * on the way to a deeper one hold just the fields below them). The whole event is validated as
+ * by sl_decode; an invalid one, or one that is not an object, is decoded in full instead (same
+ * answer and message as sl_decode). For UDFs that read nothing else (LuaFieldAccess). */
+int sl_decode_fields(sl_engine *e, const sl_fields *f, const uint8_t *bytes, size_t len, int32_t *out_handle);
+
+/* The Lua source a function was loaded from (valid while the engine lives) and the lines it
+ * spans, as Lua counts them. SL_BAD_HANDLE if there is none (a C function, an unknown id). */
+int sl_function_source(sl_engine *e, int32_t fn, const char **src, size_t *len, int *first_line, int *last_line);
 /* Encodes a handle; the bytes stay valid until the next call on this engine.
  * text != 0: a string value is written raw, anything else as JSON. */
 int sl_encode(sl_engine *e, int32_t handle, int text, const uint8_t **out, size_t *out_len);
