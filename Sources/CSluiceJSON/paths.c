@@ -41,14 +41,16 @@ static void rebuild_index(sj_paths *t) {
         free(tstart); free(tmask);
         return;
     }
-    for (size_t i = 0; i < total; i++) slots[i] = (sj_slot){0, -1};
+    for (size_t i = 0; i < total; i++) slots[i] = (sj_slot){0, 0, -1};
     for (size_t i = 0; i < n; i++) {
         sj_slot *tab = slots + tstart[i];
         for (int32_t c = t->nodes[i].first_child; c >= 0; c = t->nodes[c].next_sibling) {
-            uint32_t sig = key_sig(t->keys + t->nodes[c].key_off, t->nodes[c].key_len);
-            uint32_t h = sig_hash(sig) & tmask[i];
+            const uint8_t *k = t->keys + t->nodes[c].key_off;
+            size_t klen = t->nodes[c].key_len;
+            uint64_t head = key_head(k, klen, k + klen + SJ_KEY_PAD);
+            uint32_t h = head_hash(head, klen) & tmask[i];
             while (tab[h].child >= 0) h = (h + 1) & tmask[i];
-            tab[h] = (sj_slot){sig, c};
+            tab[h] = (sj_slot){head, (uint32_t)klen, c};
         }
     }
     t->slots = slots; t->tstart = tstart; t->tmask = tmask;

@@ -10,9 +10,11 @@ typedef struct {
     int32_t slot; /* -1 if no path ends here */
 } sj_node;
 
-/* One entry of a node's child table; child < 0 marks an empty entry. */
+/* One entry of a node's child table: the key's length and first 8 bytes (zero-padded), which
+ * decide a key of up to 8 bytes alone; child < 0 marks an empty entry. */
 typedef struct {
-    uint32_t sig;
+    uint64_t head;
+    uint32_t len;
     int32_t child;
 } sj_slot;
 
@@ -26,16 +28,26 @@ struct sj_paths {
     size_t nkeys, cap_keys;
     int nslots;
     /* Child index (rebuilt after each add): node i's children are in the open-addressed
-     * table slots[tstart[i] .. tstart[i] + tmask[i]], keyed by key_sig. Valid when
+     * table slots[tstart[i] .. tstart[i] + tmask[i]], keyed by key_head. Valid when
      * indexed == nnodes; otherwise the sibling lists are used. */
     sj_slot *slots;
     uint32_t *tstart, *tmask;
     size_t indexed;
 };
 
-static inline uint32_t key_sig(const uint8_t *k, size_t klen) {
-    uint32_t len = klen > 0xFFFF ? 0xFFFF : (uint32_t)klen;
-    return (len << 16) | (klen ? ((uint32_t)k[0] << 8) | k[klen - 1] : 0);
+/* The first min(klen, 8) bytes of a key as a little-endian word, the rest zero; end bounds
+ * the readable input. */
+static inline uint64_t key_head(const uint8_t *k, size_t klen, const uint8_t *end) {
+    if (klen >= 8) return load64(k);
+    if (klen == 0) return 0;
+    if (end - k >= 8) return load64(k) & (~0ULL >> (64 - 8 * klen));
+    uint64_t w = 0;
+    memcpy(&w, k, klen);
+    return w;
+}
+
+static inline uint32_t head_hash(uint64_t head, size_t klen) {
+    return (uint32_t)(((head ^ klen) * 0x9E3779B97F4A7C15ULL) >> 40);
 }
 
 static inline void clear_subtree(const sj_paths *t, int32_t node, sj_value *out) {
@@ -45,16 +57,11 @@ static inline void clear_subtree(const sj_paths *t, int32_t node, sj_value *out)
     }
 }
 
-static inline uint32_t sig_hash(uint32_t sig) { return (sig * 0x9E3779B1u) >> 16; }
-
-/* Compares a trie key a (padded, see SJ_KEY_PAD) with n input bytes at b, where the input
- * ends at bend. */
-static inline int same_key(const uint8_t *a, const uint8_t *b, size_t n, const uint8_t *bend) {
-    if (n <= 8 && bend - b >= 8) {
-        if (n == 0) return 1;
-        return ((load64(a) ^ load64(b)) << (64 - 8 * n)) == 0;
-    }
-    if (n > 8 && n <= 16) return load64(a) == load64(b) && load64(a + n - 8) == load64(b + n - 8);
+/* Key bytes past the first 8 (n > 0 of them): trie key a against input b. The loads may reach
+ * back into the first 8 bytes, which are already known to be equal. */
+static inline int same_tail(const uint8_t *a, const uint8_t *b, size_t n) {
+    if (n <= 8) return load64(a + n - 8) == load64(b + n - 8);
+    if (n <= 16) return load64(a) == load64(b) && load64(a + n - 8) == load64(b + n - 8);
     return memcmp(a, b, n) == 0;
 }
 
@@ -63,15 +70,16 @@ static inline int same_key(const uint8_t *a, const uint8_t *b, size_t n, const u
 static inline int32_t match_child(const sj_paths *t, int32_t node, const uint8_t *k, size_t klen, int esc,
                                   const uint8_t *bend) {
     if (LIKELY(!esc && t->indexed == t->nnodes)) {
-        uint32_t sig = key_sig(k, klen);
+        uint64_t head = key_head(k, klen, bend);
         const sj_slot *tab = t->slots + t->tstart[node];
         uint32_t mask = t->tmask[node];
-        for (uint32_t h = sig_hash(sig) & mask;; h = (h + 1) & mask) {
+        for (uint32_t h = head_hash(head, klen) & mask;; h = (h + 1) & mask) {
             int32_t c = tab[h].child;
             if (c < 0) return -1;
-            if (tab[h].sig == sig) {
+            if (tab[h].head == head && tab[h].len == klen) {
+                if (klen <= 8) return c;
                 const sj_node *nd = &t->nodes[c];
-                if (nd->key_len == klen && same_key(t->keys + nd->key_off, k, klen, bend)) return c;
+                if (same_tail(t->keys + nd->key_off + 8, k + 8, klen - 8)) return c;
             }
         }
     }

@@ -375,12 +375,32 @@ key:
         if (t && depth == tracked && cap_depth == 0)
             pend = match_child(t, tnode[tracked - 1], open + 1, (size_t)(p - 1 - (open + 1)), esc, end);
     }
+    if (LIKELY(p < end && *p == ':')) {
+        p++;   /* compact JSON: no whitespace around ':' */
+    } else {
+        p = skip_ws(p, end);
+        if (UNLIKELY(p >= end || *p != ':')) return fail_char(res, base, p, end);
+        p++;
+    }
     p = skip_ws(p, end);
-    if (UNLIKELY(p >= end || *p != ':')) return fail_char(res, base, p, end);
-    p = skip_ws(p + 1, end);
     goto value;
 
 after:
+    /* The common cases first: a comma or the closing bracket right after the value. */
+    if (LIKELY(p < end && depth > 0)) {
+        uint8_t c = *p;
+        if (c == ',') {
+            p = skip_ws(p + 1, end);
+            if (top_obj) goto key;
+            goto value;
+        }
+        if (c == (top_obj ? '}' : ']')) {
+            p++;
+            CONTAINER_CLOSED(top_obj);
+            POP();
+            goto after;
+        }
+    }
     if (depth == 0) {
         p = skip_ws(p, end);
         if (p != end) return fail(res, SJ_ERR_TRAILING, base, p, "trailing characters");
