@@ -26,6 +26,7 @@ test: test-deps
 # come from PyPI (PyFlink, pymemcache) are installed by their own scripts into bench/.venv-*.
 bench: build
 	bench/run.sh
+	SLUICE_BIN=$(RELEASE_BIN) python3 bench/callgrind.py
 	SLUICE_BIN=$(RELEASE_BIN) bench/kafka/run.sh
 	SLUICE_BIN=$(RELEASE_BIN) bench/join/run.sh
 	SLUICE_BIN=$(RELEASE_BIN) bench/checkpoint/run.sh
