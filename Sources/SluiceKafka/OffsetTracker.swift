@@ -27,6 +27,26 @@ struct OffsetTracker: Sendable {
         return true
     }
 
+    /// Registers the last record of a batch whose records of this partition span `first...last`
+    /// (acknowledged together with `acknowledge(last)`). Returns false (and registers nothing) if
+    /// `first` does not come after what was registered before, so the caller can start afresh.
+    mutating func delivered(first: Int64, last: Int64) -> Bool {
+        if let prev = offsets.last, head < offsets.count, first <= prev { return false }
+        if let c = committable, head == offsets.count, first < c { return false }
+        offsets.append(last)
+        acked.append(false)
+        return true
+    }
+
+    /// Takes back the last registration, `offset`, if it is still outstanding and unacknowledged
+    /// (its batch was refused downstream and will be registered again when offered again).
+    mutating func retract(_ offset: Int64) {
+        guard head < offsets.count, offsets[offsets.count - 1] == offset, !acked[acked.count - 1] else { return }
+        offsets.removeLast()
+        acked.removeLast()
+        if head == offsets.count { offsets.removeAll(keepingCapacity: true); acked.removeAll(keepingCapacity: true); head = 0 }
+    }
+
     /// Marks every outstanding offset below `next` acknowledged (a checkpoint covers them).
     /// Returns true when `committable` moved forward.
     mutating func acknowledge(below next: Int64) -> Bool {

@@ -52,7 +52,7 @@ def main():
                            stdin=f, check=True)
         assert bench.watermarks(b, "cg_in", a.partitions) == a.messages
         env = dict(os.environ, KAFKA_BROKERS=b, BENCH_IN_TOPIC="cg_in", BENCH_OUT_TOPIC="cg_out",
-                   BENCH_GROUP="cg", BENCH_WORKERS=a.workers, BENCH_BATCH=a.batch)
+                   BENCH_GROUP="cg", BENCH_SESSION_TIMEOUT_MS="120000", BENCH_WORKERS=a.workers, BENCH_BATCH=a.batch)
         outfile = os.path.join(work, f"callgrind.out.{a.messages}")
         err = open(os.path.join(work, f"sluice-{a.messages}.stderr"), "w")
         p = subprocess.Popen(["valgrind", "--tool=callgrind", "--separate-threads=no", f"--callgrind-out-file={outfile}",
@@ -78,6 +78,8 @@ def main():
     for line in open(outfile):
         if line.startswith("summary:") or line.startswith("totals:"):
             ir = int(line.split()[1])
+    if total != a.messages:
+        print(f"WARNING: the output topic holds {total} messages for {a.messages} in (a rebalance?)")
     print(f"messages {a.messages} out {total} wall {took:.1f} s instructions {ir:,} file {outfile}")
 
 
