@@ -117,10 +117,13 @@ extension ConsumerCore {
         }
         guard let rkt = m.rkt else { return nil }
         let topic: String, routeOfTopic: Int?
-        if let known = topics[rkt] { (topic, routeOfTopic) = known } else {
+        if let last = lastTopic, last.rkt == rkt { (topic, routeOfTopic) = (last.name, last.route) }
+        else if let known = topics[rkt] { (topic, routeOfTopic) = known; lastTopic = (rkt, topic, routeOfTopic) }
+        else {
             topic = String(cString: rd_kafka_topic_name(rkt))
             routeOfTopic = routeOf(topic)
             topics[rkt] = (topic, routeOfTopic)
+            lastTopic = (rkt, topic, routeOfTopic)
         }
         guard let route = routeOfTopic, route < buffers.count else { return nil }
         var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE

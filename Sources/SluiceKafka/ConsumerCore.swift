@@ -36,6 +36,7 @@ final class ConsumerCore: @unchecked Sendable {
     var lastSlot: (key: SlotKey, slot: Int32)?
     /// Per topic handle: its name and route (cached, so a record costs no string hashing).
     var topics: [OpaquePointer: (name: String, route: Int?)] = [:]
+    var lastTopic: (rkt: OpaquePointer, name: String, route: Int?)?
     /// Scratch for `register`: the span index of each slot in the chunk being registered (-1: none).
     var spanOfSlot: [Int] = []
     /// True when batches are acknowledged as a whole (`KafkaBatchReceipt`): one tracker entry per
@@ -99,15 +100,22 @@ final class ConsumerCore: @unchecked Sendable {
             let ready = buffers.indices.contains { !buffers[$0].isEmpty && !pausedRoutes.contains($0) }
             // Block only when nothing is waiting to go out; while a route is paused, come back soon to retry it.
             let timeout = ready ? 0 : pausedRoutes.isEmpty ? pollTimeoutMs : min(20, pollTimeoutMs)
-            if let msg = rd_kafka_consumer_poll(rk, timeout) {
+            guard var msg = rd_kafka_consumer_poll(rk, timeout) else {
+                idle(rk, queue, batchSize: batchSize, offers: offers)
+                continue
+            }
+            // Take what is ready, up to a batch, before the housekeeping above runs again.
+            var taken = 0
+            while true {
                 if let r = receive(rk, msg), !pausedRoutes.contains(r), buffers[r].count >= batchSize,
                    !deliver(r, batchSize: batchSize, offer: offers[r]) { pause(rk, route: r) }
-            } else {
-                sample(queue)
-                reportStats()
-                for r in buffers.indices where !buffers[r].isEmpty && !pausedRoutes.contains(r) {
-                    if !deliver(r, batchSize: batchSize, offer: offers[r]) { pause(rk, route: r) }
+                taken += 1
+                guard taken < batchSize else { break }
+                guard let next = rd_kafka_consumer_poll(rk, 0) else {
+                    idle(rk, queue, batchSize: batchSize, offers: offers)
+                    break
                 }
+                msg = next
             }
         }
         // Anything polled but not accepted is dropped here; it was never acknowledged, so it is not
@@ -117,6 +125,15 @@ final class ConsumerCore: @unchecked Sendable {
         }
         reportStats()
         for r in pausedRoutes.sorted() { resume(rk, route: r) }
+    }
+
+    /// Nothing more is ready in librdkafka: hands out what is held (low latency) and samples the queue.
+    private func idle(_ rk: OpaquePointer, _ queue: OpaquePointer?, batchSize: Int, offers: [([Event], KafkaBatchReceipt) -> Bool]) {
+        sample(queue)
+        reportStats()
+        for r in buffers.indices where !buffers[r].isEmpty && !pausedRoutes.contains(r) {
+            if !deliver(r, batchSize: batchSize, offer: offers[r]) { pause(rk, route: r) }
+        }
     }
 
     /// Records polled and not yet accepted, over every route.

@@ -219,6 +219,7 @@ public final class KafkaConsumerClient: @unchecked Sendable {
         guard let rk = handle else { return }
         core.routeOf = route
         core.topics = [:]
+        core.lastTopic = nil
         core.batchAcks = batchAcks
         core.runLoop(rk: rk, queue: queue, batchSize: max(1, batchSize), pollTimeoutMs: max(1, config.pollTimeoutMs),
                      stop: stop, offers: offers)
