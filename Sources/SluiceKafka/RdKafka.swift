@@ -100,8 +100,5 @@ func cString(_ buffer: [CChar]) -> String {
 @inline(__always)
 func bytes(_ ptr: UnsafeMutableRawPointer?, _ len: Int) -> [UInt8] {
     guard let ptr, len > 0 else { return [] }
-    return [UInt8](unsafeUninitializedCapacity: len) { buffer, count in
-        buffer.baseAddress!.update(from: ptr.assumingMemoryBound(to: UInt8.self), count: len)
-        count = len
-    }
+    return Array(UnsafeRawBufferPointer(start: ptr, count: len))
 }
