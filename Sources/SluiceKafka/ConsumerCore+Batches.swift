@@ -70,8 +70,14 @@ extension ConsumerCore {
         let perRecord = !batchAcks
         let reset: [(TopicPartition, Int64)] = shared.withLock { s in
             var reset: [(TopicPartition, Int64)] = []
+            func ensure(_ key: TopicPartition) {
+                guard s.trackers[key] == nil else { return }
+                s.generations += 1
+                s.trackers[key] = OffsetTracker(generation: s.generations)
+            }
             func fresh(_ key: TopicPartition, _ first: Int64, _ last: Int64) {
-                var t = OffsetTracker()
+                s.generations += 1
+                var t = OffsetTracker(generation: s.generations)
                 _ = perRecord ? t.delivered(first) : t.delivered(first: first, last: last)
                 s.trackers[key] = t
                 s.dirty.remove(key)
@@ -80,11 +86,17 @@ extension ConsumerCore {
             if perRecord {
                 for o in records {
                     let key = slotPartitions[Int(o.slot)]
-                    if !s.trackers[key, default: OffsetTracker()].delivered(o.offset) { fresh(key, o.offset, o.offset) }
+                    ensure(key)
+                    if s.trackers[key]?.delivered(o.offset) != true { fresh(key, o.offset, o.offset) }
                 }
             } else {
-                for span in spans where !s.trackers[span.partition, default: OffsetTracker()].delivered(first: span.first, last: span.last) {
-                    fresh(span.partition, span.first, span.last)
+                for i in spans.indices {
+                    let span = spans[i]
+                    ensure(span.partition)
+                    if s.trackers[span.partition]?.delivered(first: span.first, last: span.last) != true {
+                        fresh(span.partition, span.first, span.last)
+                    }
+                    spans[i].generation = s.trackers[span.partition]?.generation ?? 0
                 }
             }
             return reset

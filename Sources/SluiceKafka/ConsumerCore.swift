@@ -13,6 +13,8 @@ import SluiceCore
 final class ConsumerCore: @unchecked Sendable {
     struct Shared {
         var trackers: [TopicPartition: OffsetTracker] = [:]
+        /// The generation of the last tracker created (`OffsetTracker.generation`).
+        var generations: UInt64 = 0
         var dirty: Set<TopicPartition> = []
         var closeRequested = false
         var stats = KafkaConsumerStats()
@@ -229,7 +231,8 @@ final class ConsumerCore: @unchecked Sendable {
     /// Acknowledges a whole batch handed out with a receipt.
     func acknowledge(_ receipt: KafkaBatchReceipt) {
         shared.withLock { s in
-            for span in receipt.spans where s.trackers[span.partition]?.acknowledge(span.last) == true {
+            for span in receipt.spans where s.trackers[span.partition]?.generation == span.generation
+                && s.trackers[span.partition]?.acknowledge(span.last) == true {
                 s.dirty.insert(span.partition)
             }
         }

@@ -11,6 +11,8 @@ public struct KafkaBatchReceipt: Sendable, Equatable {
         public var partition: TopicPartition
         public var first: Int64
         public var last: Int64
+        /// The partition's tracker the span was registered with (`OffsetTracker.generation`).
+        var generation: UInt64 = 0
     }
 
     /// One span per partition present in the batch, in order of first appearance.

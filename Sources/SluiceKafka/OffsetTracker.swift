@@ -5,11 +5,17 @@
 /// so a committed offset is never past an unacknowledged record, whatever order acks arrive in.
 /// Not thread-safe: the consumer keeps its trackers behind a lock.
 struct OffsetTracker: Sendable {
+    /// Which tracker of its partition this is (each new one gets a new number): a batch receipt
+    /// acknowledges only the tracker it was registered with, never a later one of a reassigned or
+    /// reset partition whose entries may end at the same offsets.
+    var generation: UInt64 = 0
     private var offsets: [Int64] = []
     private var acked: [Bool] = []
     private var head = 0
     /// Next offset to commit, once some prefix has been acknowledged.
     private(set) var committable: Int64?
+
+    init(generation: UInt64 = 0) { self.generation = generation }
 
     /// Delivered records not yet covered by `committable`.
     var outstanding: Int { offsets.count - head }

@@ -87,6 +87,23 @@ import SluiceCore
         do { let ok = t.delivered(first: 4, last: 6); #expect(!ok, "below what is committable") }
     }
 
+    @Test func aReceiptAcknowledgesOnlyTheTrackerItWasRegisteredWith() {
+        // A partition revoked and assigned again gets a new tracker, whose batch may end at the same
+        // offset as a batch of the old one still in flight: the old receipt must not acknowledge it.
+        let core = ConsumerCore(log: { _, _ in }, autoCommit: true, commitInterval: 1, stallWarning: 60, commitTimeout: 1)
+        let key = TopicPartition(topic: "t", partition: 0)
+        core.shared.withLock { s in
+            var t = OffsetTracker(generation: 2)
+            _ = t.delivered(first: 0, last: 19)   // re-read from the committed offset 0 as one batch
+            s.trackers[key] = t
+        }
+        let stale = KafkaBatchReceipt(spans: [.init(partition: key, first: 10, last: 19, generation: 1)])
+        core.acknowledge(stale)
+        #expect(core.shared.withLock { $0.trackers[key]?.committable } == nil)
+        core.acknowledge(KafkaBatchReceipt(spans: [.init(partition: key, first: 0, last: 19, generation: 2)]))
+        #expect(core.shared.withLock { $0.trackers[key]?.committable } == 20)
+    }
+
     @Test func manyOutstandingOffsetsStayCorrect() {
         var t = OffsetTracker()
         for o in 0..<20_000 { _ = t.delivered(Int64(o)) }
