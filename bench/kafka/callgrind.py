@@ -32,7 +32,7 @@ def main():
     ap.add_argument("--batch", default="512")
     ap.add_argument("--out", default=None, help="directory for callgrind.out (default: a temp dir)")
     ap.add_argument("--timeout", type=float, default=900)
-    ap.add_argument("--dump", default=None, help="write the output topic's records (key, timestamp, headers, value; sorted) here")
+    ap.add_argument("--dump", default=None, help="write the output topic's records (key, timestamp, headers, value; sorted) here, the input's to DUMP.in")
     a = ap.parse_args()
     work = a.out or tempfile.mkdtemp(prefix="sluice-kafka-callgrind-")
     os.makedirs(work, exist_ok=True)
@@ -74,10 +74,11 @@ def main():
         p.wait(300)
         total = bench.watermarks(b, "cg_out", a.partitions)
         if a.dump:
-            r = subprocess.run(["kcat", "-C", "-b", b, "-t", "cg_out", "-o", "beginning", "-e", "-q", "-f", "%k\t%T\t%h\t%s\n"],
-                               capture_output=True, text=True, check=True)
-            with open(a.dump, "w") as f:
-                f.writelines(sorted(r.stdout.splitlines(keepends=True)))
+            for topic, path in (("cg_out", a.dump), ("cg_in", a.dump + ".in")):
+                r = subprocess.run(["kcat", "-C", "-b", b, "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%k\t%T\t%h\t%s\n"],
+                                   capture_output=True, text=True, check=True)
+                with open(path, "w") as f:
+                    f.writelines(sorted(r.stdout.splitlines(keepends=True)))
     finally:
         dev.stop()
     ir = None
