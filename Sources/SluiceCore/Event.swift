@@ -10,9 +10,10 @@ public struct EventMeta: Sendable, Equatable {
     public struct Header: Sendable, Equatable {
         public var name: String
         public var value: [UInt8]
-        public init(name: String, value: [UInt8]) { self.name = name; self.value = value }
+        @inlinable public init(name: String, value: [UInt8]) { self.name = name; self.value = value }
     }
 
+    @inlinable
     public init(key: [UInt8]? = nil, timestamp: Int64? = nil, headers: [Header] = [],
                 topic: String? = nil, partition: Int32? = nil, offset: Int64? = nil) {
         self.key = key; self.timestamp = timestamp; self.headers = headers
@@ -30,10 +31,12 @@ public struct Event: Sendable {
     /// Where it came from inside its source (line number for files and stdin, 0 if unknown).
     public var position: Int64
 
+    @inlinable
     public init(bytes: [UInt8], meta: EventMeta? = nil, position: Int64 = 0) {
         self.bytes = bytes[...]; self.meta = meta; self.position = position
     }
 
+    @inlinable
     public init(slice: ArraySlice<UInt8>, meta: EventMeta? = nil, position: Int64 = 0) {
         self.bytes = slice; self.meta = meta; self.position = position
     }

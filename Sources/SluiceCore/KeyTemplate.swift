@@ -80,6 +80,12 @@ public struct KeyTemplate: Sendable, Equatable, CustomStringConvertible {
     public func render(_ json: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(32)
+        render(json[...], appendingTo: &out)
+        return out
+    }
+
+    /// Renders the key like `render(_:)`, appended to `out` (so a batch's keys can share one buffer).
+    public func render(_ json: ArraySlice<UInt8>, appendingTo out: inout [UInt8]) {
         json.withUnsafeBufferPointer { input in
             paths.find(in: UnsafeRawBufferPointer(input)) { values in
                 for part in parts {
@@ -90,7 +96,6 @@ public struct KeyTemplate: Sendable, Equatable, CustomStringConvertible {
                 }
             }
         }
-        return out
     }
 
     /// Renders the key into `out` (cleared first); false if a field is missing or null (the event has no key).

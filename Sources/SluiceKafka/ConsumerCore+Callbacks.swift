@@ -66,14 +66,7 @@ extension ConsumerCore {
                 s.stats.rebalances += 1
             }
             // Records of revoked partitions that were not handed out yet go to the new owner instead.
-            for r in buffers.indices {
-                buffers[r].removeAll { e in
-                    guard let m = e.meta, let t = m.topic, let p = m.partition else { return false }
-                    return revokedAll || keys.contains(TopicPartition(topic: t, partition: p))
-                }
-            }
-            let held = heldCount
-            shared.withLock { $0.stats.held = held }
+            dropHeld(all: revokedAll, partitions: keys)
         default:
             log("error", "kafka consumer: rebalance error: \(KafkaError.describe(err))")
             rd_kafka_assign(rk, nil)

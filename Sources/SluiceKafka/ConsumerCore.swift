@@ -5,14 +5,16 @@ import SluiceCore
 
 /// State shared by the poll thread, librdkafka callbacks and acknowledging threads.
 ///
-/// `shared` is a Mutex (acks arrive from any thread). The other mutable fields (`buffers`, `pausedRoutes`,
-/// `topicNames`, timers) are used only by the thread that currently drives the handle: the one inside
+/// `shared` is a Mutex (acks arrive from any thread). The other mutable fields (`buffers`, `origins`,
+/// `pausedRoutes`, the slot and topic caches, timers) are used only by the thread that currently drives the handle: the one inside
 /// `KafkaConsumerClient.run` or `.close` (serialized by its `driver` lock); the rebalance/error/commit
 /// callbacks run on that same thread, from inside `rd_kafka_consumer_poll` / `rd_kafka_consumer_close`.
 /// The log callback only reads the immutable `log`.
 final class ConsumerCore: @unchecked Sendable {
     struct Shared {
         var trackers: [TopicPartition: OffsetTracker] = [:]
+        /// The generation of the last tracker created (`OffsetTracker.generation`).
+        var generations: UInt64 = 0
         var dirty: Set<TopicPartition> = []
         var closeRequested = false
         var stats = KafkaConsumerStats()
@@ -28,6 +30,22 @@ final class ConsumerCore: @unchecked Sendable {
     // Driver-thread-only state.
     /// Records polled but not yet accepted, per route (one route per source of a shared consumer).
     var buffers: [[Event]] = [[]]
+    /// The partition slot and offset of each record in `buffers` (same shape).
+    var origins: [[Origin]] = [[]]
+    /// Partitions seen, by slot (`Origin.slot`); a slot is never reused.
+    var slotPartitions: [TopicPartition] = []
+    var slotOf: [SlotKey: Int32] = [:]
+    var lastSlot: (key: SlotKey, slot: Int32)?
+    /// Per topic handle: its name and route (cached, so a record costs no string hashing).
+    var topics: [OpaquePointer: (name: String, route: Int?)] = [:]
+    var lastTopic: (rkt: OpaquePointer, name: String, route: Int?)?
+    /// Scratch for `register`: the span index of each slot in the chunk being registered (-1: none).
+    var spanOfSlot: [Int] = []
+    /// True when batches are acknowledged as a whole (`KafkaBatchReceipt`): one tracker entry per
+    /// partition and batch; false: one per record (`acknowledge(_ positions:)`).
+    var batchAcks = false
+    /// Records received since the stats were last updated (they are updated per batch, not per record).
+    var unreportedReceived = 0
     /// Routes whose partitions are paused because their `offer` refused a batch.
     var pausedRoutes: Set<Int> = []
     /// The route of a topic's records (nil: the topic belongs to no route; its records are skipped).
@@ -35,7 +53,6 @@ final class ConsumerCore: @unchecked Sendable {
     var pausedSince = 0.0
     var lastStallWarning = 0.0
     var lastCommit = 0.0
-    var topicNames: [OpaquePointer: String] = [:]
     /// Set by close() before rd_kafka_consumer_close (driver thread).
     var closing = false
     /// The group's rebalance protocol, read when partitions are assigned. librdkafka 2.0.2's
@@ -63,9 +80,10 @@ final class ConsumerCore: @unchecked Sendable {
     // MARK: poll loop (driver thread)
 
     func runLoop(rk: OpaquePointer, queue: OpaquePointer?, batchSize: Int, pollTimeoutMs: Int32,
-                 stop: () -> Bool, offers: [([Event]) -> Bool]) {
+                 stop: () -> Bool, offers: [([Event], KafkaBatchReceipt) -> Bool]) {
         lastCommit = now()
         buffers = Array(repeating: [], count: max(1, offers.count))
+        origins = buffers.map { _ in [] }
         while !stop() && !shared.withLock({ $0.closeRequested }) {
             storeAcknowledged(rk)
             if now() - lastLagSample >= 1 { sampleLag(rk) }
@@ -84,23 +102,40 @@ final class ConsumerCore: @unchecked Sendable {
             let ready = buffers.indices.contains { !buffers[$0].isEmpty && !pausedRoutes.contains($0) }
             // Block only when nothing is waiting to go out; while a route is paused, come back soon to retry it.
             let timeout = ready ? 0 : pausedRoutes.isEmpty ? pollTimeoutMs : min(20, pollTimeoutMs)
-            if let msg = rd_kafka_consumer_poll(rk, timeout) {
+            guard var msg = rd_kafka_consumer_poll(rk, timeout) else {
+                idle(rk, queue, batchSize: batchSize, offers: offers)
+                continue
+            }
+            // Take what is ready, up to a batch, before the housekeeping above runs again.
+            var taken = 0
+            while true {
                 if let r = receive(rk, msg), !pausedRoutes.contains(r), buffers[r].count >= batchSize,
                    !deliver(r, batchSize: batchSize, offer: offers[r]) { pause(rk, route: r) }
-            } else {
-                sample(queue)
-                for r in buffers.indices where !buffers[r].isEmpty && !pausedRoutes.contains(r) {
-                    if !deliver(r, batchSize: batchSize, offer: offers[r]) { pause(rk, route: r) }
+                taken += 1
+                guard taken < batchSize else { break }
+                guard let next = rd_kafka_consumer_poll(rk, 0) else {
+                    idle(rk, queue, batchSize: batchSize, offers: offers)
+                    break
                 }
+                msg = next
             }
         }
         // Anything polled but not accepted is dropped here; it was never acknowledged, so it is not
         // committed and will be read again by whoever consumes the partition next.
         if heldCount > 0 {
-            for r in buffers.indices { buffers[r].removeAll() }
-            shared.withLock { $0.stats.held = 0 }
+            for r in buffers.indices { buffers[r].removeAll(); origins[r].removeAll() }
         }
+        reportStats()
         for r in pausedRoutes.sorted() { resume(rk, route: r) }
+    }
+
+    /// Nothing more is ready in librdkafka: hands out what is held (low latency) and samples the queue.
+    private func idle(_ rk: OpaquePointer, _ queue: OpaquePointer?, batchSize: Int, offers: [([Event], KafkaBatchReceipt) -> Bool]) {
+        sample(queue)
+        reportStats()
+        for r in buffers.indices where !buffers[r].isEmpty && !pausedRoutes.contains(r) {
+            if !deliver(r, batchSize: batchSize, offer: offers[r]) { pause(rk, route: r) }
+        }
     }
 
     /// Records polled and not yet accepted, over every route.
@@ -138,71 +173,6 @@ final class ConsumerCore: @unchecked Sendable {
         shared.withLock { $0.stats.lag = lags }
     }
 
-    /// Offers route `r`'s buffer in chunks of `batchSize`; returns true when all of it was accepted.
-    private func deliver(_ r: Int, batchSize: Int, offer: ([Event]) -> Bool) -> Bool {
-        while !buffers[r].isEmpty {
-            let chunk = buffers[r].count <= batchSize ? buffers[r] : Array(buffers[r].prefix(batchSize))
-            guard offer(chunk) else { return false }
-            if chunk.count == buffers[r].count { buffers[r].removeAll(keepingCapacity: true) } else { buffers[r].removeFirst(chunk.count) }
-            let held = heldCount
-            shared.withLock { $0.stats.delivered += chunk.count; $0.stats.held = held }
-        }
-        return true
-    }
-
-    /// Buffers one polled record for its route; returns the route (nil for an error or a record of no route).
-    private func receive(_ rk: OpaquePointer, _ msg: UnsafeMutablePointer<rd_kafka_message_t>) -> Int? {
-        defer { rd_kafka_message_destroy(msg) }
-        let m = msg.pointee
-        if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { return nil }
-            let text = rd_kafka_message_errstr(msg).map { String(cString: $0) } ?? ""
-            log("warning", "kafka consumer: \(KafkaError.describe(m.err)): \(text)")
-            return nil
-        }
-        guard let rkt = m.rkt else { return nil }
-        let topic: String
-        if let name = topicNames[rkt] { topic = name } else {
-            topic = String(cString: rd_kafka_topic_name(rkt))
-            topicNames[rkt] = topic
-        }
-        guard let route = routeOf(topic), route < buffers.count else { return nil }
-        var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
-        let ts = rd_kafka_message_timestamp(msg, &tsType)
-        var headers: [EventMeta.Header] = []
-        var hdrs: OpaquePointer?
-        if rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs {
-            var i = 0
-            var name: UnsafePointer<CChar>?
-            var value: UnsafeRawPointer?
-            var size = 0
-            while rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
-                let v: [UInt8] = value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
-                headers.append(EventMeta.Header(name: name.map { String(cString: $0) } ?? "", value: v))
-                i += 1
-            }
-        }
-        let meta = EventMeta(key: m.key.map { bytes($0, m.key_len) }, timestamp: ts >= 0 ? ts : nil, headers: headers,
-                             topic: topic, partition: m.partition, offset: m.offset)
-        buffers[route].append(Event(bytes: bytes(m.payload, m.len), meta: meta, position: m.offset))
-        let key = TopicPartition(topic: topic, partition: m.partition)
-        let held = heldCount
-        let reset: Bool = shared.withLock { s in
-            s.stats.received += 1
-            s.stats.held = held
-            if s.trackers[key, default: OffsetTracker()].delivered(m.offset) { return false }
-            var fresh = OffsetTracker()
-            _ = fresh.delivered(m.offset)
-            s.trackers[key] = fresh
-            s.dirty.remove(key)
-            return true
-        }
-        if reset { log("info", "kafka consumer: \(key) went back to offset \(m.offset); tracking restarts there") }
-        // A partition that was (re)assigned while its route was paused may still deliver: pause it too.
-        if pausedRoutes.contains(route) { pausePartition(rk, key) }
-        return route
-    }
-
     // MARK: pause / resume
 
     /// The assigned partitions of route `r`'s topics.
@@ -230,7 +200,7 @@ final class ConsumerCore: @unchecked Sendable {
         log("debug", "kafka consumer: downstream full, partitions\(buffers.count > 1 ? " of source \(r)" : "") paused")
     }
 
-    private func pausePartition(_ rk: OpaquePointer, _ key: TopicPartition) {
+    func pausePartition(_ rk: OpaquePointer, _ key: TopicPartition) {
         let list = rd_kafka_topic_partition_list_new(1)!
         rd_kafka_topic_partition_list_add(list, key.topic, key.partition)
         rd_kafka_pause_partitions(rk, list)
@@ -257,6 +227,16 @@ final class ConsumerCore: @unchecked Sendable {
     }
 
     // MARK: acknowledgement and commits
+
+    /// Acknowledges a whole batch handed out with a receipt.
+    func acknowledge(_ receipt: KafkaBatchReceipt) {
+        shared.withLock { s in
+            for span in receipt.spans where s.trackers[span.partition]?.generation == span.generation
+                && s.trackers[span.partition]?.acknowledge(span.last) == true {
+                s.dirty.insert(span.partition)
+            }
+        }
+    }
 
     func acknowledge(_ positions: some Sequence<(topic: String, partition: Int32, offset: Int64)>) {
         shared.withLock { s in

@@ -201,11 +201,34 @@ public final class KafkaConsumerClient: @unchecked Sendable {
     /// (a topic of no route is skipped). Backpressure is per route: when a route's `offer` refuses a
     /// batch, only the partitions of that route's topics are paused; the other routes go on.
     public func run(batchSize: Int, stop: () -> Bool, route: @escaping (String) -> Int?, offers: [([Event]) -> Bool]) {
+        run(batchSize: batchSize, stop: stop, route: route, batchAcks: false, offers: offers.map { offer in { events, _ in offer(events) } })
+    }
+
+    /// `run(batchSize:stop:route:offers:)` for batches acknowledged as a whole: each batch comes with
+    /// its `KafkaBatchReceipt`, which `acknowledge(_:)` takes once every record of it is done. The
+    /// consumer tracks one entry per partition and batch, not per record (per-record `acknowledge`
+    /// calls do not apply to such a run).
+    public func run(batchSize: Int, stop: () -> Bool, route: @escaping (String) -> Int?,
+                    receipts offers: [([Event], KafkaBatchReceipt) -> Bool]) {
+        run(batchSize: batchSize, stop: stop, route: route, batchAcks: true, offers: offers)
+    }
+
+    private func run(batchSize: Int, stop: () -> Bool, route: @escaping (String) -> Int?, batchAcks: Bool,
+                     offers: [([Event], KafkaBatchReceipt) -> Bool]) {
         driver.lock(); defer { driver.unlock() }
         guard let rk = handle else { return }
         core.routeOf = route
+        core.topics = [:]
+        core.lastTopic = nil
+        core.batchAcks = batchAcks
         core.runLoop(rk: rk, queue: queue, batchSize: max(1, batchSize), pollTimeoutMs: max(1, config.pollTimeoutMs),
                      stop: stop, offers: offers)
+    }
+
+    /// Acknowledges a batch handed out by `run(batchSize:stop:route:receipts:)` (any thread): every
+    /// record it holds is done. Its offsets become committable once all earlier batches' are.
+    public func acknowledge(_ receipt: KafkaBatchReceipt) {
+        core.acknowledge(receipt)
     }
 
     /// Sets the rebalance hooks (before `run`): `assigned` runs inside the rebalance callback once

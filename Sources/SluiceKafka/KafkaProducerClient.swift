@@ -30,8 +30,9 @@ public struct KafkaProducerConfig: Sendable {
 
 /// One record to produce.
 public struct KafkaMessage: Sendable, Equatable {
-    public var value: [UInt8]
-    public var key: [UInt8]?
+    /// The value; often a slice of a buffer shared by a batch's messages (librdkafka copies it).
+    public var value: ArraySlice<UInt8>
+    public var key: ArraySlice<UInt8>?
     public var headers: [EventMeta.Header]
     /// Milliseconds since the epoch; nil = now (set by librdkafka).
     public var timestamp: Int64?
@@ -42,13 +43,19 @@ public struct KafkaMessage: Sendable, Equatable {
 
     public init(value: [UInt8], key: [UInt8]? = nil, headers: [EventMeta.Header] = [],
                 timestamp: Int64? = nil, partition: Int32? = nil) {
+        self.init(slice: value[...], key: key?[...], headers: headers, timestamp: timestamp, partition: partition)
+    }
+
+    /// A record whose value and key are slices (of buffers shared by a batch, say: nothing is copied here).
+    public init(slice value: ArraySlice<UInt8>, key: ArraySlice<UInt8>? = nil, headers: [EventMeta.Header] = [],
+                timestamp: Int64? = nil, partition: Int32? = nil) {
         self.value = value; self.key = key; self.headers = headers; self.timestamp = timestamp; self.partition = partition
     }
 
     /// A record from an event: its payload bytes as the value, the given key (e.g. from a `KeyTemplate`;
     /// nil falls back to the event's Kafka key, if any), and the event's headers and timestamp.
     public init(event: Event, key: [UInt8]?) {
-        self.init(value: Array(event.bytes), key: key ?? event.meta?.key, headers: event.meta?.headers ?? [],
+        self.init(slice: event.bytes, key: (key ?? event.meta?.key)?[...], headers: event.meta?.headers ?? [],
                   timestamp: event.meta?.timestamp)
     }
 }
@@ -127,7 +134,6 @@ public final class KafkaProducerClient: @unchecked Sendable {
         self.core = core
         let rk = try Self.makeProducer(settings, core: core)
         self.handle = rk
-        core.owner = self
         log("info", "kafka producer: librdkafka \(librdkafkaVersion), brokers \(config.brokers), idempotent")
         let thread = Thread { [self] in self.pollLoop() }
         thread.name = "sluice-kafka-producer"
@@ -161,44 +167,54 @@ public final class KafkaProducerClient: @unchecked Sendable {
     /// `completion(index, result)` is called exactly once per message (index into `messages`).
     public func produce(_ messages: [KafkaMessage], topic: String,
                         completion: @escaping @Sendable (_ index: Int, _ result: Result<KafkaDelivery, KafkaError>) -> Void) {
-        topic.withCString { ctopic in
-            for (index, message) in messages.enumerated() {
-                let box = DeliveryBox(index: index, topic: topic, completion: completion)
-                let opaque = Unmanaged.passRetained(box).toOpaque()
-                var failure: KafkaError?
-                condition.lock()
-                while true {
-                    guard !closed, let rk = handle else {
-                        failure = KafkaError(code: RD_KAFKA_RESP_ERR__DESTROY.rawValue, message: "kafka producer: closed")
+        produce(messages, DeliveryBatch.start(count: messages.count, topic: topic, each: completion, all: nil))
+    }
+
+    /// Queues `messages` for `topic` like `produce(_:topic:completion:)`, but reports once for the
+    /// whole batch: `done(failures)` runs after the last message's report, with the failed messages'
+    /// indexes and errors in index order (empty: every message was delivered).
+    public func produce(_ messages: [KafkaMessage], topic: String,
+                        done: @escaping @Sendable (_ failures: [(index: Int, error: KafkaError)]) -> Void) {
+        produce(messages, DeliveryBatch.start(count: messages.count, topic: topic, each: nil, all: done))
+    }
+
+    private func produce(_ messages: [KafkaMessage], _ batch: DeliveryBatch) {
+        defer { batch.release() }
+        batch.topic.withCString { ctopic in
+            withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 8) { vus in
+                for (index, message) in messages.enumerated() {
+                    var failure: KafkaError?
+                    condition.lock()
+                    while true {
+                        guard !closed, let rk = handle else {
+                            failure = KafkaError(code: RD_KAFKA_RESP_ERR__DESTROY.rawValue, message: "kafka producer: closed")
+                            break
+                        }
+                        let err = Self.enqueue(rk, ctopic, message, batch.opaque(index), vus)
+                        if err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                            statsValue.inFlight += 1
+                            break
+                        }
+                        if err == RD_KAFKA_RESP_ERR__QUEUE_FULL || err == RD_KAFKA_RESP_ERR__FATAL {
+                            // Full: wait for delivery reports. Fatal: wait for the poll thread to recreate the handle.
+                            if err == RD_KAFKA_RESP_ERR__QUEUE_FULL { statsValue.queueFullWaits += 1 }
+                            _ = condition.wait(until: Date(timeIntervalSinceNow: 0.05))
+                            continue
+                        }
+                        failure = KafkaError(err, "kafka producer: cannot produce to \(batch.topic)")
                         break
                     }
-                    let err = Self.enqueue(rk, ctopic, message, opaque)
-                    if err == RD_KAFKA_RESP_ERR_NO_ERROR {
-                        statsValue.inFlight += 1
-                        break
-                    }
-                    if err == RD_KAFKA_RESP_ERR__QUEUE_FULL || err == RD_KAFKA_RESP_ERR__FATAL {
-                        // Full: wait for delivery reports. Fatal: wait for the poll thread to recreate the handle.
-                        if err == RD_KAFKA_RESP_ERR__QUEUE_FULL { statsValue.queueFullWaits += 1 }
-                        _ = condition.wait(until: Date(timeIntervalSinceNow: 0.05))
-                        continue
-                    }
-                    failure = KafkaError(err, "kafka producer: cannot produce to \(topic)")
-                    break
-                }
-                if failure != nil { statsValue.failed += 1 }
-                condition.unlock()
-                if let failure {
-                    Unmanaged<DeliveryBox>.fromOpaque(opaque).release()
-                    completion(index, .failure(failure))
+                    if failure != nil { statsValue.failed += 1 }
+                    condition.unlock()
+                    if let failure { batch.done(index, .failure(failure)) }
                 }
             }
         }
     }
 
-    /// One `rd_kafka_produceva` call (payload and key copied by librdkafka).
+    /// One `rd_kafka_produceva` call (payload and key copied by librdkafka); `vus` is scratch for its arguments.
     private static func enqueue(_ rk: OpaquePointer, _ topic: UnsafePointer<CChar>, _ m: KafkaMessage,
-                                _ opaque: UnsafeMutableRawPointer) -> rd_kafka_resp_err_t {
+                                _ opaque: UnsafeMutableRawPointer, _ vus: UnsafeMutableBufferPointer<rd_kafka_vu_t>) -> rd_kafka_resp_err_t {
         var hdrs: OpaquePointer?
         if !m.headers.isEmpty {
             hdrs = rd_kafka_headers_new(m.headers.count)
@@ -208,9 +224,9 @@ public final class KafkaProducerClient: @unchecked Sendable {
         }
         let err: rd_kafka_resp_err_t = m.value.withUnsafeBytes { value in
             withOptionalBytes(m.key) { key in
-                var vus = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 8)
                 var n = 0
                 func add(_ type: rd_kafka_vtype_t, _ fill: (inout rd_kafka_vu_t) -> Void) {
+                    vus[n] = rd_kafka_vu_t()
                     vus[n].vtype = type
                     fill(&vus[n])
                     n += 1
@@ -233,7 +249,7 @@ public final class KafkaProducerClient: @unchecked Sendable {
                 if let ts = m.timestamp { add(RD_KAFKA_VTYPE_TIMESTAMP) { $0.u.i64 = ts } }
                 if let p = m.partition { add(RD_KAFKA_VTYPE_PARTITION) { $0.u.i32 = p } }
                 if let hdrs { add(RD_KAFKA_VTYPE_HEADERS) { $0.u.headers = hdrs } }
-                guard let error = rd_kafka_produceva(rk, vus, n) else { return RD_KAFKA_RESP_ERR_NO_ERROR }
+                guard let error = rd_kafka_produceva(rk, vus.baseAddress, n) else { return RD_KAFKA_RESP_ERR_NO_ERROR }
                 let code = rd_kafka_error_code(error)
                 rd_kafka_error_destroy(error)
                 return code
@@ -275,6 +291,7 @@ public final class KafkaProducerClient: @unchecked Sendable {
         handle = nil
         condition.unlock()
         if let rk { Self.drain(rk, core: core) }
+        settle()
         core.log("info", "kafka producer: closed")
     }
 
@@ -301,6 +318,7 @@ public final class KafkaProducerClient: @unchecked Sendable {
             condition.unlock()
             guard let rk, !stop else { return }
             rd_kafka_poll(rk, 100)
+            settle()
             if core.takeFatal() { recreate(rk) }
         }
     }
@@ -330,13 +348,18 @@ public final class KafkaProducerClient: @unchecked Sendable {
             }
         }
         Self.drain(old, core: core)
+        settle()
     }
 
-    /// Called on the poll thread after each delivery report (completion already ran).
-    fileprivate func reported(success: Bool) {
+    /// Takes the reports counted since the last call into the stats and wakes `produce` and `flush`
+    /// waiters: once per `rd_kafka_poll` (whose callbacks all ran by then), not once per message.
+    private func settle() {
+        let (delivered, failed) = core.takeReported()
+        guard delivered + failed > 0 else { return }
         condition.lock()
-        statsValue.inFlight -= 1
-        if success { statsValue.delivered += 1 } else { statsValue.failed += 1 }
+        statsValue.inFlight -= delivered + failed
+        statsValue.delivered += delivered
+        statsValue.failed += failed
         condition.broadcast()
         condition.unlock()
     }
@@ -348,50 +371,31 @@ public final class KafkaProducerClient: @unchecked Sendable {
     }
 }
 
-private func withOptionalBytes<R>(_ bytes: [UInt8]?, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
+private func withOptionalBytes<R>(_ bytes: ArraySlice<UInt8>?, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
     guard let bytes else { return body(nil) }
     return bytes.withUnsafeBytes { body($0) }
 }
 
-/// Per-message completion, retained by librdkafka's message (`msg_opaque`) until its delivery report.
-private final class DeliveryBox {
-    let index: Int
-    let topic: String
-    let completion: @Sendable (Int, Result<KafkaDelivery, KafkaError>) -> Void
-    init(index: Int, topic: String, completion: @escaping @Sendable (Int, Result<KafkaDelivery, KafkaError>) -> Void) {
-        self.index = index; self.topic = topic; self.completion = completion
-    }
-}
-
-/// What librdkafka callbacks see (conf opaque). `owner` is set once right after init, before the poll
-/// thread starts, and is weak so the producer can be released; `fatal` is atomic.
+/// What librdkafka callbacks see (conf opaque): immutable but for `fatal` and the report counts, which are atomic.
 final class ProducerCore: @unchecked Sendable {
     let log: KafkaLog
-    weak var owner: KafkaProducerClient?
     private let fatal = Atomic<Bool>(false)
     init(log: @escaping KafkaLog) { self.log = log }
     func setFatal() { fatal.store(true, ordering: .releasing) }
     func takeFatal() -> Bool { fatal.exchange(false, ordering: .acquiringAndReleasing) }
-}
-
-private func producerCore(_ opaque: UnsafeMutableRawPointer?) -> ProducerCore? {
-    opaque.map { Unmanaged<ProducerCore>.fromOpaque($0).takeUnretainedValue() }
-}
-
-private let producerDeliveryCallback: @convention(c) (OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?) -> Void = { _, msg, opaque in
-    guard let msg, let priv = msg.pointee._private else { return }
-    let box = Unmanaged<DeliveryBox>.fromOpaque(priv).takeRetainedValue()
-    let m = msg.pointee
-    let ok = m.err == RD_KAFKA_RESP_ERR_NO_ERROR
-    if ok {
-        box.completion(box.index, .success(KafkaDelivery(topic: box.topic, partition: m.partition, offset: m.offset)))
-    } else {
-        let status = rd_kafka_message_status(msg)
-        let persisted = status == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED ? " (possibly persisted)" :
-            status == RD_KAFKA_MSG_STATUS_PERSISTED ? " (persisted)" : ""
-        box.completion(box.index, .failure(KafkaError(m.err, "kafka producer: delivery to \(box.topic) failed\(persisted)")))
+    /// Delivery reports served and not yet taken into the producer's stats (`settle`).
+    private let delivered = Atomic<Int>(0)
+    private let failed = Atomic<Int>(0)
+    func reported(success: Bool) {
+        if success { delivered.add(1, ordering: .relaxed) } else { failed.add(1, ordering: .relaxed) }
     }
-    producerCore(opaque)?.owner?.reported(success: ok)
+    func takeReported() -> (delivered: Int, failed: Int) {
+        (delivered.exchange(0, ordering: .acquiringAndReleasing), failed.exchange(0, ordering: .acquiringAndReleasing))
+    }
+}
+
+func producerCore(_ opaque: UnsafeMutableRawPointer?) -> ProducerCore? {
+    opaque.map { Unmanaged<ProducerCore>.fromOpaque($0).takeUnretainedValue() }
 }
 
 private let producerErrorCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void = { _, err, reason, opaque in

@@ -5,11 +5,17 @@
 /// so a committed offset is never past an unacknowledged record, whatever order acks arrive in.
 /// Not thread-safe: the consumer keeps its trackers behind a lock.
 struct OffsetTracker: Sendable {
+    /// Which tracker of its partition this is (each new one gets a new number): a batch receipt
+    /// acknowledges only the tracker it was registered with, never a later one of a reassigned or
+    /// reset partition whose entries may end at the same offsets.
+    var generation: UInt64 = 0
     private var offsets: [Int64] = []
     private var acked: [Bool] = []
     private var head = 0
     /// Next offset to commit, once some prefix has been acknowledged.
     private(set) var committable: Int64?
+
+    init(generation: UInt64 = 0) { self.generation = generation }
 
     /// Delivered records not yet covered by `committable`.
     var outstanding: Int { offsets.count - head }
@@ -25,6 +31,26 @@ struct OffsetTracker: Sendable {
         offsets.append(offset)
         acked.append(false)
         return true
+    }
+
+    /// Registers the last record of a batch whose records of this partition span `first...last`
+    /// (acknowledged together with `acknowledge(last)`). Returns false (and registers nothing) if
+    /// `first` does not come after what was registered before, so the caller can start afresh.
+    mutating func delivered(first: Int64, last: Int64) -> Bool {
+        if let prev = offsets.last, head < offsets.count, first <= prev { return false }
+        if let c = committable, head == offsets.count, first < c { return false }
+        offsets.append(last)
+        acked.append(false)
+        return true
+    }
+
+    /// Takes back the last registration, `offset`, if it is still outstanding and unacknowledged
+    /// (its batch was refused downstream and will be registered again when offered again).
+    mutating func retract(_ offset: Int64) {
+        guard head < offsets.count, offsets[offsets.count - 1] == offset, !acked[acked.count - 1] else { return }
+        offsets.removeLast()
+        acked.removeLast()
+        if head == offsets.count { offsets.removeAll(keepingCapacity: true); acked.removeAll(keepingCapacity: true); head = 0 }
     }
 
     /// Marks every outstanding offset below `next` acknowledged (a checkpoint covers them).

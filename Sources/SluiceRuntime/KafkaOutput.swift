@@ -35,49 +35,34 @@ final class KafkaOutput: SinkOutput {
     }
 
     func send(_ batch: SinkBatch, done: @escaping @Sendable ([DeliveryFailure]) -> Void) {
+        // Values are slices of the batch's buffer and keys of one buffer of all keys: librdkafka copies
+        // both (RD_KAFKA_MSG_F_COPY), so nothing is copied per message here.
+        var keys: [UInt8] = []
+        var keyEnds: [Int] = []
+        if let key {
+            keys.reserveCapacity(batch.count * 24)
+            keyEnds.reserveCapacity(batch.count)
+            for i in 0..<batch.count {
+                key.render(batch.payload(i), appendingTo: &keys)
+                keyEnds.append(keys.count)
+            }
+        }
         var messages: [KafkaMessage] = []
         messages.reserveCapacity(batch.count)
         let restating = restatement?.headerValue
         for i in 0..<batch.count {
-            let value = Array(batch.payload(i))
             let meta = batch.meta(i)
             var headers = meta?.headers ?? []
             if let restating { headers.removeAll { $0.name == Restatement.header }; headers.append(restating) }
-            messages.append(KafkaMessage(value: value, key: key?.render(value), headers: headers,
-                                         timestamp: meta?.timestamp))
+            let k: ArraySlice<UInt8>? = key == nil ? nil : keys[(i == 0 ? 0 : keyEnds[i - 1])..<keyEnds[i]]
+            messages.append(KafkaMessage(slice: batch.payload(i), key: k, headers: headers, timestamp: meta?.timestamp))
         }
-        let tracker = DeliveryTracker(count: messages.count, done: done)
-        producer.produce(messages, topic: topic) { index, result in
-            if case .failure(let error) = result { tracker.fail(index, "kafka: \(error)") } else { tracker.succeed() }
+        producer.produce(messages, topic: topic) { failures in
+            done(failures.map { DeliveryFailure(index: $0.index, reason: "kafka: \($0.error)") })
         }
     }
 
     func close() {
         producer.close()
-    }
-}
-
-/// Collects per-message delivery reports of one batch and reports once all are in.
-private final class DeliveryTracker: Sendable {
-    private struct State { var remaining: Int; var failures: [DeliveryFailure] = [] }
-    private let state: Mutex<State>
-    private let done: @Sendable ([DeliveryFailure]) -> Void
-
-    init(count: Int, done: @escaping @Sendable ([DeliveryFailure]) -> Void) {
-        state = Mutex(State(remaining: count))
-        self.done = done
-        if count == 0 { done([]) }
-    }
-
-    func succeed() { finishOne(nil) }
-    func fail(_ index: Int, _ reason: String) { finishOne(DeliveryFailure(index: index, reason: reason)) }
-
-    private func finishOne(_ failure: DeliveryFailure?) {
-        let finished: [DeliveryFailure]? = state.withLock { s in
-            if let failure { s.failures.append(failure) }
-            s.remaining -= 1
-            return s.remaining == 0 ? s.failures : nil
-        }
-        if let finished { done(finished) }
     }
 }

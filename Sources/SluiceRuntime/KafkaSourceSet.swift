@@ -71,19 +71,15 @@ final class KafkaSourceSet: @unchecked Sendable {
         // A shared poll loop must not block on one source: wait briefly for room, and never while the
         // source runs ahead of a peer (`max_drift`): refused, only its partitions pause.
         let wait = members.count > 1 ? 0.05 : 1.0
-        let offers: [([Event]) -> Bool] = ordered.map { outlet in
-            { events in
-                let ack: Acknowledgement? = checkpointing ? nil : Acknowledgement {
-                    client.acknowledge(events.lazy.compactMap { e -> (topic: String, partition: Int32, offset: Int64)? in
-                        guard let m = e.meta, let t = m.topic, let p = m.partition, let o = m.offset else { return nil }
-                        return (t, p, o)
-                    })
-                }
+        let offers: [([Event], KafkaBatchReceipt) -> Bool] = ordered.map { outlet in
+            { events, receipt in
+                // A batch's offsets become committable once every destination has written it.
+                let ack: Acknowledgement? = checkpointing ? nil : Acknowledgement { client.acknowledge(receipt) }
                 return outlet.offer(events, acknowledgement: ack, wait: wait, holdBack: false)
             }
         }
         let routes = routes
-        client.run(batchSize: batchSize, stop: { stop.isSet }, route: { routes[$0] }, offers: offers)
+        client.run(batchSize: batchSize, stop: { stop.isSet }, route: { routes[$0] }, receipts: offers)
     }
 
     /// The assigned partitions of member `member`'s topics.

@@ -24,6 +24,23 @@ struct SinkBatch: Sendable {
         ends.append(data.count)
     }
 
+    /// Appends an event that `write` writes straight into `data` (an encoder appending its output);
+    /// when `write` returns false (the encoding failed) the batch is left as it was.
+    mutating func appendWritten(meta: EventMeta?, _ write: (inout [UInt8]) -> Bool) -> Bool {
+        let start = data.count
+        guard write(&data) else {
+            data.removeSubrange(start...)
+            return false
+        }
+        if meta != nil || !metas.isEmpty {
+            while metas.count < ends.count { metas.append(nil) }
+            metas.append(meta)
+        }
+        data.append(0x0A)
+        ends.append(data.count)
+        return true
+    }
+
     /// Appends every event of `other`, with its metadata and acknowledgements.
     mutating func append(contentsOf other: SinkBatch) {
         if !other.metas.isEmpty || !metas.isEmpty {

@@ -404,7 +404,7 @@ final class Worker {
                     case .poisoned: return false
                     }
                 }
-                deliver(&value, to: sink)
+                deliver(&value, to: sink, last: i == edges.count - 1)
             case .keyed(let op, let input):
                 route(&value, to: op, input: input)
             case .node(let child):
@@ -688,7 +688,9 @@ final class Worker {
         return !(engine?.isPoisoned ?? false)
     }
 
-    private func deliver(_ value: inout Payload, to sink: Int) {
+    /// `last`: nothing downstream of the node follows this sink, so a Lua value is encoded straight
+    /// into the sink's batch (its bytes are not kept for later edges).
+    private func deliver(_ value: inout Payload, to sink: Int, last: Bool = false) {
         sinkReceived[sink] += 1
         let format = plan.sinks[sink].format
         switch value {
@@ -698,6 +700,17 @@ final class Worker {
             append(original, to: sink)
         case .lua(let h, nil):
             guard let engine else { return }
+            if last, format == .json, !suspended.deferring(currentIndex) {
+                var failure: LuaFailure?
+                let written = sinkOut[sink].appendWritten(meta: current.meta) { data in
+                    if case .failure(let f) = engine.encodeJSON(h, into: &data) { failure = f; return false }
+                    return true
+                }
+                if !written, let failure {
+                    deadLetter(component: plan.sinks[sink].name, reason: failure.message, detail: failure.traceback, event: current)
+                }
+                return
+            }
             var out: [UInt8] = []
             let result = format == .text ? engine.encodeText(h, into: &out) : engine.encodeJSON(h, into: &out)
             switch result {

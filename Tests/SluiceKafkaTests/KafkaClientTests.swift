@@ -116,6 +116,51 @@ struct KafkaClientTests {
         #expect(run2.testEvents.map(\.text) == (3..<20).map { "m\($0)" })
     }
 
+    @Test func batchReceiptsCommitExactlyTheAcknowledgedBatchesAfterRefusals() async throws {
+        let broker = try DevKafkaProcess(["--topic", "t:2"])
+        defer { broker.stop() }
+        let log = LogSink()
+        let producer = try KafkaProducerClient(config: KafkaProducerConfig(brokers: broker.bootstrap), log: log.log)
+        defer { producer.close() }
+        _ = try await produceAll(producer, (0..<40).map { KafkaMessage(value: Array("m\($0)".utf8), partition: Int32($0 % 2)) }, topic: "t")
+        let consumer = try makeConsumer(broker, group: uniqueName("g"), topics: ["t"], log: log)
+        let state = ReceiptRunState()
+        let thread = Thread {
+            consumer.run(batchSize: 6, stop: { state.stop.load(ordering: .acquiring) }, route: { _ in 0 }, receipts: [{ events, receipt in
+                // The first three offers are refused: their registrations must be taken back.
+                guard state.offers.add(1, ordering: .relaxed).newValue > 3 else { return false }
+                state.received.withLock { $0.append((events, receipt)) }
+                return true
+            }])
+            state.done.store(true, ordering: .releasing)
+        }
+        thread.start()
+        #expect(await waitUntil(timeout: 20) { state.received.withLock { $0.reduce(0) { $0 + $1.events.count } } >= 40 })
+        let batches = state.received.withLock { $0 }
+        // Each receipt spans exactly its batch's records, per partition.
+        for b in batches {
+            for span in b.receipt.spans {
+                let offsets = b.events.compactMap { e in e.meta?.partition == span.partition.partition ? e.meta?.offset : nil }
+                #expect(offsets.first == span.first && offsets.last == span.last)
+            }
+            let partitions = Set(b.events.compactMap { $0.meta?.partition })
+            #expect(Set(b.receipt.spans.map(\.partition.partition)) == partitions)
+        }
+        // Acknowledge every batch but the first: nothing of partition 0 or 1 past the first batch's records commits.
+        let first = batches[0].receipt
+        for b in batches.dropFirst() { consumer.acknowledge(b.receipt) }
+        for span in first.spans {
+            #expect(consumer.committableOffset(topic: "t", partition: span.partition.partition) == nil, "\(span)")
+        }
+        consumer.acknowledge(first)
+        #expect(consumer.committableOffset(topic: "t", partition: 0) == 20)
+        #expect(consumer.committableOffset(topic: "t", partition: 1) == 20)
+        #expect(!log.contains("went back"), "a refused batch's registration was not taken back")
+        state.stop.store(true, ordering: .releasing)
+        #expect(await waitUntil(timeout: 30) { state.done.load(ordering: .acquiring) })
+        consumer.close()
+    }
+
     /// Note: librdkafka 2.0.2's mock cluster rejects OffsetCommit while a rebalance is in progress
     /// (REBALANCE_IN_PROGRESS), unlike a real broker, so the commit made in the revoke callback fails there
     /// (it is logged). This test therefore lets the periodic commit save the acknowledged offsets first and
@@ -358,4 +403,12 @@ struct KafkaConsumerShutdownTests {
         #expect(took < 15, "close took \(took) s")   // commit wait (5 s) + consumer_close (~session.timeout.ms)
         #expect(log.lines.withLock { $0.contains { $0.contains("closed") } })
     }
+}
+
+/// What the receipt test's poll thread shares with the test.
+private final class ReceiptRunState: Sendable {
+    let received = Mutex<[(events: [Event], receipt: KafkaBatchReceipt)]>([])
+    let offers = Atomic<Int>(0)
+    let stop = Atomic<Bool>(false)
+    let done = Atomic<Bool>(false)
 }

@@ -55,6 +55,55 @@ import SluiceCore
         do { let ok = t.delivered(6); #expect(ok) }
     }
 
+    @Test func batchEntriesCommitOnlyOnceEveryEarlierBatchIsAcknowledged() {
+        var t = OffsetTracker()
+        // Three batches of one partition: offsets 0...4, 5...9 (a gap: 10 is a marker), 11...14.
+        do { let ok = t.delivered(first: 0, last: 4); #expect(ok) }
+        do { let ok = t.delivered(first: 5, last: 9); #expect(ok) }
+        do { let ok = t.delivered(first: 11, last: 14); #expect(ok) }
+        do { let ok = t.delivered(first: 14, last: 20); #expect(!ok, "a batch must start after the last one registered") }
+        _ = t.acknowledge(14)
+        _ = t.acknowledge(9)
+        #expect(t.committable == nil, "the first batch is not acknowledged yet")
+        _ = t.acknowledge(4)
+        #expect(t.committable == 15)
+        #expect(t.outstanding == 0)
+    }
+
+    @Test func aRetractedBatchIsRegisteredAgainWithoutAReset() {
+        var t = OffsetTracker()
+        do { let ok = t.delivered(first: 0, last: 4); #expect(ok) }
+        do { let ok = t.delivered(first: 5, last: 9); #expect(ok) }
+        t.retract(9)   // refused downstream
+        #expect(t.outstanding == 1)
+        do { let ok = t.delivered(first: 5, last: 12); #expect(ok, "offered again, with more records") }
+        t.retract(4)   // not the last registration: ignored
+        #expect(t.outstanding == 2)
+        _ = t.acknowledge(4)
+        t.retract(12)
+        t.retract(4)   // acknowledged already: ignored
+        #expect(t.committable == 5)
+        #expect(t.outstanding == 0)
+        do { let ok = t.delivered(first: 4, last: 6); #expect(!ok, "below what is committable") }
+    }
+
+    @Test func aReceiptAcknowledgesOnlyTheTrackerItWasRegisteredWith() {
+        // A partition revoked and assigned again gets a new tracker, whose batch may end at the same
+        // offset as a batch of the old one still in flight: the old receipt must not acknowledge it.
+        let core = ConsumerCore(log: { _, _ in }, autoCommit: true, commitInterval: 1, stallWarning: 60, commitTimeout: 1)
+        let key = TopicPartition(topic: "t", partition: 0)
+        core.shared.withLock { s in
+            var t = OffsetTracker(generation: 2)
+            _ = t.delivered(first: 0, last: 19)   // re-read from the committed offset 0 as one batch
+            s.trackers[key] = t
+        }
+        let stale = KafkaBatchReceipt(spans: [.init(partition: key, first: 10, last: 19, generation: 1)])
+        core.acknowledge(stale)
+        #expect(core.shared.withLock { $0.trackers[key]?.committable } == nil)
+        core.acknowledge(KafkaBatchReceipt(spans: [.init(partition: key, first: 0, last: 19, generation: 2)]))
+        #expect(core.shared.withLock { $0.trackers[key]?.committable } == 20)
+    }
+
     @Test func manyOutstandingOffsetsStayCorrect() {
         var t = OffsetTracker()
         for o in 0..<20_000 { _ = t.delivered(Int64(o)) }

@@ -72,11 +72,21 @@ def watermarks(bootstrap, topic, partitions):
     return total
 
 
+SYS = [0.0]   # system seconds of the copiers reaped by the current measurement (wait4)
+
+
 def wait4(p):
     """Reaps a Popen child and returns its CPU seconds (user + system)."""
     _, status, ru = os.wait4(p.pid, 0)
     p.returncode = os.waitstatus_to_exitcode(status)
+    SYS[0] += ru.ru_stime
     return ru.ru_utime + ru.ru_stime
+
+
+def failed(p):
+    """True if the child exited with a non-zero status; it is not reaped (wait4 must still see it)."""
+    r = os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    return r is not None and r.si_pid == p.pid and r.si_status != 0
 
 
 def watch(bootstrap, topic, partitions, n, procs, timeout):
@@ -91,8 +101,8 @@ def watch(bootstrap, topic, partitions, n, procs, timeout):
                 t_first, c_first = t, c
             if c >= n:
                 return t_first, c_first, t
-        if any(p.poll() is not None and p.returncode != 0 for p in procs):
-            raise SystemExit(f"a copier exited with {[p.returncode for p in procs]} before {topic} was complete")
+        if any(failed(p) for p in procs):
+            raise SystemExit(f"a copier failed before {topic} was complete")
         time.sleep(0.05)
     raise SystemExit(f"{topic}: only {watermarks(bootstrap, topic, partitions)} of {n} after {timeout} s")
 
@@ -158,6 +168,7 @@ def main():
                     pp = subprocess.Popen(["kcat", "-P", "-b", b, "-t", out, "-K", "\t"], stdin=c.stdout)
                     c.stdout.close()
                     procs = [c, pp]
+                SYS[0] = 0.0
                 t_first, c_first, t_last = watch(b, out, parts, n, procs, a.timeout)
                 if kind.startswith("sluice"):
                     p.send_signal(signal.SIGTERM)
@@ -169,10 +180,10 @@ def main():
                 total = watermarks(b, out, parts)
                 rate = (n - c_first) / (t_last - t_first)
                 row = {"round": r, "msg_s": rate, "from_launch_s": t_last - launch, "copy_s": t_last - t_first,
-                       "cpu_s": cpu, "out": total}
+                       "cpu_s": cpu, "sys_s": SYS[0], "out": total}
                 results[kind].append(row)
                 log(f"round {r} {kind:12}: {rate:10,.0f} msg/s (first out -> last out {t_last - t_first:.2f} s; "
-                    f"from launch {t_last - launch:.2f} s), CPU {cpu:.2f} s = {n / cpu:,.0f} msg/CPU-s, out {total}")
+                    f"from launch {t_last - launch:.2f} s), CPU {cpu:.2f} s (system {SYS[0]:.2f}) = {n / cpu:,.0f} msg/CPU-s, out {total}")
                 if total != n:
                     log(f"  note: {out} holds {total} messages for {n} in")
         sample = subprocess.run(["kcat", "-C", "-b", b, "-t", f"out_{kinds[0].replace('-', '_')}_0", "-c", "1", "-e", "-q"],
