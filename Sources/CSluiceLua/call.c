@@ -42,7 +42,8 @@ int sl_call(sl_engine *e, int32_t fn, int32_t h, const sl_meta *meta, int mode,
     int rc = begin_call(e, fn, h, outs, n_outs);
     if (rc != SL_OK) return rc;
     /* A test (filter, `when`) sees a read-only view: it cannot change what later stages see. */
-    if (mode == SL_MODE_TEST) lua_pushcfunction(L, sl_readonly_call);
+    int view = needs_view(e, mode, h);
+    if (view) lua_pushcfunction(L, sl_readonly_call);
     lua_rawgeti(L, S_FUNCS, fn);
     if (lua_rawgeti(L, S_HANDLES, h) == LUA_TNIL) {
         lua_settop(L, S_NSLOTS);
@@ -51,7 +52,7 @@ int sl_call(sl_engine *e, int32_t fn, int32_t h, const sl_meta *meta, int mode,
     }
     lua_pushvalue(L, S_CTX);
     enter_call(e, mode, meta);
-    int st = lua_pcall(L, mode == SL_MODE_TEST ? 3 : 2, 1, S_MSGH);
+    int st = lua_pcall(L, view ? 3 : 2, 1, S_MSGH);
     e->mode = -1;
     e->meta = NULL;
     return finish_call(e, mode, classify(e, st), truthy, outs, n_outs);

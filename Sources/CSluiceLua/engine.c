@@ -111,7 +111,8 @@ int sl_engine_new(const char *udf_dir, const char *display_dir, int64_t memory_l
     for (int i = 0; i < SL_KEY_CACHE; i++) e->keys[i].len = UINT32_MAX; /* no key cached yet */
     e->udf_dir = strdup(udf_dir ? udf_dir : ".");
     e->display_dir = strdup(display_dir ? display_dir : ".");
-    if (!e->udf_dir || !e->display_dir) return fail_memory(e);
+    e->plain = calloc(1024 + 1, 1);   /* one flag per handle slot, as the handles table grows */
+    if (!e->udf_dir || !e->display_dir || !e->plain) return fail_memory(e);
     lua_State *L = lua_newstate(sl_alloc, e);
     if (!L) return fail_memory(e);
     e->L = L;
@@ -137,6 +138,7 @@ void sl_engine_free(sl_engine *e) {
     free(e->udf_dir);
     free(e->display_dir);
     free(e->free_slots);
+    free(e->plain);
     free(e->outs);
     free(e->out);
     free(e->ents);
@@ -159,6 +161,10 @@ int reserve_handles(sl_engine *e, size_t need) {
     size_t cap = (size_t)e->hcap * 2;
     while (e->n_free + (cap - (size_t)e->hcount) < need) cap *= 2;
     if (cap > INT32_MAX) { sl_set_errorf(e, "too many live event handles"); return SL_RUNTIME; }
+    uint8_t *plain = realloc(e->plain, cap + 1);
+    if (!plain) { sl_set_errorf(e, "out of memory"); return SL_RUNTIME; }
+    memset(plain + e->hcap + 1, 0, cap - (size_t)e->hcap);
+    e->plain = plain;
     lua_pushvalue(L, S_GROW);
     lua_pushvalue(L, S_HANDLES);
     lua_pushinteger(L, e->hcount);
@@ -200,6 +206,7 @@ int sl_decode(sl_engine *e, const uint8_t *bytes, size_t len, int text, int32_t 
     e->dlen = len;
     e->dtext = text;
     e->dfailed = 0;
+    e->dplain = 0;
     lua_pushvalue(L, S_DECODE);
     int st = lua_pcall(L, 0, 1, 0);
     e->dbytes = NULL;
@@ -210,6 +217,7 @@ int sl_decode(sl_engine *e, const uint8_t *bytes, size_t len, int text, int32_t 
     }
     if (e->dfailed) { lua_settop(L, S_NSLOTS); return SL_DECODE; }
     *out = put_handle(e);
+    e->plain[*out] = (uint8_t)e->dplain;
     return SL_OK;
 }
 

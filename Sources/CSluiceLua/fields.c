@@ -136,6 +136,8 @@ int sl_decode_fields_fn(lua_State *L, sl_engine *e, const sl_fields *f) {
     lua_createtable(L, 0, roots);
     int top = lua_gettop(L);
     int tables[SL_MAX_FIELDS];   /* stack index of the table made for a container entry, or 0 */
+    int plain = 1;               /* no value is a table (those made for containers are reached only
+                                  * through longer chains, never held by a UDF) */
     for (int i = 0; i < f->n; i++) {
         const sl_field *x = &f->entries[i];
         tables[i] = 0;
@@ -162,9 +164,11 @@ int sl_decode_fields_fn(lua_State *L, sl_engine *e, const sl_fields *f) {
             lua_settop(L, keys - 1);
             return 0;
         }
+        if (lua_type(L, -1) == LUA_TTABLE) plain = 0;
         lua_rawset(L, parent);
     }
     lua_settop(L, top);
     lua_remove(L, keys);
+    e->dplain = plain;
     return 1;
 }

@@ -101,6 +101,10 @@ struct sl_engine {
     int32_t *free_slots;
     size_t n_free, cap_free;
     int32_t hcount, hcap;
+    /* By handle slot (hcap + 1 entries): 1 for a table decoded with only the fields its UDFs read
+     * and no table among them. Those UDFs can only read it (LuaFieldAccess), so a test needs no
+     * read-only view of it. 0 for every other value. */
+    uint8_t *plain;
     int32_t nfuncs;
     /* outputs of the last call */
     int32_t *outs;
@@ -117,6 +121,7 @@ struct sl_engine {
     size_t dlen;
     int dtext, dfailed;
     const struct sl_fields *dfields; /* decode only these fields (sl_decode_fields), or NULL */
+    int dplain;                      /* the last field decode holds no table (see `plain`) */
     uint8_t *sbuf;
     size_t sbuf_cap;
     int ohint[SL_MAX_DEPTH + 2], ahint[SL_MAX_DEPTH + 2];
@@ -199,10 +204,14 @@ static inline int32_t put_handle(sl_engine *e) {
     if (e->n_free) slot = e->free_slots[--e->n_free];
     else slot = ++e->hcount;
     lua_rawseti(e->L, S_HANDLES, slot);
+    e->plain[slot] = 0;
     return slot;
 }
 
 static inline int valid_handle(const sl_engine *e, int32_t h) { return h >= 1 && h <= e->hcount; }
+
+/* A test (filter, `when`) of handle h runs on a read-only view unless h is plain. */
+static inline int needs_view(const sl_engine *e, int mode, int32_t h) { return mode == SL_MODE_TEST && !e->plain[h]; }
 
 /* Calls the function below `nargs` arguments (one handle slot reserved beforehand) in protected
  * mode and stores its result in a new handle. */

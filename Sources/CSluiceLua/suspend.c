@@ -186,7 +186,8 @@ int sl_call_start(sl_engine *e, int32_t fn, int32_t h, const sl_meta *meta, int 
     lua_State *co;
     rc = take_record(e, &id, &co);
     if (rc != SL_OK) return rc;
-    if (mode == SL_MODE_TEST) lua_pushcfunction(co, sl_readonly_call);
+    int view = needs_view(e, mode, h);
+    if (view) lua_pushcfunction(co, sl_readonly_call);
     lua_rawgeti(L, S_FUNCS, fn);
     lua_rawgeti(L, S_HANDLES, h);
     lua_pushvalue(L, S_CTX);
@@ -196,7 +197,7 @@ int sl_call_start(sl_engine *e, int32_t fn, int32_t h, const sl_meta *meta, int 
     r->mode = mode;
     enter_call(e, mode, meta);
     resume_budget(e, co, 0);
-    return run(e, id, co, mode == SL_MODE_TEST ? 3 : 2, truthy, outs, n_outs, call, token);
+    return run(e, id, co, view ? 3 : 2, truthy, outs, n_outs, call, token);
 }
 
 int sl_call_resume(sl_engine *e, int32_t id, int kind, const uint8_t *bytes, size_t len, const sl_meta *meta,

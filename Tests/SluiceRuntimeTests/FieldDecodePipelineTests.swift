@@ -13,6 +13,9 @@ import SluiceCore
         function M.echo(event) return event end
         function M.echo2(event) local t = event return { b = t.b, d = t.c.d } end
         function M.pick(event) return { b = event.b, d = event.c.d } end
+        function M.alias(event) local c = event.c c.e = 99 return true end
+        function M.insert(event) table.insert(event.c.d, 7) return true end
+        function M.scalars(event) return event.a == 1 and event.c.e == 4 end
         function M.count(event)
           local n = 0
           for _ in pairs(event) do n = n + 1 end
@@ -82,5 +85,30 @@ import SluiceCore
         // (the two functions sit on different lines of t.lua)
         let unplaced = { (r: [String]) in r.map { $0.replacingOccurrences(of: #"^udfs/t\.lua:\d+: "#, with: "", options: .regularExpression) } }
         #expect(unplaced(wholeReason) == unplaced(reasons), "\(reasons) \(wholeReason)")
+    }
+
+    /// A filter reading only scalars gets its table without the read-only view (nothing it can
+    /// reach can be changed); one that holds a nested table still runs on the view, so changing
+    /// it is the usual dead letter and siblings see the original.
+    @Test func aFilterThatHoldsANestedTableStillCannotChangeIt() throws {
+        let s = try Stateful.spec("""
+        sources: { s: { stdin: {} } }
+        transforms:
+          alias: { from: s, filter: { udf: t.alias } }
+          insert: { from: s, filter: { udf: t.insert } }
+          scalars: { from: s, filter: { udf: t.scalars } }
+          after: { from: scalars, map: { udf: t.pick } }
+        sinks:
+          a: { from: alias, stdout: {} }
+          i: { from: insert, stdout: {} }
+          picked: { from: after, stdout: {} }
+          passed: { from: scalars, stdout: {} }
+        """, udfs: Self.udfs)
+        let r = try Stateful.run(s, ["s": [Self.line]])
+        #expect(lines(r, "a").isEmpty && lines(r, "i").isEmpty)
+        #expect(lines(r, "passed") == [Self.line])
+        #expect(lines(r, "picked") == [#"{"b":"two","d":[3]}"#], "the map after it saw the original nested table")
+        let dead = (r.captured["dead_letter"] ?? []).map { String(decoding: $0, as: UTF8.self) }
+        #expect(dead.count == 2 && dead.allSatisfy { $0.contains("the event is read-only") }, "\(dead)")
     }
 }
