@@ -386,7 +386,6 @@ key:
     goto value;
 
 after:
-    /* The common cases first: a comma or the closing bracket right after the value. */
     if (LIKELY(p < end && depth > 0)) {
         uint8_t c = *p;
         if (c == ',') {
@@ -400,30 +399,16 @@ after:
             POP();
             goto after;
         }
-    }
-    if (depth == 0) {
-        p = skip_ws(p, end);
-        if (p != end) return fail(res, SJ_ERR_TRAILING, base, p, "trailing characters");
-        return SJ_OK;
-    }
-    p = skip_ws(p, end);
-    if (UNLIKELY(p >= end)) return fail_char(res, base, p, end);
-    {
-        uint8_t c = *p;
-        int obj = top_obj;
-        if (c == ',') {
-            p = skip_ws(p + 1, end);
-            if (obj) goto key;
-            goto value;
-        }
-        if ((obj && c == '}') || (!obj && c == ']')) {
-            p++;
-            CONTAINER_CLOSED(obj);
-            POP();
+        if (k_ws[c]) {   /* whitespace (none in compact JSON): look again past it */
+            p = skip_ws(p, end);
             goto after;
         }
         return fail_char(res, base, p, end);
     }
+    p = skip_ws(p, end);
+    if (depth > 0) return fail_char(res, base, p, end);
+    if (p != end) return fail(res, SJ_ERR_TRAILING, base, p, "trailing characters");
+    return SJ_OK;
 #undef PUSH
 #undef TOP_IS_OBJECT
 #undef POP
