@@ -11,6 +11,7 @@
 typedef struct {
     int32_t parent;
     int32_t slot;        /* in the trie's output */
+    int depth;           /* objects around its value: 1 for a field of the event itself */
     int container;
     uint8_t *key;
     size_t key_len;
@@ -21,6 +22,7 @@ struct sl_fields {
     sj_paths *trie;
     sl_field entries[SL_MAX_FIELDS];
     int n;
+    int roots;           /* entries that are fields of the event itself */
 };
 
 sl_fields *sl_fields_new(void) {
@@ -56,7 +58,8 @@ static int entry(sl_fields *f, int32_t parent, const uint8_t *const *segs, const
     uint8_t *key = malloc(lens[depth] ? lens[depth] : 1);
     if (!key) return -1;
     memcpy(key, segs[depth], lens[depth]);
-    f->entries[f->n] = (sl_field){parent, slot, container, key, lens[depth]};
+    f->entries[f->n] = (sl_field){parent, slot, (int)depth + 1, container, key, lens[depth]};
+    f->roots += parent < 0;
     return f->n++;
 }
 
@@ -123,17 +126,12 @@ static int push_scalar(lua_State *L, const uint8_t *p, size_t n, int type) {
 }
 
 int sl_decode_fields_fn(lua_State *L, sl_engine *e, const sl_fields *f) {
-    const uint8_t *b = e->dbytes, *end = b + e->dlen;
-    const uint8_t *p = b;
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
-    if (p >= end || *p != '{') return 0;
+    const uint8_t *b = e->dbytes;
     sj_value values[SL_MAX_FIELDS];
     if (sj_validate_find(f->trie, b, e->dlen, SL_MAX_DEPTH, SJ_REQUIRE_OBJECT, NULL, values) != SJ_OK) return 0;
     if (!lua_checkstack(L, 2 * f->n + 8)) return 0;
     int keys = push_keys(L, f);
-    int roots = 0;
-    for (int i = 0; i < f->n; i++) roots += f->entries[i].parent < 0;
-    lua_createtable(L, 0, roots);
+    lua_createtable(L, 0, f->roots);
     int top = lua_gettop(L);
     int tables[SL_MAX_FIELDS];   /* stack index of the table made for a container entry, or 0 */
     int plain = 1;               /* no value is a table (those made for containers are reached only
@@ -158,9 +156,7 @@ int sl_decode_fields_fn(lua_State *L, sl_engine *e, const sl_fields *f) {
             lua_rawset(L, parent);
             continue;
         }
-        int depth = 1;
-        for (int32_t a = x->parent; a >= 0; a = f->entries[a].parent) depth++;
-        if (sl_decode_span(L, e, b, b + v.off, b + v.off + v.len, depth) != 0) {
+        if (sl_decode_span(L, e, b, b + v.off, b + v.off + v.len, x->depth) != 0) {
             lua_settop(L, keys - 1);
             return 0;
         }
