@@ -8,9 +8,18 @@ import SluiceLua
 /// use more. nil = decode everything.
 struct DecodeFields {
     /// By node: for a Lua filter's or map's own decode.
-    private(set) var atNode: [LuaFieldSet?]
+    private var atNode: [LuaFieldSet?]
     /// By function slot: for a sink's `when` test (its table is dropped after the test).
-    private(set) var forSlot: [LuaFieldSet?]
+    private var forSlot: [LuaFieldSet?]
+
+    /// The fields a decode for Lua filter or map `node` needs.
+    func at(_ node: Int) -> LuaFieldSet? { node < atNode.count ? atNode[node] : nil }
+
+    /// The fields a decode for a sink's `when` test needs.
+    func forTest(_ condition: Condition) -> LuaFieldSet? {
+        guard case .lua(let ref) = condition, ref.slot < forSlot.count else { return nil }
+        return forSlot[ref.slot]
+    }
 
     /// All nil: every decode is whole.
     init(nodes: Int, slots: Int) {

@@ -39,8 +39,6 @@ private func readLines(fd: Int32, name: String, batchSize: Int, maxLineBytes: In
                        emit: ([Event], LineBatcher.Mark) -> Void) throws(SourceError) {
     var batcher = LineBatcher(batchSize: batchSize, maxLineBytes: maxLineBytes, start: start)
     let bufferSize = 1 << 20
-    let buffer = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 16)
-    defer { buffer.deallocate() }
     while !stop.isSet {
         if usePoll {
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
@@ -77,9 +75,9 @@ private func readLines(fd: Int32, name: String, batchSize: Int, maxLineBytes: In
     while stop.isSet && batcher.hasPartialLine && ContinuousClock.now < deadline {
         var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         guard poll(&pfd, 1, 100) > 0 else { continue }
-        let n = read(fd, buffer, 1)
-        if n <= 0 { break }
-        batcher.feed(Array(UnsafeRawBufferPointer(start: buffer, count: n)), flush: emit)
+        var byte: UInt8 = 0
+        if read(fd, &byte, 1) <= 0 { break }
+        batcher.feed([byte], flush: emit)
     }
     batcher.finish(flush: emit)
 }

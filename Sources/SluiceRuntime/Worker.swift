@@ -396,9 +396,8 @@ final class Worker {
                         live.append(copy)
                         tested = .lua(copy, original: original)
                     }
-                    let fields: LuaFieldSet?
-                    if case .lua(let ref) = when, ref.slot < decodeFields.forSlot.count { fields = decodeFields.forSlot[ref.slot] } else { fields = nil }
-                    switch check(when, &tested, component: plan.sinks[sink].name, after: .when(sink: sink), fields: fields) {
+                    switch check(when, &tested, component: plan.sinks[sink].name, after: .when(sink: sink),
+                                 fields: decodeFields.forTest(when)) {
                     case .pass: break
                     case .reject, .failed, .suspended: continue
                     case .poisoned: return false
@@ -427,7 +426,7 @@ final class Worker {
         case .source:
             return walk(node, &value)
         case .filter(let condition):
-            switch check(condition, &value, component: name, after: .filter(node: node), fields: fieldsAt(node)) {
+            switch check(condition, &value, component: name, after: .filter(node: node), fields: decodeFields.at(node)) {
             case .pass: return walk(node, &value)
             case .reject, .failed, .suspended: return true
             case .poisoned: return false
@@ -435,7 +434,7 @@ final class Worker {
         case .map(let code), .flatMap(let code):
             guard let engine, code.slot < functions.count else { return true }
             let fn = functions[code.slot]
-            guard let h = handle(&value, component: name, fields: fieldsAt(node)) else { return true }
+            guard let h = handle(&value, component: name, fields: decodeFields.at(node)) else { return true }
             var outputs: [LuaEventHandle] = []
             let result: Result<Void, LuaFailure>
             let isMap: Bool
@@ -799,11 +798,6 @@ final class Worker {
                 return nil
             }
         }
-    }
-
-    /// The fields a decode for `node` needs (nil: everything).
-    private func fieldsAt(_ node: Int) -> LuaFieldSet? {
-        node < decodeFields.atNode.count ? decodeFields.atNode[node] : nil
     }
 
     private func deadLetter(component: String, reason: String, detail: String?, event: Event) {
