@@ -25,21 +25,7 @@ public final class JSONPathSet: @unchecked Sendable {
 
     private static func add(_ trie: OpaquePointer?, _ path: [String]) -> Int {
         guard trie != nil, !path.isEmpty else { return -1 }
-        let segs = path.map { Array($0.utf8) }
-        // Keep each segment's storage alive while C reads it.
-        var pointers: [UnsafePointer<UInt8>?] = []
-        var lengths: [Int] = []
-        let storage = segs.map { seg -> UnsafeMutablePointer<UInt8> in
-            let p = UnsafeMutablePointer<UInt8>.allocate(capacity: max(seg.count, 1))
-            p.initialize(from: seg, count: seg.count)
-            return p
-        }
-        defer { storage.forEach { $0.deallocate() } }
-        for (i, seg) in segs.enumerated() {
-            pointers.append(UnsafePointer(storage[i]))
-            lengths.append(seg.count)
-        }
-        return Int(sj_paths_add(trie, pointers, lengths, segs.count))
+        return withPathSegments(path) { pointers, lengths in Int(sj_paths_add(trie, pointers, lengths, path.count)) }
     }
 
     /// Finds every path in `event` (a JSON object) and calls body with the value of each slot.
@@ -72,6 +58,19 @@ extension JSONPathSet {
             return .success(body(UnsafeBufferPointer(buf)))
         }
     }
+}
+
+/// Calls `body` with a path's segments as C pointers to their UTF-8 bytes and their lengths (the
+/// shape `sj_paths_add` and `sl_fields_add` take); the bytes live until `body` returns.
+public func withPathSegments<R>(_ path: [String], _ body: ([UnsafePointer<UInt8>?], [Int]) -> R) -> R {
+    let storage = path.map { segment -> UnsafeMutableBufferPointer<UInt8> in
+        let bytes = Array(segment.utf8)
+        let buffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(bytes.count, 1))
+        _ = buffer.initialize(from: bytes)
+        return buffer
+    }
+    defer { storage.forEach { $0.deallocate() } }
+    return body(storage.map { UnsafePointer($0.baseAddress) }, path.map { $0.utf8.count })
 }
 
 /// The kind of a value found by a path lookup.

@@ -21,7 +21,6 @@ public enum LuaFieldAccess {
     }
 
     private static let openers: Set<String> = ["function", "if", "do", "repeat"]
-    private static let maxPaths = 48
 
     private static func analyse(_ t: [LuaTokens.Token], from start: Int, lastLine: Int) -> [[String]]? {
         // function [Name {'.' Name} [':' Name]] '(' params ')'
@@ -45,23 +44,18 @@ public enum LuaFieldAccess {
         // The body, up to the `end` that closes the function.
         var blocks = 1
         var brackets: [String] = []
-        var functionBrackets: [Int] = [0]   // bracket depth at which each open function's body starts
-        var blockOfFunction: [Int] = [1]    // block depth just inside each open function
+        // Each open function (this one and nested ones): the block depth just inside it and the
+        // bracket depth at which its statements stand.
+        var functions: [(blocks: Int, brackets: Int)] = [(1, 0)]
         var paths: [[String]] = []
         while i < t.count {
             let tok = t[i]
             if tok.kind == .name && openers.contains(tok.text) {
                 // `while ... do` and `for ... do` open at `do`; `if` at `if`.
                 blocks += 1
-                if tok.text == "function" {
-                    functionBrackets.append(brackets.count)
-                    blockOfFunction.append(blocks)
-                }
+                if tok.text == "function" { functions.append((blocks, brackets.count)) }
             } else if tok.kind == .name && (tok.text == "end" || tok.text == "until") {
-                if blockOfFunction.last == blocks, blockOfFunction.count > 1 {
-                    blockOfFunction.removeLast()
-                    functionBrackets.removeLast()
-                }
+                if functions.count > 1, functions.last?.blocks == blocks { functions.removeLast() }
                 blocks -= 1
                 if blocks == 0 {
                     guard tok.line == lastLine else { return nil }
@@ -94,9 +88,8 @@ public enum LuaFieldAccess {
                 guard !path.isEmpty, j < t.count else { return nil }
                 let next = t[j].text
                 if next == "=" { return nil }
-                if next == "," && brackets.count == functionBrackets.last! { return nil }
+                if next == "," && brackets.count == functions.last?.brackets { return nil }
                 paths.append(path)
-                if paths.count > maxPaths { return nil }
                 i = j
                 continue
             }

@@ -1,4 +1,5 @@
 import CSluiceLua
+import SluiceCore
 
 /// Event fields to decode into a UDF's table instead of the whole event
 /// (`LuaEngine.decodeJSON(_:fields:)`). Immutable once made; belongs to one worker.
@@ -12,29 +13,10 @@ public final class LuaFieldSet {
         guard let raw = sl_fields_new() else { return nil }
         self.raw = raw
         self.paths = paths
-        for path in paths {
-            let segments = path.map { Array($0.utf8) }
-            let added = withSegmentPointers(segments) { pointers, lengths in
-                sl_fields_add(raw, pointers, lengths, segments.count)
-            }
-            if added != 0 { return nil }
+        for path in paths where withPathSegments(path, { sl_fields_add(raw, $0, $1, path.count) }) != 0 {
+            return nil
         }
     }
 
     deinit { sl_fields_free(raw) }
-}
-
-/// Calls `body` with C pointers to each segment's bytes and their lengths.
-private func withSegmentPointers<R>(_ segments: [[UInt8]], _ body: ([UnsafePointer<UInt8>?], [Int]) -> R) -> R {
-    var pointers: [UnsafePointer<UInt8>?] = []
-    var lengths: [Int] = []
-    func next(_ i: Int) -> R {
-        if i == segments.count { return body(pointers, lengths) }
-        return segments[i].withUnsafeBufferPointer { buf in
-            pointers.append(buf.baseAddress ?? UnsafePointer(bitPattern: 1))
-            lengths.append(buf.count)
-            return next(i + 1)
-        }
-    }
-    return next(0)
 }
