@@ -3,7 +3,12 @@
  * the pipeline's output lines from stdin on a second thread, stamping each as it arrives.
  * Writes "received p50 p99 p999 max" (ms, events sent in the first WARMUP_MS not counted) to RESULT.
  *
- *   latency RATE SECONDS WARMUP_MS RESULT
+ *   latency RATE SECONDS WARMUP_MS RESULT [BROKERS IN OUT]
+ *
+ * With BROKERS, the probe is itself the Kafka producer of topic IN (linger.ms=0, each event stamped
+ * just before rd_kafka_produce) and the consumer of partition 0 of topic OUT (fetch.wait.max.ms=1,
+ * from its high watermark, read before the clock starts), so no pipe or client of another program
+ * sits between the stamps and the pipeline's topics.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -15,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <librdkafka/rdkafka.h>
 
 static int64_t now_ns(void) {
     struct timespec ts;
@@ -24,6 +30,57 @@ static int64_t now_ns(void) {
 
 static int64_t total, received, start_ns, warmup_ns, writer_done_ns;
 static int64_t *lat;   /* per received event: latency in ns, or -1 if sent during warm-up */
+static rd_kafka_t *producer, *consumer;
+static rd_kafka_topic_t *out_topic;
+
+/* One received line (without its newline): its latency, stamped at `t_now`. */
+static void stamp(const char *line, size_t len, int64_t t_now) {
+    char *m = memmem(line, len, "\"t\":", 4);
+    if (m && received < total) {
+        int64_t t = strtoll(m + 4, NULL, 10);
+        lat[received++] = t - start_ns < warmup_ns ? -1 : t_now - t;
+    }
+}
+
+static void kafka_received(rd_kafka_message_t *m, void *opaque) {
+    (void)opaque;
+    if (!m->err) stamp(m->payload, m->len, now_ns());
+}
+
+static void *kafka_reader(void *arg) {
+    (void)arg;
+    while (received < total) {
+        /* Serves what has been fetched as soon as anything has (consume_batch would wait to fill). */
+        int n = rd_kafka_consume_callback(out_topic, 0, 1000, kafka_received, NULL);
+        if (n <= 0 && writer_done_ns && now_ns() - writer_done_ns > 30000000000LL) break;
+    }
+    return NULL;
+}
+
+static rd_kafka_t *kafka_client(rd_kafka_type_t type, const char *brokers, const char *key, const char *value) {
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof err) != RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, key, value, err, sizeof err) != RD_KAFKA_CONF_OK) {
+        fprintf(stderr, "latency: %s\n", err); exit(1);
+    }
+    rd_kafka_t *rk = rd_kafka_new(type, conf, err, sizeof err);
+    if (!rk) { fprintf(stderr, "latency: %s\n", err); exit(1); }
+    return rk;
+}
+
+/* Producer of `in`, and a consumer of `out` partition 0 positioned at its current end. */
+static void kafka_open(const char *brokers, const char *out) {
+    producer = kafka_client(RD_KAFKA_PRODUCER, brokers, "linger.ms", "0");
+    consumer = kafka_client(RD_KAFKA_CONSUMER, brokers, "fetch.wait.max.ms", "1");
+    out_topic = rd_kafka_topic_new(consumer, out, NULL);
+    int64_t low = 0, high = 0;
+    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(consumer, out, 0, &low, &high, 10000);
+    if (e) { fprintf(stderr, "latency: watermarks of %s: %s\n", out, rd_kafka_err2str(e)); exit(1); }
+    if (rd_kafka_consume_start(out_topic, 0, high) == -1) {
+        fprintf(stderr, "latency: consume %s: %s\n", out, rd_kafka_err2str(rd_kafka_last_error())); exit(1);
+    }
+}
 
 static void *reader(void *arg) {
     (void)arg;
@@ -43,11 +100,7 @@ static void *reader(void *arg) {
         size_t line = 0;
         for (size_t i = 0; i < have; i++) {
             if (buf[i] != '\n') continue;
-            char *m = memmem(buf + line, i - line, "\"t\":", 4);
-            if (m && received < total) {
-                int64_t t = strtoll(m + 4, NULL, 10);
-                lat[received++] = t - start_ns < warmup_ns ? -1 : t_now - t;
-            }
+            stamp(buf + line, i - line, t_now);
             line = i + 1;
         }
         memmove(buf, buf + line, have - line);
@@ -71,7 +124,14 @@ static void write_all(const char *p, size_t n) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5) { fprintf(stderr, "usage: latency RATE SECONDS WARMUP_MS RESULT\n"); return 2; }
+    if (argc != 5 && argc != 8) {
+        fprintf(stderr, "usage: latency RATE SECONDS WARMUP_MS RESULT [BROKERS IN OUT]\n"); return 2;
+    }
+    rd_kafka_topic_t *in_topic = NULL;
+    if (argc == 8) {
+        kafka_open(argv[5], argv[7]);
+        in_topic = rd_kafka_topic_new(producer, argv[6], NULL);
+    }
     double rate = atof(argv[1]), seconds = atof(argv[2]);
     warmup_ns = (int64_t)(atof(argv[3]) * 1e6);
     total = (int64_t)(rate * seconds);
@@ -79,7 +139,7 @@ int main(int argc, char **argv) {
     if (!lat) return 1;
     start_ns = now_ns();
     pthread_t th;
-    pthread_create(&th, NULL, reader, NULL);
+    pthread_create(&th, NULL, in_topic ? kafka_reader : reader, NULL);
     static char out[1 << 22];
     int64_t sent = 0;
     while (sent < total) {
@@ -88,16 +148,23 @@ int main(int argc, char **argv) {
         if (due > total) due = total;
         size_t n = 0;
         while (sent < due && n + 200 < sizeof out) {
-            n += (size_t)snprintf(out + n, 200, "{\"i\":%lld,\"t\":%lld,\"pad\":\"%s\"}\n", (long long)sent,
-                                  (long long)t, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+            if (in_topic) t = now_ns();
+            int len = snprintf(out + n, 200, "{\"i\":%lld,\"t\":%lld,\"pad\":\"%s\"}\n", (long long)sent,
+                               (long long)t, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+            if (in_topic) {
+                while (rd_kafka_produce(in_topic, 0, RD_KAFKA_MSG_F_COPY, out + n, (size_t)len - 1, NULL, 0, NULL) == -1)
+                    rd_kafka_poll(producer, 1);   /* queue full: serve delivery reports */
+            } else n += (size_t)len;
             sent++;
         }
         if (n) write_all(out, n);
+        if (in_topic) rd_kafka_poll(producer, 0);
         struct timespec nap = {0, 500000};
         nanosleep(&nap, NULL);
     }
     writer_done_ns = now_ns();
-    close(1);
+    if (in_topic) rd_kafka_flush(producer, 10000);
+    else close(1);
     pthread_join(th, NULL);
     size_t k = 0;
     for (int64_t i = 0; i < received; i++) if (lat[i] >= 0) lat[k++] = lat[i];
