@@ -32,13 +32,18 @@ struct SinkBatch: Sendable {
             data.removeSubrange(start...)
             return false
         }
+        endWritten(meta: meta)
+        return true
+    }
+
+    /// Ends the event whose payload was just appended to `data` (the bytes since the last event).
+    mutating func endWritten(meta: EventMeta?) {
         if meta != nil || !metas.isEmpty {
             while metas.count < ends.count { metas.append(nil) }
             metas.append(meta)
         }
         data.append(0x0A)
         ends.append(data.count)
-        return true
     }
 
     /// Appends every event of `other`, with its metadata and acknowledgements.

@@ -222,52 +222,109 @@ final class Worker {
         }
 
         let timed = batch.times.count == batch.events.count
+        if currentFormat == .json, let (chain, through) = fusedEntry, let sink = directSink(after: through) {
+            processDirect(batch, chain: chain, through: through, sink: sink, timed: timed)
+            return endBatch()
+        }
         for (index, event) in batch.events.enumerated() {
-            currentIndex = index
-            if timed {
-                currentTime = batch.times[index]
-                currentWatermarkBefore = batch.watermarksBefore[index]
-            }
-            received[currentSource] += 1
-            if event.bytes.count > maxEventBytes {
-                rejected[currentSource] += 1
-                deadLetter(component: plan.nodes[currentSource].name,
-                           reason: EventLimits.tooLarge(event.bytes.count, max: maxEventBytes), detail: nil, event: event)
-                continue
-            }
-            if deadLetterWithoutEngine(event) { continue }
-            if currentFormat == .json, let (chain, through) = fusedEntry {
-                current = event
-                emitted[currentSource] += 1
-                if TapPoints.anyWaiting, let taps { taps.offer(currentSource) { Array(event.bytes) } }
-                received[through[0]] += 1
-                // Like `walkEvent`: free the Lua handles what follows the chain made (a map after it).
-                let healthy = runChain(chain, through: through, on: event.bytes, validate: true)
-                releaseLive(event: currentIndex)
-                if !healthy { rebuildAfterPoison() }
-                continue
-            }
-            if currentFormat == .json, let (op, input) = keyedEntry {
-                switch operatorKeys[op][input].validateAndRenderComplete(event.bytes, into: &keyBuffer) {
-                case .failure(let error):
-                    deadLetter(component: plan.nodes[currentSource].name, reason: "invalid JSON: \(error)", detail: nil, event: event)
-                case .success(let complete):
-                    current = event
-                    emitted[currentSource] += 1
-                    if TapPoints.anyWaiting, let taps, taps.isWaiting(currentSource) { taps.offer(currentSource) { Array(event.bytes) } }
-                    routeNow(event.bytes, to: op, input: input, keyRendered: complete)
-                }
-                continue
-            }
-            if currentFormat == .json, let problem = decodesFirst ? Self.objectProblem(event.bytes) : Self.jsonProblem(event.bytes) {
-                deadLetter(component: plan.nodes[currentSource].name, reason: problem, detail: nil, event: event)
-                continue
-            }
-            current = event
-            var value = Payload.bytes(event.bytes)
-            walkEvent(from: currentSource, &value)
+            processEvent(event, at: index, of: batch, timed: timed, decodesFirst: decodesFirst)
         }
         return endBatch()
+    }
+
+    /// One event of a source's batch, through the whole plan.
+    private func processEvent(_ event: Event, at index: Int, of batch: Batch, timed: Bool, decodesFirst: Bool) {
+        currentIndex = index
+        if timed {
+            currentTime = batch.times[index]
+            currentWatermarkBefore = batch.watermarksBefore[index]
+        }
+        received[currentSource] += 1
+        if event.bytes.count > maxEventBytes {
+            rejected[currentSource] += 1
+            deadLetter(component: plan.nodes[currentSource].name,
+                       reason: EventLimits.tooLarge(event.bytes.count, max: maxEventBytes), detail: nil, event: event)
+            return
+        }
+        if deadLetterWithoutEngine(event) { return }
+        if currentFormat == .json, let (chain, through) = fusedEntry {
+            current = event
+            emitted[currentSource] += 1
+            if TapPoints.anyWaiting, let taps { taps.offer(currentSource) { Array(event.bytes) } }
+            received[through[0]] += 1
+            // Like `walkEvent`: free the Lua handles what follows the chain made (a map after it).
+            let healthy = runChain(chain, through: through, on: event.bytes, validate: true)
+            releaseLive(event: currentIndex)
+            if !healthy { rebuildAfterPoison() }
+            return
+        }
+        if currentFormat == .json, let (op, input) = keyedEntry {
+            switch operatorKeys[op][input].validateAndRenderComplete(event.bytes, into: &keyBuffer) {
+            case .failure(let error):
+                deadLetter(component: plan.nodes[currentSource].name, reason: "invalid JSON: \(error)", detail: nil, event: event)
+            case .success(let complete):
+                current = event
+                emitted[currentSource] += 1
+                if TapPoints.anyWaiting, let taps, taps.isWaiting(currentSource) { taps.offer(currentSource) { Array(event.bytes) } }
+                routeNow(event.bytes, to: op, input: input, keyRendered: complete)
+            }
+            return
+        }
+        if currentFormat == .json, let problem = decodesFirst ? Self.objectProblem(event.bytes) : Self.jsonProblem(event.bytes) {
+            deadLetter(component: plan.nodes[currentSource].name, reason: problem, detail: nil, event: event)
+            return
+        }
+        current = event
+        var value = Payload.bytes(event.bytes)
+        walkEvent(from: currentSource, &value)
+    }
+
+    /// The sink a fused chain's kept events go to when that is all that follows the chain (one
+    /// sink, no `when`), so they can be written straight into its batch; nil otherwise.
+    private func directSink(after through: [Int]) -> Int? {
+        guard let last = through.last, plan.nodes[last].downstream.count == 1,
+              case .sink(let sink, nil) = plan.nodes[last].downstream[0] else { return nil }
+        return sink
+    }
+
+    /// A source's batch into a fused declarative chain that feeds one sink: each kept event's output
+    /// is written straight into the sink's batch and the counters are added once per batch. An
+    /// event that needs more (too large, a tap waiting, no Lua engine) takes `processEvent`.
+    private func processDirect(_ batch: Batch, chain: DeclarativeChain, through: [Int], sink: Int, timed: Bool) {
+        var out = sinkOut[sink]
+        sinkOut[sink] = SinkBatch()
+        var entered = 0, kept = 0
+        let noEngine = needsLua && engine == nil
+        batch.events.withUnsafeBufferPointer { events in
+            for index in events.indices {   // by index: no copy of each event
+                if events[index].bytes.count > maxEventBytes || TapPoints.anyWaiting || noEngine {
+                    swap(&out, &sinkOut[sink])
+                    processEvent(events[index], at: index, of: batch, timed: timed, decodesFirst: false)
+                    swap(&out, &sinkOut[sink])
+                    continue
+                }
+                entered += 1
+                switch events[index].bytes.withUnsafeBytes({ chain.run($0, into: &out.data, validate: true) }) {
+                case .kept:
+                    kept += 1
+                    out.endWritten(meta: events[index].meta)
+                case .dropped:
+                    break
+                case .invalid(let error):
+                    currentIndex = index
+                    deadLetter(component: plan.nodes[currentSource].name, reason: "invalid JSON: \(error)", detail: nil,
+                               event: events[index])
+                }
+            }
+        }
+        sinkOut[sink] = out
+        // As `processEvent` and `runChain` count them, event by event.
+        received[currentSource] += entered
+        emitted[currentSource] += entered
+        received[through[0]] += entered
+        for n in through { emitted[n] += kept }
+        for n in through.dropFirst() { received[n] += kept }
+        sinkReceived[sink] += kept
     }
 
     private func resetKeyed() {

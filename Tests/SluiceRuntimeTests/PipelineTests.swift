@@ -131,4 +131,44 @@ import SluiceSpec
         #expect(written.count + dead.count == input.count)
         #expect(dead.allSatisfy { $0.contains("queue full") })
     }
+
+    /// A fused declarative chain into one sink writes straight into the sink's batch; a second
+    /// sink on the chain takes the event-by-event path. Both give the same outputs in the same
+    /// order, the same dead letters and the same counts, across batch boundaries.
+    @Test func aChainIntoOneSinkCountsAndDeadLettersLikeTheGeneralPath() throws {
+        let input = [#"{"k":"a","n":5,"x":{"y":1}}"#, #"{"k":"b","n":6}"#, #"{"k":"a","n":"#,
+                     #"{"k":"a","n":7,"pad":"\#(String(repeating: "z", count: 200))"}"#, "[1]",
+                     #"{"k":"a","n":8}"#, #"{"k":"a","n":9,"x":{"y":2}}"#]
+        func runIt(extraSink: Bool) throws -> RunReport {
+            try run(spec("""
+            sources: { s: { stdin: {} } }
+            transforms:
+              keep: { from: s, filter: { match: { k: a } } }
+              shape: { from: keep, project: { n: n, y: x.y } }
+            sinks:
+              o: { from: shape, stdout: {} }
+            \(extraSink ? "  o2: { from: shape, stdout: {} }" : "")
+            settings: { batch_size: 3, max_event_bytes: 100 }
+            """), ["s": input])
+        }
+        let direct = try runIt(extraSink: false), general = try runIt(extraSink: true)
+        #expect(texts(direct, "o") == [#"{"n":5,"y":1}"#, #"{"n":8}"#, #"{"n":9,"y":2}"#])
+        #expect(texts(general, "o") == texts(direct, "o"))
+        let reasons = { (r: RunReport) in try (r.captured["dead_letter"] ?? []).map {
+            (try JSONSerialization.jsonObject(with: Data($0)) as? [String: Any])?["reason"] as? String ?? "" } }
+        let dead = try reasons(direct)
+        #expect(dead.count == 3, "\(dead)")
+        #expect(dead.first?.hasPrefix("invalid JSON") == true && dead[1].hasPrefix("too_large") && dead[2].hasPrefix("invalid JSON"), "\(dead)")
+        #expect(try reasons(general) == dead)
+        for name in ["s", "keep", "shape"] {
+            #expect(direct.counts[name]?.received == general.counts[name]?.received, "\(name)")
+            #expect(direct.counts[name]?.emitted == general.counts[name]?.emitted, "\(name)")
+            #expect(direct.counts[name]?.deadLettered == general.counts[name]?.deadLettered, "\(name)")
+        }
+        #expect(direct.counts["s"]?.received == 7)
+        #expect(direct.counts["shape"]?.emitted == 3)
+        #expect(direct.counts["o"]?.received == 3)
+        #expect(general.counts["o"]?.received == 3)
+    }
+
 }
