@@ -106,6 +106,8 @@ final class Worker {
     /// while their key is found (one pass), then routed.
     private var keyedEntry: (op: Int, input: Int)?
     private var scratch: [UInt8] = []
+    /// Emptied output arrays of map calls, kept for the next call.
+    private var outputArrays: [[LuaEventHandle]] = []
     /// `GET /tap` sampling points (nil without an admin endpoint); a node's slot has the node's index.
     var taps: TapPoints?
 
@@ -226,8 +228,10 @@ final class Worker {
             processDirect(batch, chain: chain, through: through, sink: sink, timed: timed)
             return endBatch()
         }
-        for (index, event) in batch.events.enumerated() {
-            processEvent(event, at: index, of: batch, timed: timed, decodesFirst: decodesFirst)
+        batch.events.withUnsafeBufferPointer { events in
+            for index in events.indices {   // by index: no copy of each event
+                processEvent(events[index], at: index, of: batch, timed: timed, decodesFirst: decodesFirst)
+            }
         }
         return endBatch()
     }
@@ -492,7 +496,9 @@ final class Worker {
             guard let engine, code.slot < functions.count else { return true }
             let fn = functions[code.slot]
             guard let h = handle(&value, component: name, fields: decodeFields.at(node)) else { return true }
-            var outputs: [LuaEventHandle] = []
+            // A reused array (one per nesting level of maps): no allocation per call.
+            var outputs = outputArrays.popLast() ?? []
+            defer { outputs.removeAll(keepingCapacity: true); outputArrays.append(outputs) }
             let result: Result<Void, LuaFailure>
             let isMap: Bool
             if case .map = plan.nodes[node].operation { isMap = true } else { isMap = false }
