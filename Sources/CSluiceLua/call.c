@@ -122,15 +122,17 @@ int take_outputs(sl_engine *e, int rc, int res, int64_t list_len, size_t nlist, 
         return rc;
     }
     if (list_len < 0) {
-        if (nlist) { lua_pushvalue(L, res); e->outs[e->n_outs++] = put_handle(e); }
+        if (nlist) { lua_pushvalue(L, res); reuse_escaped(e, lua_topointer(L, -1)); e->outs[e->n_outs++] = put_handle(e); }
     } else {
         for (int64_t i = 1; i <= list_len; i++) {
             lua_rawgeti(L, res, (lua_Integer)i);
+            reuse_escaped(e, lua_topointer(L, -1));
             e->outs[e->n_outs++] = put_handle(e);
         }
     }
     for (int i = 1; i <= e->n_emit; i++) {
         lua_rawgeti(L, S_EMITS, i);
+        reuse_escaped(e, lua_topointer(L, -1));
         e->outs[e->n_outs++] = put_handle(e);
     }
     clear_emits(e);

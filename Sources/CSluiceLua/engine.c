@@ -108,6 +108,7 @@ int sl_engine_new(const char *udf_dir, const char *display_dir, int64_t memory_l
     e->log_fn = log;
     e->log_ctx = log_ctx;
     e->mode = -1;
+    e->dreuse = -1;
     for (int i = 0; i < SL_KEY_CACHE; i++) e->keys[i].len = UINT32_MAX; /* no key cached yet */
     e->udf_dir = strdup(udf_dir ? udf_dir : ".");
     e->display_dir = strdup(display_dir ? display_dir : ".");
@@ -195,6 +196,7 @@ void sl_release(sl_engine *e, int32_t h) {
     lua_pushnil(L);
     lua_rawseti(L, S_HANDLES, h);
     e->free_slots[e->n_free++] = h;
+    reuse_release(e, h, 0);
 }
 
 int sl_decode(sl_engine *e, const uint8_t *bytes, size_t len, int text, int32_t *out) {
@@ -207,6 +209,7 @@ int sl_decode(sl_engine *e, const uint8_t *bytes, size_t len, int text, int32_t 
     e->dtext = text;
     e->dfailed = 0;
     e->dplain = 0;
+    e->dreuse = -1;
     lua_pushvalue(L, S_DECODE);
     int st = lua_pcall(L, 0, 1, 0);
     e->dbytes = NULL;
@@ -218,6 +221,7 @@ int sl_decode(sl_engine *e, const uint8_t *bytes, size_t len, int text, int32_t 
     if (e->dfailed) { lua_settop(L, S_NSLOTS); return SL_DECODE; }
     *out = put_handle(e);
     e->plain[*out] = (uint8_t)e->dplain;
+    if (e->dreuse >= 0) e->reuse[e->dreuse].holder = *out;
     return SL_OK;
 }
 

@@ -125,27 +125,99 @@ static int push_scalar(lua_State *L, const uint8_t *p, size_t n, int type) {
     }
 }
 
+static const char sl_reuse_key = 0;
+
+/* The reuse slot for f's tables, or -1 when they are still held by a live handle (or every slot
+ * is): then the decode makes new tables. Pushes the slot's holder table (its [1] is the event
+ * table, its [2 + i] the table of container entry i, made on first use) when it returns a slot. */
+static int push_reuse(lua_State *L, sl_engine *e, const sl_fields *f) {
+    int slot = -1;
+    for (int i = 0; i < SL_REUSE_SLOTS; i++) {
+        if (e->reuse[i].id == f->id) {
+            if (e->reuse[i].holder) return -1;
+            slot = i;
+            break;
+        }
+    }
+    if (slot < 0) {
+        for (int i = 0; i < SL_REUSE_SLOTS && slot < 0; i++)
+            if (!e->reuse[i].holder) slot = i;
+        if (slot < 0) return -1;
+        e->reuse[slot].id = f->id;
+        e->reuse[slot].fresh = 1;
+    }
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &sl_reuse_key) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_createtable(L, SL_REUSE_SLOTS, 0);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &sl_reuse_key);
+    }
+    if (e->reuse[slot].fresh || lua_rawgeti(L, -1, slot + 1) != LUA_TTABLE) {
+        if (!e->reuse[slot].fresh) lua_pop(L, 1);
+        lua_createtable(L, f->n + 1, 0);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, -3, slot + 1);
+        e->reuse[slot].fresh = 0;
+        e->reuse[slot].set = 0;
+    }
+    lua_remove(L, -2);
+    return slot;
+}
+
+/* Pushes table [k] of the holder table at `holder`, made (with room for `nrec` fields) if missing. */
+static void push_kept(lua_State *L, int holder, int k, int nrec) {
+    if (lua_rawgeti(L, holder, k) == LUA_TTABLE) return;
+    lua_pop(L, 1);
+    lua_createtable(L, 0, nrec);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, holder, k);
+}
+
+/* Fills the event table with f's fields. The tables are the ones of the last event when no live
+ * handle holds them any more: their fields are overwritten, and those missing now are cleared
+ * (LuaFieldAccess found that the UDFs only read these tables through field chains, so none of
+ * them can be kept by a UDF beyond its event). */
 int sl_decode_fields_fn(lua_State *L, sl_engine *e, const sl_fields *f) {
     const uint8_t *b = e->dbytes;
     sj_value values[SL_MAX_FIELDS];
     if (sj_validate_find(f->trie, b, e->dlen, SL_MAX_DEPTH, SJ_REQUIRE_OBJECT, NULL, values) != SJ_OK) return 0;
-    if (!lua_checkstack(L, 2 * f->n + 8)) return 0;
+    if (!lua_checkstack(L, 2 * f->n + 10)) return 0;
     int keys = push_keys(L, f);
-    lua_createtable(L, 0, f->roots);
+    int slot = push_reuse(L, e, f);
+    int holder = slot >= 0 ? lua_gettop(L) : 0;
+    uint64_t was = 0, now = 0;
+    if (slot >= 0) {
+        was = e->reuse[slot].set;
+        e->reuse[slot].set = ~0ULL;   /* unknown until this decode finishes (an error may stop it) */
+        push_kept(L, holder, 1, f->roots);
+        e->reuse[slot].table = lua_topointer(L, -1);
+    } else {
+        lua_createtable(L, 0, f->roots);
+    }
     int top = lua_gettop(L);
     int tables[SL_MAX_FIELDS];   /* stack index of the table made for a container entry, or 0 */
     int plain = 1;               /* no value is a table (those made for containers are reached only
                                   * through longer chains, never held by a UDF) */
     for (int i = 0; i < f->n; i++) {
         const sl_field *x = &f->entries[i];
+        uint64_t bit = 1ULL << i;
         tables[i] = 0;
         int parent = x->parent < 0 ? top : tables[x->parent];
-        if (!parent) continue;
+        if (!parent) { now |= was & bit; continue; }   /* kept in a container not in the event now */
         sj_value v = values[x->slot];
-        if (v.type == SJ_MISSING || v.type == SJ_NULL) continue;
+        if (v.type == SJ_MISSING || v.type == SJ_NULL) {
+            if (was & bit) {
+                lua_rawgeti(L, keys, i + 1);
+                lua_pushnil(L);
+                lua_rawset(L, parent);
+            }
+            continue;
+        }
+        now |= bit;
         lua_rawgeti(L, keys, i + 1);
         if (x->container && v.type == SJ_OBJECT) {
-            lua_createtable(L, 0, 4);
+            if (slot >= 0) push_kept(L, holder, i + 2, 4);
+            else lua_createtable(L, 0, 4);
             lua_pushvalue(L, -1);
             lua_insert(L, -3);              /* table key table */
             lua_rawset(L, parent);
@@ -164,7 +236,12 @@ int sl_decode_fields_fn(lua_State *L, sl_engine *e, const sl_fields *f) {
         lua_rawset(L, parent);
     }
     lua_settop(L, top);
-    lua_remove(L, keys);
+    lua_replace(L, keys);   /* the event table where the keys were */
+    lua_settop(L, keys);
     e->dplain = plain;
+    if (slot >= 0) {
+        e->reuse[slot].set = now;
+        e->dreuse = slot;
+    }
     return 1;
 }

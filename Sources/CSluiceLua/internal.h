@@ -31,6 +31,8 @@ enum {
 #define SL_KEY_CACHE 256
 /* Most fields one sl_fields set holds (paths and their prefixes). */
 #define SL_MAX_FIELDS 64
+/* Field sets whose decoded tables an engine keeps for reuse. */
+#define SL_REUSE_SLOTS 4
 #define SL_KEY_CACHE_LEN 32
 
 /* A decoded object key remembered with its interned Lua string (slot in the keys table). */
@@ -122,6 +124,11 @@ struct sl_engine {
     int dtext, dfailed;
     const struct sl_fields *dfields; /* decode only these fields (sl_decode_fields), or NULL */
     int dplain;                      /* the last field decode holds no table (see `plain`) */
+    /* Tables of field decodes kept for the next event (see fields.c): per slot, the set they
+     * belong to, the one live handle holding the event table (0 = none), the entries set in
+     * them, and whether the slot's tables must be made anew. */
+    struct { uint64_t id; int32_t holder; uint64_t set; int fresh; const void *table; } reuse[SL_REUSE_SLOTS];
+    int dreuse;                      /* reuse slot the last field decode filled, or -1 */
     uint8_t *sbuf;
     size_t sbuf_cap;
     int ohint[SL_MAX_DEPTH + 2], ahint[SL_MAX_DEPTH + 2];
@@ -209,6 +216,23 @@ static inline int32_t put_handle(sl_engine *e) {
 }
 
 static inline int valid_handle(const sl_engine *e, int32_t h) { return h >= 1 && h <= e->hcount; }
+/* Handle h no longer holds a reused event table (released), or its table was put where it can
+ * outlive the handle (a list, a keyed call): then the slot is given up and made anew. */
+static inline void reuse_release(sl_engine *e, int32_t h, int give_up) {
+    for (int i = 0; i < SL_REUSE_SLOTS; i++)
+        if (e->reuse[i].holder == h && h) {
+            e->reuse[i].holder = 0;
+            if (give_up) e->reuse[i].id = 0;
+        }
+}
+
+/* A call's result `p` (lua_topointer) is a reused event table: it now has a second holder, so its
+ * slot is given up (the next decode makes new tables). LuaFieldAccess keeps such UDFs on the
+ * whole decode; this keeps the tables right regardless. */
+static inline void reuse_escaped(sl_engine *e, const void *p) {
+    for (int i = 0; i < SL_REUSE_SLOTS; i++)
+        if (e->reuse[i].id && e->reuse[i].table == p) { e->reuse[i].id = 0; e->reuse[i].holder = 0; }
+}
 
 /* A test (filter, `when`) of handle h runs on a read-only view unless h is plain. */
 static inline int needs_view(const sl_engine *e, int mode, int32_t h) { return mode == SL_MODE_TEST && !e->plain[h]; }

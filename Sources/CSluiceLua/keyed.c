@@ -36,6 +36,7 @@ static int build(sl_engine *e, lua_CFunction fn, int32_t *out) {
 int sl_list(sl_engine *e, const int32_t *handles, size_t n, int32_t *out) {
     for (size_t i = 0; i < n; i++)
         if (!valid_handle(e, handles[i])) { sl_set_errorf(e, "event handle %d is not live", (int)handles[i]); return SL_BAD_HANDLE; }
+    for (size_t i = 0; i < n; i++) reuse_release(e, handles[i], 1);
     e->list_hs = handles;
     e->list_n = n;
     int rc = build(e, list_fn, out);
@@ -93,6 +94,7 @@ int sl_call_keyed(sl_engine *e, int32_t fn, const int32_t *args, size_t nargs, i
     for (size_t i = 0; i < nargs; i++)
         if (args[i] != SL_NIL_HANDLE && !valid_handle(e, args[i])) { sl_set_errorf(e, "event handle %d is not live", (int)args[i]); return SL_BAD_HANDLE; }
     if (state && !valid_handle(e, state)) { sl_set_errorf(e, "state handle %d is not live", (int)state); return SL_BAD_HANDLE; }
+    for (size_t i = 0; i < nargs; i++) reuse_release(e, args[i], 1);
     if (!lua_checkstack(L, (int)nargs + 8)) { sl_set_errorf(e, "stack overflow"); return SL_RUNTIME; }
     bind_state(e, state);
     lua_rawgeti(L, S_FUNCS, fn);
