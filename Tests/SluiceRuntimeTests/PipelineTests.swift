@@ -171,4 +171,62 @@ import SluiceSpec
         #expect(general.counts["o"]?.received == 3)
     }
 
+
+    /// Lua filters and maps in a line into one sink run in a loop of their own; a second sink on
+    /// the last step takes the general walk. Both give the same outputs, dead letters and counts,
+    /// whatever each step does with an event.
+    @Test func aLuaLineIntoOneSinkCountsAndDeadLettersLikeTheGeneralPath() throws {
+        let udf = """
+        local M = {}
+        function M.keep(e) if e.boom then error("filter boom") end return e.k ~= "drop" end
+        function M.shape(e, ctx)
+          if e.k == "nil" then return nil end
+          if e.k == "str" then return "not an event" end
+          if e.k == "err" then error("map boom") end
+          if e.k == "two" then ctx.emit({ n = e.n, copy = true }) end
+          return { n = e.n, k = e.k }
+        end
+        function M.small(e) return e.n ~= 4 end
+        function M.tag(e) return { n = e.n, tagged = true } end
+        return M
+        """
+        let input = [#"{"k":"a","n":1}"#, #"{"k":"drop","n":2}"#, #"{"k":"a","n":"#, "[1,2]", #"{"boom":true,"n":3}"#,
+                     #"{"k":"nil","n":4}"#, #"{"k":"str","n":5}"#, #"{"k":"err","n":6}"#, #"{"k":"two","n":7}"#,
+                     #"{"k":"a","n":4}"#, #"{"k":"big","n":8,"pad":"\#(String(repeating: "z", count: 200))"}"#,
+                     #"{"k":"b","n":9}"#]
+        func runIt(extraSink: Bool) throws -> RunReport {
+            try run(spec("""
+            sources: { s: { stdin: {} } }
+            transforms:
+              keep: { from: s, filter: { udf: m.keep } }
+              shape: { from: keep, map: { udf: m.shape } }
+              small: { from: shape, filter: { udf: m.small } }
+              tag: { from: small, map: { udf: m.tag } }
+            sinks:
+              o: { from: tag, stdout: {} }
+            \(extraSink ? "  o2: { from: tag, stdout: {} }" : "")
+            settings: { batch_size: 4, max_event_bytes: 100 }
+            """, udfs: ["m.lua": udf]), ["s": input])
+        }
+        let line = try runIt(extraSink: false), general = try runIt(extraSink: true)
+        #expect(texts(line, "o") == [#"{"n":1,"tagged":true}"#, #"{"n":7,"tagged":true}"#, #"{"n":7,"tagged":true}"#,
+                                     #"{"n":9,"tagged":true}"#])
+        #expect(texts(general, "o") == texts(line, "o"))
+        let letters = { (r: RunReport) in try (r.captured["dead_letter"] ?? []).map { bytes -> String in
+            let o = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]
+            return "\(o?["component"] ?? ""): \((o?["reason"] as? String ?? "").prefix(40))"
+        } }
+        let dead = try letters(line)
+        #expect(dead.count == 6, "\(dead)")
+        #expect(try letters(general) == dead)
+        for name in ["s", "keep", "shape", "small", "tag", "o"] {
+            #expect(line.counts[name]?.received == general.counts[name]?.received, "\(name)")
+            #expect(line.counts[name]?.emitted == general.counts[name]?.emitted, "\(name)")
+            #expect(line.counts[name]?.deadLettered == general.counts[name]?.deadLettered, "\(name)")
+        }
+        #expect(line.counts["s"]?.received == 12)
+        #expect(line.counts["tag"]?.emitted == 4)
+        #expect(line.counts["o"]?.received == 4)
+    }
+
 }
