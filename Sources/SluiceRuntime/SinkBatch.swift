@@ -15,13 +15,8 @@ struct SinkBatch: Sendable {
     var isEmpty: Bool { ends.isEmpty }
 
     mutating func append<C: Collection>(_ payload: C, meta: EventMeta? = nil) where C.Element == UInt8 {
-        if meta != nil || !metas.isEmpty {
-            while metas.count < ends.count { metas.append(nil) }
-            metas.append(meta)
-        }
         data.append(contentsOf: payload)
-        data.append(0x0A)
-        ends.append(data.count)
+        endWritten(meta: meta)
     }
 
     /// Appends an event that `write` writes straight into `data` (an encoder appending its output);

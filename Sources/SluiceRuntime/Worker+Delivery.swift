@@ -24,14 +24,7 @@ extension Worker {
         case .lua(let h, nil):
             guard let engine else { return }
             if last, format == .json, !suspended.deferring(currentIndex) {
-                var failure: LuaFailure?
-                let written = sinkOut[sink].appendWritten(meta: current.meta) { data in
-                    if case .failure(let f) = engine.encodeJSON(h, into: &data) { failure = f; return false }
-                    return true
-                }
-                if !written, let failure {
-                    deadLetter(component: plan.sinks[sink].name, reason: failure.message, detail: failure.traceback, event: current)
-                }
+                encode(h, into: sink, engine: engine)
                 return
             }
             var out: [UInt8] = []
@@ -43,6 +36,19 @@ extension Worker {
             case .failure(let failure):
                 deadLetter(component: plan.sinks[sink].name, reason: failure.message, detail: failure.traceback, event: current)
             }
+        }
+    }
+
+    /// Encodes the Lua value `h` straight into the sink's batch as JSON, or dead-letters the
+    /// current event with the reason it cannot be encoded.
+    func encode(_ h: LuaEventHandle, into sink: Int, engine: LuaEngine) {
+        var failure: LuaFailure?
+        let written = sinkOut[sink].appendWritten(meta: current.meta) { data in
+            if case .failure(let f) = engine.encodeJSON(h, into: &data) { failure = f; return false }
+            return true
+        }
+        if !written, let failure {
+            deadLetter(component: plan.sinks[sink].name, reason: failure.message, detail: failure.traceback, event: current)
         }
     }
 
@@ -112,15 +118,22 @@ extension Worker {
                 value = .lua(h, original: b)
                 return h
             }
-            switch b.withUnsafeBytes({ engine.decodeJSON($0, fields: fields) }) {
-            case .success(let h):
-                live.append(h)
-                value = .lua(h, original: b)
-                return h
-            case .failure(let failure):
-                deadLetter(component: component, reason: failure.message, detail: failure.traceback, event: current)
-                return nil
-            }
+            guard let h = decode(b, component: component, fields: fields, engine: engine) else { return nil }
+            value = .lua(h, original: b)
+            return h
+        }
+    }
+
+    /// A JSON event as a live Lua value (only `fields`, nil = all), or nil after dead-lettering
+    /// the current event as `component`'s when it cannot be decoded.
+    func decode(_ bytes: ArraySlice<UInt8>, component: String, fields: LuaFieldSet?, engine: LuaEngine) -> LuaEventHandle? {
+        switch bytes.withUnsafeBytes({ engine.decodeJSON($0, fields: fields) }) {
+        case .success(let h):
+            live.append(h)
+            return h
+        case .failure(let failure):
+            deadLetter(component: component, reason: failure.message, detail: failure.traceback, event: current)
+            return nil
         }
     }
 

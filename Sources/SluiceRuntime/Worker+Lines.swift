@@ -66,12 +66,7 @@ extension Worker {
                     processEvent(events[index], at: index, of: batch, timed: timed, decodesFirst: true)
                     continue
                 }
-                currentIndex = index
-                if timed {
-                    currentTime = batch.times[index]
-                    currentWatermarkBefore = batch.watermarksBefore[index]
-                }
-                received[currentSource] += 1
+                enter(index, of: batch, timed: timed)
                 if let problem = Self.objectProblem(events[index].bytes) {
                     deadLetter(component: plan.nodes[currentSource].name, reason: problem, detail: nil, event: events[index])
                     continue
@@ -96,17 +91,8 @@ extension Worker {
             received[step.node] += 1
             guard step.slot < functions.count else { return true }
             let fn = functions[step.slot]
-            let handle: LuaEventHandle
-            if let h { handle = h } else {
-                switch current.bytes.withUnsafeBytes({ engine.decodeJSON($0, fields: decodeFields.at(step.node)) }) {
-                case .success(let decoded):
-                    live.append(decoded)
-                    handle = decoded
-                case .failure(let failure):
-                    deadLetter(component: plan.nodes[step.node].name, reason: failure.message, detail: failure.traceback, event: current)
-                    return true
-                }
-            }
+            guard let handle = h ?? decode(current.bytes, component: plan.nodes[step.node].name,
+                                           fields: decodeFields.at(step.node), engine: engine) else { return true }
             if !step.isMap {
                 switch engine.test(fn, handle, meta: current.meta) {
                 case .success(true): emitted[step.node] += 1; h = handle
@@ -131,17 +117,10 @@ extension Worker {
         }
         // The last step kept or made the event: into the sink.
         sinkReceived[line.sink] += 1
-        guard let h, mapped else {
+        if let h, mapped {
+            encode(h, into: line.sink, engine: engine)
+        } else {
             append(current.bytes, to: line.sink)   // filters only: the bytes as they came
-            return true
-        }
-        var failure: LuaFailure?
-        let written = sinkOut[line.sink].appendWritten(meta: current.meta) { data in
-            if case .failure(let f) = engine.encodeJSON(h, into: &data) { failure = f; return false }
-            return true
-        }
-        if !written, let failure {
-            deadLetter(component: plan.sinks[line.sink].name, reason: failure.message, detail: failure.traceback, event: current)
         }
         return true
     }

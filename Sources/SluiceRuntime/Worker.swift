@@ -108,6 +108,8 @@ final class Worker {
     /// while their key is found (one pass), then routed.
     var keyedEntry: (op: Int, input: Int)?
     var scratch: [UInt8] = []
+    /// Per source (spec order): its `LuaLine`, if its plan is one.
+    let luaLines: [LuaLine?]
     /// Emptied output arrays of map calls, kept for the next call.
     var outputArrays: [[LuaEventHandle]] = []
     /// `GET /tap` sampling points (nil without an admin endpoint); a node's slot has the node's index.
@@ -127,6 +129,7 @@ final class Worker {
             if case .session = a.window { return nil }
             return (Reducers(r), a.window)
         }
+        luaLines = plan.sourceNodes.map { LuaLine(plan, from: $0) }
         if needsLua { try buildEngine() }
     }
 
@@ -230,7 +233,7 @@ final class Worker {
             processDirect(batch, chain: chain, through: through, sink: sink, timed: timed)
             return endBatch()
         }
-        if currentFormat == .json, !suspendable, engine != nil, let line = LuaLine(plan, from: currentSource) {
+        if currentFormat == .json, !suspendable, engine != nil, let line = luaLines[batch.source] {
             processLine(batch, line, timed: timed)
             return endBatch()
         }
@@ -242,14 +245,19 @@ final class Worker {
         return endBatch()
     }
 
-    /// One event of a source's batch, through the whole plan.
-    func processEvent(_ event: Event, at index: Int, of batch: Batch, timed: Bool, decodesFirst: Bool) {
+    /// Event `index` of the batch becomes the current one, and its source has received it.
+    func enter(_ index: Int, of batch: Batch, timed: Bool) {
         currentIndex = index
         if timed {
             currentTime = batch.times[index]
             currentWatermarkBefore = batch.watermarksBefore[index]
         }
         received[currentSource] += 1
+    }
+
+    /// One event of a source's batch, through the whole plan.
+    func processEvent(_ event: Event, at index: Int, of batch: Batch, timed: Bool, decodesFirst: Bool) {
+        enter(index, of: batch, timed: timed)
         if event.bytes.count > maxEventBytes {
             rejected[currentSource] += 1
             deadLetter(component: plan.nodes[currentSource].name,
