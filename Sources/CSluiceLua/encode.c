@@ -94,13 +94,56 @@ static int enc_fail(sl_engine *e, int depth, const char *what) {
     return -1;
 }
 
-/* Writes a JSON string; with validate, invalid UTF-8 fails. */
+/* Nonzero if a word holds a byte that needs attention in a string: '"', '\\', a control byte or
+ * a non-ASCII byte. A borrow can flag a plain byte, but only above one that needs attention, so
+ * zero is exact; a nonzero word goes down the byte-wise path, which decides for itself. */
+static inline uint64_t word_needs_care(uint64_t x) {
+    const uint64_t ones = 0x0101010101010101ull;
+    uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+    return ((x - ones * 0x20) | (q - ones) | (b - ones) | x) & (ones * 0x80);
+}
+
+static inline uint32_t half_needs_care(uint32_t x) {
+    const uint32_t ones = 0x01010101u;
+    uint32_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+    return ((x - ones * 0x20) | (q - ones) | (b - ones) | x) & (ones * 0x80);
+}
+
+static inline uint64_t load8(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline uint32_t load4(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* Writes a JSON string; invalid UTF-8 fails. */
 static int enc_string(sl_engine *e, const char *s, size_t n, int depth) {
     static const char hex[] = "0123456789abcdef";
     if (n > SL_MAX_OUTPUT / 6 || !out_reserve(e, n * 6 + 2)) return enc_fail(e, depth, "output too large");
     uint8_t *o = e->out + e->out_len;
     const uint8_t *p = (const uint8_t *)s, *end = p + n;
     *o++ = '"';
+    /* The common short string (keys, ids, codes): two overlapping words, no byte loop. */
+    if (n >= 8 && n <= 16) {
+        uint64_t a = load8(p), b = load8(end - 8);
+        if (!(word_needs_care(a) | word_needs_care(b))) {
+            memcpy(o, &a, 8);
+            memcpy(o + n - 8, &b, 8);
+            goto plain;
+        }
+    } else if (n >= 4 && n < 8) {
+        uint32_t a = load4(p), b = load4(end - 4);
+        if (!(half_needs_care(a) | half_needs_care(b))) {
+            memcpy(o, &a, 4);
+            memcpy(o + n - 4, &b, 4);
+            goto plain;
+        }
+    }
     while (p < end) {
         const uint8_t *run = p;
         p = scan_plain(p, end);
@@ -131,6 +174,10 @@ static int enc_string(sl_engine *e, const char *s, size_t n, int depth) {
     }
     *o++ = '"';
     e->out_len = (size_t)(o - e->out);
+    return 0;
+plain:
+    o[n] = '"';
+    e->out_len = (size_t)(o + n + 1 - e->out);
     return 0;
 }
 

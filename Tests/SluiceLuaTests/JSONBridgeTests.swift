@@ -105,6 +105,62 @@ import Testing
                 == #"{"s":"q\"b\\s/n\nt\tr\rc\u0001z\u0000"}"#)
     }
 
+    /// The encoder copies short strings (4 to 16 bytes) a word at a time when no byte needs
+    /// escaping: every length, with each byte that needs care (and its plain neighbours) at every
+    /// position, in keys and values, must come out exactly as the byte-wise escaper writes it.
+    @Test func stringsOfEveryLengthWithEverySpecialByteAtEveryPositionEncodeExactly() throws {
+        let h = try Harness(["t.lua": """
+            local M = {}
+            function M.build(event)
+              local s = string.rep("a", event.at) .. utf8.char(event.c) .. string.rep("b", event.len - event.at - 1)
+              return { [s] = s }
+            end
+            function M.raw(event)
+              local s = string.rep("a", event.at) .. string.char(event.c) .. string.rep("b", event.len - event.at - 1)
+              return { v = s }
+            end
+            return M
+            """])
+        let build = try h.engine.function(module: "t", name: "build")
+        let raw = try h.engine.function(module: "t", name: "raw")
+        func escaped(_ c: UInt32) -> String {
+            switch c {
+            case 0x22: return "\\\""
+            case 0x5C: return "\\\\"
+            case 0x0A: return "\\n"
+            case 0x0D: return "\\r"
+            case 0x09: return "\\t"
+            case 0x08: return "\\b"
+            case 0x0C: return "\\f"
+            case 0..<0x20: return "\\u00" + (c < 0x10 ? "0" : "") + String(c, radix: 16)
+            default: return String(UnicodeScalar(c)!)
+            }
+        }
+        let specials: [UInt32] = [0x00, 0x01, 0x08, 0x09, 0x0A, 0x1F, 0x20, 0x21, 0x22, 0x23, 0x5B, 0x5C, 0x5D,
+                                  0x7E, 0x7F, 0xE9, 0x20AC, 0x1F600]
+        for len in 1...20 {
+            for at in 0..<len {
+                for c in specials {
+                    let text = String(repeating: "a", count: at) + escaped(c) + String(repeating: "b", count: len - at - 1)
+                    let json = "{\"len\":\(len),\"at\":\(at),\"c\":\(c)}"
+                    #expect(try h.mapOnce(build, json) == ["{\"\(text)\":\"\(text)\"}"], "\(json)")
+                }
+                // A byte that is not UTF-8 on its own (0x80, 0xFF) fails wherever it is.
+                for c in [0x80, 0xC3, 0xFF] {
+                    let json = "{\"len\":\(len),\"at\":\(at),\"c\":\(c)}"
+                    let h2 = try h.decode(json)
+                    defer { h.engine.release(h2) }
+                    var outs: [LuaEventHandle] = []
+                    try h.engine.map(raw, h2, meta: nil, into: &outs).get()
+                    defer { outs.forEach(h.engine.release) }
+                    var out: [UInt8] = []
+                    let f = h.failure(h.engine.encodeJSON(outs[0], into: &out))
+                    #expect(f?.message.contains("invalid UTF-8") == true, "\(json)")
+                }
+            }
+        }
+    }
+
     @Test(arguments: [
         [0x7B, 0x22, 0x61, 0x22, 0x3A, 0x22, 0xFF, 0x22, 0x7D],          // 0xFF
         [0x7B, 0x22, 0x61, 0x22, 0x3A, 0x22, 0xC0, 0x80, 0x22, 0x7D],    // overlong NUL
