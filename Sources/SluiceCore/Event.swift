@@ -1,11 +1,26 @@
 /// Kafka-style metadata carried beside an event's payload.
+///
+/// Its fields live in one shared, immutable object, so copying an event (which happens at every
+/// hand-over between stages) costs one reference count instead of one per field; a change makes a
+/// new object. Metadata is set once by a source and read after that.
 public struct EventMeta: Sendable, Equatable {
-    public var key: [UInt8]?
-    public var timestamp: Int64?
-    public var headers: [Header]
-    public var topic: String?
-    public var partition: Int32?
-    public var offset: Int64?
+    @usableFromInline
+    final class Fields: Sendable {
+        @usableFromInline let key: [UInt8]?
+        @usableFromInline let timestamp: Int64?
+        @usableFromInline let headers: [Header]
+        @usableFromInline let topic: String?
+        @usableFromInline let partition: Int32?
+        @usableFromInline let offset: Int64?
+
+        @inlinable
+        init(key: [UInt8]?, timestamp: Int64?, headers: [Header], topic: String?, partition: Int32?, offset: Int64?) {
+            self.key = key; self.timestamp = timestamp; self.headers = headers
+            self.topic = topic; self.partition = partition; self.offset = offset
+        }
+    }
+
+    @usableFromInline var fields: Fields
 
     public struct Header: Sendable, Equatable {
         public var name: String
@@ -16,8 +31,37 @@ public struct EventMeta: Sendable, Equatable {
     @inlinable
     public init(key: [UInt8]? = nil, timestamp: Int64? = nil, headers: [Header] = [],
                 topic: String? = nil, partition: Int32? = nil, offset: Int64? = nil) {
-        self.key = key; self.timestamp = timestamp; self.headers = headers
-        self.topic = topic; self.partition = partition; self.offset = offset
+        fields = Fields(key: key, timestamp: timestamp, headers: headers, topic: topic, partition: partition, offset: offset)
+    }
+
+    @inlinable public var key: [UInt8]? {
+        get { fields.key }
+        set { self = EventMeta(key: newValue, timestamp: timestamp, headers: headers, topic: topic, partition: partition, offset: offset) }
+    }
+    @inlinable public var timestamp: Int64? {
+        get { fields.timestamp }
+        set { self = EventMeta(key: key, timestamp: newValue, headers: headers, topic: topic, partition: partition, offset: offset) }
+    }
+    @inlinable public var headers: [Header] {
+        get { fields.headers }
+        set { self = EventMeta(key: key, timestamp: timestamp, headers: newValue, topic: topic, partition: partition, offset: offset) }
+    }
+    @inlinable public var topic: String? {
+        get { fields.topic }
+        set { self = EventMeta(key: key, timestamp: timestamp, headers: headers, topic: newValue, partition: partition, offset: offset) }
+    }
+    @inlinable public var partition: Int32? {
+        get { fields.partition }
+        set { self = EventMeta(key: key, timestamp: timestamp, headers: headers, topic: topic, partition: newValue, offset: offset) }
+    }
+    @inlinable public var offset: Int64? {
+        get { fields.offset }
+        set { self = EventMeta(key: key, timestamp: timestamp, headers: headers, topic: topic, partition: partition, offset: newValue) }
+    }
+
+    public static func == (a: EventMeta, b: EventMeta) -> Bool {
+        a.fields === b.fields || (a.key == b.key && a.timestamp == b.timestamp && a.headers == b.headers
+                                  && a.topic == b.topic && a.partition == b.partition && a.offset == b.offset)
     }
 }
 
