@@ -125,8 +125,11 @@ int sj_paths_add(sj_paths *t, const uint8_t *const *segs, const size_t *seg_lens
 
 /* p at '{'. Fills slots of node's subtree. Returns pointer past the object (or end).
  * Recursion depth is bounded by the trie's depth, not by the input. */
+/* *left counts the slots still to find when the input's keys are known to be distinct (each
+ * slot is then found at most once, so the walk stops at the last one); NULL scans everything
+ * (a later duplicate key replaces an earlier one). */
 static const uint8_t *find_in_object(const sj_paths *t, int32_t node, const uint8_t *base, const uint8_t *p,
-                                     const uint8_t *end, sj_value *out) {
+                                     const uint8_t *end, sj_value *out, int *left) {
     p = skip_ws(p + 1, end);
     if (p >= end) return end;
     if (*p == '}') return p + 1;
@@ -150,7 +153,7 @@ static const uint8_t *find_in_object(const sj_paths *t, int32_t node, const uint
             int ty = type_of(*v);
             if (nd->first_child >= 0) {
                 clear_subtree(t, child, out); /* a later duplicate key replaces an earlier one */
-                if (ty == SJ_OBJECT) p = find_in_object(t, child, base, v, end, out);
+                if (ty == SJ_OBJECT) p = find_in_object(t, child, base, v, end, out, left);
                 else p = skip_value(v, end);
             } else {
                 p = skip_value(v, end);
@@ -160,6 +163,7 @@ static const uint8_t *find_in_object(const sj_paths *t, int32_t node, const uint
                 o->type = ty;
                 o->off = (size_t)(v - base);
                 o->len = (size_t)(p - v);
+                if (left && --*left == 0) return end; /* every slot found: stop the whole walk */
             }
         }
         p = skip_ws(p, end);
@@ -173,14 +177,21 @@ static const uint8_t *find_in_object(const sj_paths *t, int32_t node, const uint
     }
 }
 
-void sj_find_many(const sj_paths *t, const uint8_t *p, size_t n, sj_value *out) {
+static void find_many(const sj_paths *t, const uint8_t *p, size_t n, sj_value *out, int *left) {
     if (!t) return;
     for (int i = 0; i < t->nslots; i++) out[i] = (sj_value){SJ_MISSING, 0, 0, 0};
-    if (!p) return;
+    if (!p || (left && *left == 0)) return;
     const uint8_t *end = p + n;
     const uint8_t *q = skip_ws(p, end);
     if (q >= end || *q != '{') return;
-    find_in_object(t, 0, p, q, end, out);
+    find_in_object(t, 0, p, q, end, out, left);
+}
+
+void sj_find_many(const sj_paths *t, const uint8_t *p, size_t n, sj_value *out) { find_many(t, p, n, out, NULL); }
+
+void sj_find_many_distinct(const sj_paths *t, const uint8_t *p, size_t n, sj_value *out) {
+    int left = t ? t->nslots : 0;
+    find_many(t, p, n, out, &left);
 }
 
 /* Finds the last member named key in the object at p ('{'). */

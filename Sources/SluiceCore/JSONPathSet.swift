@@ -29,11 +29,20 @@ public final class JSONPathSet: @unchecked Sendable {
     }
 
     /// Finds every path in `event` (a JSON object) and calls body with the value of each slot.
+    /// With `distinctKeys` (the bytes are known to repeat no key in any object, e.g. the Lua
+    /// encoder wrote them) the scan stops at the last path found instead of looking for a later
+    /// duplicate.
     @inline(__always)
-    public func find<R>(in event: UnsafeRawBufferPointer, _ body: (UnsafeBufferPointer<sj_value>) -> R) -> R {
+    public func find<R>(in event: UnsafeRawBufferPointer, distinctKeys: Bool = false,
+                        _ body: (UnsafeBufferPointer<sj_value>) -> R) -> R {
         let n = max(slotCount, 1)
         return withUnsafeTemporaryAllocation(of: sj_value.self, capacity: n) { buf in
-            sj_find_many(trie, event.baseAddress?.assumingMemoryBound(to: UInt8.self), event.count, buf.baseAddress)
+            let bytes = event.baseAddress?.assumingMemoryBound(to: UInt8.self)
+            if distinctKeys {
+                sj_find_many_distinct(trie, bytes, event.count, buf.baseAddress)
+            } else {
+                sj_find_many(trie, bytes, event.count, buf.baseAddress)
+            }
             return body(UnsafeBufferPointer(buf))
         }
     }

@@ -85,9 +85,10 @@ public struct KeyTemplate: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Renders the key like `render(_:)`, appended to `out` (so a batch's keys can share one buffer).
-    public func render(_ json: ArraySlice<UInt8>, appendingTo out: inout [UInt8]) {
+    /// `distinctKeys`: the bytes repeat no key in any object (see `JSONPathSet.find`).
+    public func render(_ json: ArraySlice<UInt8>, distinctKeys: Bool = false, appendingTo out: inout [UInt8]) {
         json.withUnsafeBufferPointer { input in
-            paths.find(in: UnsafeRawBufferPointer(input)) { values in
+            paths.find(in: UnsafeRawBufferPointer(input), distinctKeys: distinctKeys) { values in
                 for part in parts {
                     switch part {
                     case .literal(let l): out.append(contentsOf: l)

@@ -43,7 +43,7 @@ final class KafkaOutput: SinkOutput {
             keys.reserveCapacity(batch.count * 24)
             keyEnds.reserveCapacity(batch.count)
             for i in 0..<batch.count {
-                key.render(batch.payload(i), appendingTo: &keys)
+                key.render(batch.payload(i), distinctKeys: batch.hasDistinctKeys(i), appendingTo: &keys)
                 keyEnds.append(keys.count)
             }
         }

@@ -10,6 +10,9 @@ struct SinkBatch: Sendable {
     var metas: [EventMeta?] = []
     /// Batches (of the source) whose delivery waits for this sink batch.
     var acks: [Acknowledgement] = []
+    /// Bit i set: event i was written by an encoder that never repeats a key in an object (the Lua
+    /// encoder, from a table), so a key template may stop at the first match.
+    private var distinct: [UInt64] = []
 
     var count: Int { ends.count }
     var isEmpty: Bool { ends.isEmpty }
@@ -41,16 +44,34 @@ struct SinkBatch: Sendable {
         ends.append(data.count)
     }
 
+    /// Marks the last event as written with distinct keys in every object.
+    mutating func markDistinctKeys() {
+        if ends.count > 0 { mark(ends.count - 1) }
+    }
+
+    private mutating func mark(_ i: Int) {
+        while distinct.count <= i >> 6 { distinct.append(0) }
+        distinct[i >> 6] |= 1 << UInt64(i & 63)
+    }
+
+    /// Whether event `i` was marked by `markDistinctKeys`.
+    func hasDistinctKeys(_ i: Int) -> Bool {
+        i >> 6 < distinct.count && distinct[i >> 6] & (1 << UInt64(i & 63)) != 0
+    }
+
     /// Appends every event of `other`, with its metadata and acknowledgements.
     mutating func append(contentsOf other: SinkBatch) {
         if !other.metas.isEmpty || !metas.isEmpty {
             while metas.count < ends.count { metas.append(nil) }
             for i in 0..<other.count { metas.append(other.meta(i)) }
         }
-        let base = data.count
+        let base = data.count, first = ends.count
         data.append(contentsOf: other.data)
         ends.append(contentsOf: other.ends.map { $0 + base })
         acks.append(contentsOf: other.acks)
+        if !other.distinct.isEmpty {
+            for i in 0..<other.count where other.hasDistinctKeys(i) { mark(first + i) }
+        }
     }
 
     /// The payload of event `i`, without its newline.

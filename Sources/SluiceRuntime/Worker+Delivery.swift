@@ -47,7 +47,9 @@ extension Worker {
             if case .failure(let f) = engine.encodeJSON(h, into: &data) { failure = f; return false }
             return true
         }
-        if !written, let failure {
+        if written {
+            sinkOut[sink].markDistinctKeys()
+        } else if let failure {
             deadLetter(component: plan.sinks[sink].name, reason: failure.message, detail: failure.traceback, event: current)
         }
     }

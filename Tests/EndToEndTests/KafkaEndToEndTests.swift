@@ -101,6 +101,51 @@ import Glibc
         scratch.remove()
     }
 
+    /// Message keys rendered from a template: on events a Lua map re-encoded (distinct keys, so the
+    /// render stops at the first match) and on events passed through as they came (a later
+    /// duplicate key wins, as it does for the UDF that decodes them), the same key for each.
+    @Test func keyTemplatesRenderTheSameKeyFromReEncodedAndPassedThroughEvents() async throws {
+        let scratch = try KafkaScratch()
+        let dir = scratch.dir
+        let kafka = try await offPool { try DevKafka(topics: ["in": 1, "tagged": 1, "raw": 1], dir: dir) }
+        defer { kafka.stop() }
+        try dir.write("""
+            local M = {}
+            function M.tag(event) event.tagged = true return event end
+            return M
+            """, to: "udfs/t.lua")
+        try dir.write("""
+            pipeline: keys
+            udfs: { dir: ../udfs }
+            sources:
+              s:
+                kafka: { brokers: '${KAFKA_BROKERS}', topics: [in], group: keys, options: { \(Self.consumerOptions) } }
+            transforms:
+              tagged: { from: s, map: { udf: t.tag } }
+            sinks:
+              re: { from: tagged, kafka: { brokers: '${KAFKA_BROKERS}', topic: tagged, key: '{user}:{ctx.region}' } }
+              raw: { from: s, kafka: { brokers: '${KAFKA_BROKERS}', topic: raw, key: '{user}:{ctx.region}' } }
+            """, to: "pipelines/p.yaml")
+        let input = [#"{"user":"u1","ctx":{"region":"eu"},"n":1}"#,
+                     #"{"user":"first","n":2,"user":"last","ctx":{"region":"us","region":"ap"}}"#,
+                     #"{"zz":0,"user":"u3","n":3}"#,
+                     #"{"user":"a\"b\u00e9","ctx":{"other":1,"region":"x"}}"#,
+                     #"{"ctx":{"region":"eu","a":[{"region":"no"}]},"z":[1,2],"user":42}"#]
+        let keys = ["u1:eu", "last:ap", "u3:", "a\"bé:x", "42:eu"]
+        try await offPool { try kafka.produce(input, topic: "in") }
+        let run = try scratch.run("pipelines/p.yaml", name: "keys", environment: ["KAFKA_BROKERS": kafka.bootstrap])
+        defer { run.kill() }
+        let complete = try await Kafka.eventually { kafka.count("tagged") >= input.count && kafka.count("raw") >= input.count }
+        #expect(complete, "\(run.log)")
+        #expect(try await offPool { run.terminate() } == 0, "\(run.log)")
+        let tagged = try await offPool { try kafka.consume("tagged", format: "%k\t%s\n") }
+        #expect(tagged.map { String($0.prefix { $0 != "\t" }) } == keys, "\(tagged)")
+        #expect(tagged[1].hasSuffix(#"{"ctx":{"region":"ap"},"n":2,"tagged":true,"user":"last"}"#), "\(tagged)")
+        let raw = try await offPool { try kafka.consume("raw", format: "%k\t%s\n") }
+        #expect(raw == zip(keys, input).map { "\($0)\t\($1)" }, "\(raw)")
+        scratch.remove()
+    }
+
     // MARK: crashes and faults
 
     /// A passthrough pipeline: Kafka topic `in` -> Kafka topic `out`, and an optional extra block.

@@ -161,6 +161,32 @@ import SluiceCore
         }
     }
 
+    /// Bytes the Lua encoder wrote repeat no key, so the render may stop at the last path found:
+    /// on such bytes it must agree with the full scan for every kind of path.
+    @Test func renderingBytesWithDistinctKeysAgreesWithTheFullScan() throws {
+        let templates = ["{a}", "{z}", "{a}:{b.c}:{a}", "{b}|{b.c}", "{b.c}|{b}", "{b.c.d}|{z}", "{missing}:{a}",
+                         "{t.x}", "{b.e}{a}", "k-{n}", "{b.c.d}|{b.c}|{b}"]
+        let events = [#"{"a":"x","b":{"c":7,"e":"q"},"n":-1.5,"t":"text","z":[1,{"a":2}]}"#,
+                      #"{"z":null,"b":{"e":{"c":1},"c":{"d":"deep"}},"a":"A"}"#,
+                      #"{"b":[1,2],"a":{"b":{"c":1}}}"#, "{}", #"{"n":0}"#, "[1]", "not json",
+                      #"{"t":{"x":"in"},"a":"","b":{}}"#]
+        for t in templates {
+            let key = try KeyTemplate(t)
+            for e in events {
+                var full: [UInt8] = [], distinct: [UInt8] = []
+                key.render(Array(e.utf8)[...], appendingTo: &full)
+                key.render(Array(e.utf8)[...], distinctKeys: true, appendingTo: &distinct)
+                #expect(distinct == full, "\(t) on \(e)")
+            }
+        }
+        // The walk really stops at the first match: given a duplicate (which such bytes never
+        // have) it keeps the first one, where the full scan takes the last.
+        var out: [UInt8] = []
+        try KeyTemplate("{a}").render(Array(#"{"a":1,"a":2}"#.utf8)[...], distinctKeys: true, appendingTo: &out)
+        #expect(out == Array("1".utf8))
+        #expect(try render("{a}", #"{"a":1,"a":2}"#) == "2")
+    }
+
     @Test func objectsAndArraysRenderAsRawJSON() throws {
         #expect(try render("{o}", #"{"o":{"k":[1,2]}}"#) == #"{"k":[1,2]}"#)
     }

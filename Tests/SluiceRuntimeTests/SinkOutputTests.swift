@@ -34,3 +34,24 @@ import Glibc
         #expect(indices == Array(whole..<200), "\(written) bytes written")
     }
 }
+
+/// Which events of a sink batch were written with distinct keys (so a key template may stop at
+/// the first match) survives appending one batch to another.
+@Suite struct SinkBatchTests {
+    @Test func distinctKeyMarksFollowTheirEventsThroughAppends() {
+        var a = SinkBatch()
+        for i in 0..<70 {
+            a.append(Array("{\"i\":\(i)}".utf8))
+            if i % 3 == 0 { a.markDistinctKeys() }
+        }
+        var b = SinkBatch()
+        b.append(Array("{}".utf8))
+        b.append(Array("{}".utf8))
+        b.markDistinctKeys()
+        b.append(contentsOf: a)
+        #expect(b.count == 72)
+        #expect((0..<72).filter { b.hasDistinctKeys($0) } == [1] + (0..<70).filter { $0 % 3 == 0 }.map { $0 + 2 })
+        #expect(!b.hasDistinctKeys(72) && !SinkBatch().hasDistinctKeys(0))
+        #expect(String(decoding: b.payload(2), as: UTF8.self) == #"{"i":0}"#)
+    }
+}

@@ -95,6 +95,10 @@ size_t sj_paths_count(const sj_paths *t);
 /* Finds every path of t in the top-level object p[0..n) in one pass. out[slot] gets
  * each value (SJ_MISSING if absent or if a parent is not an object). */
 void sj_find_many(const sj_paths *t, const uint8_t *p, size_t n, sj_value *out);
+/* sj_find_many for input whose objects are known to have distinct keys (e.g. written by the Lua
+ * encoder from a table): stops after the last path is found instead of scanning to the end for a
+ * later duplicate. On input with duplicate keys it may return an earlier one. */
+void sj_find_many_distinct(const sj_paths *t, const uint8_t *p, size_t n, sj_value *out);
 
 /* sj_validate and sj_find_many in one pass: validates p[0..n) like sj_validate and, while
  * doing so, finds every path of t (out as for sj_find_many). out is meaningful only when the
