@@ -1,8 +1,9 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-/// The event path is guarded by ownership (one worker owns its state), so dynamic exclusivity
-/// checks only cost time there. Checked builds (debug, tests) keep them.
+/// The event path is guarded by ownership (one worker owns its state and its Lua engine, one source
+/// thread its Kafka consumer), so dynamic exclusivity checks only cost time there. Checked builds
+/// (debug, tests) keep them.
 let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
 // Linux only: the runtime uses Glibc, inotify and Debian system libraries.
@@ -34,12 +35,12 @@ let package = Package(
         .target(name: "SluiceCore", dependencies: ["CSluiceJSON", .product(name: "DequeModule", package: "swift-collections")],
                 swiftSettings: hotPath),
         .target(name: "SluiceSpec", dependencies: ["CYaml", "SluiceCore"]),
-        .target(name: "SluiceLua", dependencies: ["CSluiceLua", "SluiceCore"]),
+        .target(name: "SluiceLua", dependencies: ["CSluiceLua", "SluiceCore"], swiftSettings: hotPath),
         .target(name: "SluiceRuntime", dependencies: ["SluiceCore", "SluiceSpec", "SluiceLua", "SluiceKafka", "SluiceHTTP", "CMemcached"],
                 swiftSettings: hotPath),
         // A libcurl-multi HTTP client (one I/O thread per client): the HTTP sink; reusable by lookups.
         .target(name: "SluiceHTTP", dependencies: ["CCurl"]),
-        .target(name: "SluiceKafka", dependencies: ["CRdKafka", "SluiceCore", "CSluiceJSON"]),
+        .target(name: "SluiceKafka", dependencies: ["CRdKafka", "SluiceCore", "CSluiceJSON"], swiftSettings: hotPath),
         .executableTarget(name: "sluice", dependencies: [
             "SluiceRuntime", "SluiceSpec", "SluiceCore", "SluiceKafka",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
