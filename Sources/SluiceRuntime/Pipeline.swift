@@ -132,7 +132,7 @@ public final class Pipeline: Sendable {
         }
         var runners: [SinkRunner] = []
         for (i, sink) in spec.sinks.enumerated() {
-            runners.append(SinkRunner(name: sink.name, queue: sink.queue, bytes: spec.settings.queueBytes, output: try Self.retrying(try output(sink), sink, options),
+            runners.append(SinkRunner(name: sink.name, queue: sink.queue, bytes: spec.settings.queueBytes, output: Self.retrying(try output(sink), sink, options),
                                       coalesce: Self.coalescing(sink), tap: taps.map { ($0, plan.nodes.count + i) }))
         }
         let deadLetterTap = taps.map { ($0, plan.nodes.count + spec.sinks.count) }
