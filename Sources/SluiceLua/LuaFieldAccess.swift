@@ -6,7 +6,8 @@
 /// `nil` (decode everything) as soon as the event itself could escape or change: used bare
 /// (`return event`, `f(event)`, `pairs(event)`, `local e = event`), indexed by an expression
 /// (`event[k]`), assigned to (`event.x = 1`), in a list that may be assigned to at statement
-/// level (`event.x, y = ...`), shadowed, or reached through `...`. A chain's value is decoded
+/// level (`event.x, y = ...`), shadowed, used inside a nested function (a closure may keep it),
+/// or reached through `...`. A chain's value is decoded
 /// whole, so whatever the function does with `event.client` sees all of it.
 public enum LuaFieldAccess {
     /// Field paths read by the function whose text is at `firstLine...lastLine` of `source`
@@ -79,6 +80,10 @@ public enum LuaFieldAccess {
                     i += 1
                     continue
                 }
+                // Inside a nested function the event is captured by a closure that may outlive
+                // the call (stored in an upvalue, a coroutine), and the decoded tables are kept for
+                // the next event: only a whole decode (fresh tables) is safe.
+                if functions.count > 1 { return nil }
                 var path: [String] = []
                 var j = i + 1
                 while j + 1 < t.count, t[j].text == ".", t[j + 1].kind == .name {

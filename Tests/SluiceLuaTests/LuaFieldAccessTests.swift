@@ -60,6 +60,10 @@ import Testing
         "function M.f(event) return (function(event) return event.a end)({}) end",
         "function M.f(event) local t = { g = function() event.a, y = 1, 2 end } return t end",
         "function M.f(event) ctx.emit(event) end",
+        // (a nested function on a line of its own: only one function may start on the first line)
+        "function M.f(event)\n later = function() return event.a end\n return true\nend",
+        "function M.f(event)\n return coroutine.wrap(function() return event.ip end)()\nend",
+        "function M.f(event)\n local function g() return event.a.b end\n return g()\nend",
         "function M.f(event) return event.a end function M.g(event) return event end",
     ])
     func doubtfulUsesDecodeEverything(_ source: String) {

@@ -29,6 +29,29 @@ import SluiceCore
         (r.captured[sink] ?? []).map { String(decoding: $0, as: UTF8.self) }
     }
 
+    /// A closure made during one call keeps that call's event: the next event must not be
+    /// decoded into the table it captured.
+    @Test func aClosureThatCapturedAnEarlierEventStillSeesThatEvent() throws {
+        let s = try Stateful.spec("""
+        sources: { s: { stdin: {} } }
+        transforms:
+          m: { from: s, map: { udf: c.f } }
+        sinks:
+          o: { from: m, stdout: {} }
+        """, udfs: ["c.lua": """
+            local M = {}
+            local previous
+            function M.f(event)
+              local out = previous and previous() or "none"
+              previous = function() return event.x end
+              return { x = event.x, prev = out }
+            end
+            return M
+            """])
+        let r = try Stateful.run(s, ["s": [#"{"x":1}"#, #"{"x":2}"#, #"{"x":3,"y":0}"#]])
+        #expect(lines(r, "o") == [#"{"prev":"none","x":1}"#, #"{"prev":1,"x":2}"#, #"{"prev":2,"x":3}"#])
+    }
+
     @Test func aFilterBeforeAMapThatReturnsItsEventGetsTheWholeEvent() throws {
         let s = try Stateful.spec("""
         sources: { s: { stdin: {} } }
