@@ -72,6 +72,7 @@ def main():
     ap.add_argument("--latencies", default="5,20")
     ap.add_argument("--concurrency", default="1,8,32,128")
     args = ap.parse_args()
+    args.sluice = os.path.abspath(args.sluice)   # the runs start in their own directories
     print("| latency | concurrency | no cache: events/s | serial bound (1/latency x c) | cache (50 keys): events/s |")
     print("|---|---|---|---|---|")
     for latency in [int(x) for x in args.latencies.split(",")]:

@@ -107,6 +107,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--modes", default="stdin,follow,kafka")
     args = ap.parse_args()
+    args.sluice = os.path.abspath(args.sluice)   # the runs start in their own directories
     if not os.path.exists(args.sluice):
         subprocess.check_call(["swift", "build", "-c", "release", "--product", "sluice"], cwd=ROOT)
     rates = [int(r) for r in args.rates.split(",")]
