@@ -124,10 +124,10 @@ int sj_paths_add(sj_paths *t, const uint8_t *const *segs, const size_t *seg_lens
 }
 
 /* p at '{'. Fills slots of node's subtree. Returns pointer past the object (or end).
- * Recursion depth is bounded by the trie's depth, not by the input. */
-/* *left counts the slots still to find when the input's keys are known to be distinct (each
- * slot is then found at most once, so the walk stops at the last one); NULL scans everything
- * (a later duplicate key replaces an earlier one). */
+ * Recursion depth is bounded by the trie's depth, not by the input. `left` counts the slots
+ * still to find when the input's keys are known to be distinct (each slot is then found at most
+ * once, so the walk stops at the last one); NULL scans everything (a later duplicate key
+ * replaces an earlier one). */
 static const uint8_t *find_in_object(const sj_paths *t, int32_t node, const uint8_t *base, const uint8_t *p,
                                      const uint8_t *end, sj_value *out, int *left) {
     p = skip_ws(p + 1, end);

@@ -152,20 +152,14 @@ static int parse_string(lua_State *L, jp *j) {
     }
 }
 
-static inline uint64_t load64u(const uint8_t *p) {
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-
 /* The n bytes at a and b are equal (n <= SL_KEY_CACHE_LEN; a is a cache entry, readable to its
  * end; b has at least 8 bytes readable when n < 8). Word compares instead of a memcmp call. */
 static inline int key_bytes_eq(const uint8_t *a, const uint8_t *b, size_t n, uint64_t b_head) {
-    if (n < 8) return n == 0 || ((load64u(a) ^ b_head) << (64 - 8 * n)) == 0;
+    if (n < 8) return n == 0 || ((load64(a) ^ b_head) << (64 - 8 * n)) == 0;
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
-        if (load64u(a + i) != load64u(b + i)) return 0;
-    return i == n || load64u(a + n - 8) == load64u(b + n - 8);
+        if (load64(a + i) != load64(b + i)) return 0;
+    return i == n || load64(a + n - 8) == load64(b + n - 8);
 }
 
 /* An object key: plain keys up to SL_KEY_CACHE_LEN bytes come from a small direct-mapped
@@ -178,10 +172,10 @@ static int parse_key(lua_State *L, jp *j) {
     /* hash of the length and the first and last 8 bytes (keys are short) */
     uint64_t a = 0, b = 0;
     if (n >= 8) {
-        a = load64u(s);
-        b = load64u(s + n - 8);
+        a = load64(s);
+        b = load64(s + n - 8);
     } else if (end - s >= 8) {
-        a = n ? load64u(s) & (~0ull >> (64 - 8 * n)) : 0; /* a key is followed by more input */
+        a = n ? load64(s) & (~0ull >> (64 - 8 * n)) : 0; /* a key is followed by more input */
     } else {
         memcpy(&a, s, n);
     }

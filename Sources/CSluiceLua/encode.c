@@ -94,33 +94,6 @@ static int enc_fail(sl_engine *e, int depth, const char *what) {
     return -1;
 }
 
-/* Nonzero if a word holds a byte that needs attention in a string: '"', '\\', a control byte or
- * a non-ASCII byte. A borrow can flag a plain byte, but only above one that needs attention, so
- * zero is exact; a nonzero word goes down the byte-wise path, which decides for itself. */
-static inline uint64_t word_needs_care(uint64_t x) {
-    const uint64_t ones = 0x0101010101010101ull;
-    uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
-    return ((x - ones * 0x20) | (q - ones) | (b - ones) | x) & (ones * 0x80);
-}
-
-static inline uint32_t half_needs_care(uint32_t x) {
-    const uint32_t ones = 0x01010101u;
-    uint32_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
-    return ((x - ones * 0x20) | (q - ones) | (b - ones) | x) & (ones * 0x80);
-}
-
-static inline uint64_t load8(const uint8_t *p) {
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-
-static inline uint32_t load4(const uint8_t *p) {
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
 /* Writes a JSON string; invalid UTF-8 fails. */
 static int enc_string(sl_engine *e, const char *s, size_t n, int depth) {
     static const char hex[] = "0123456789abcdef";
@@ -130,15 +103,16 @@ static int enc_string(sl_engine *e, const char *s, size_t n, int depth) {
     *o++ = '"';
     /* The common short string (keys, ids, codes): two overlapping words, no byte loop. */
     if (n >= 8 && n <= 16) {
-        uint64_t a = load8(p), b = load8(end - 8);
+        uint64_t a = load64(p), b = load64(end - 8);
         if (!(word_needs_care(a) | word_needs_care(b))) {
             memcpy(o, &a, 8);
             memcpy(o + n - 8, &b, 8);
             goto plain;
         }
     } else if (n >= 4 && n < 8) {
-        uint32_t a = load4(p), b = load4(end - 4);
-        if (!(half_needs_care(a) | half_needs_care(b))) {
+        uint32_t a = load32(p), b = load32(end - 4);
+        /* both overlapping halves checked as one word */
+        if (!word_needs_care(((uint64_t)b << 32) | a)) {
             memcpy(o, &a, 4);
             memcpy(o + n - 4, &b, 4);
             goto plain;

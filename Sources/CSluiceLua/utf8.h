@@ -1,7 +1,8 @@
 #pragma once
-/* Private to CSluiceLua: byte classes of JSON strings, UTF-8 validation and the plain-byte scan,
- * shared by decode.c and encode.c. */
+/* Private to CSluiceLua: byte classes of JSON strings, UTF-8 validation, the plain-byte scan and
+ * unaligned loads, shared by decode.c and encode.c. */
 #include <stdint.h>
+#include <string.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -38,6 +39,27 @@ static inline int utf8_len(const uint8_t *p, const uint8_t *end) {
         return 4;
     }
     return 0;
+}
+
+static inline uint64_t load64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline uint32_t load32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* Nonzero if a word holds a byte that needs attention in a string: '"', '\\', a control byte or
+ * a non-ASCII byte. A borrow can flag a plain byte, but only above one that needs attention, so
+ * zero is exact; a nonzero word goes down the byte-wise path, which decides for itself. */
+static inline uint64_t word_needs_care(uint64_t x) {
+    const uint64_t ones = 0x0101010101010101ull;
+    uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+    return ((x - ones * 0x20) | (q - ones) | (b - ones) | x) & (ones * 0x80);
 }
 
 /* Skips bytes that need no attention inside a string (not '"', '\\', control or non-ASCII). */
