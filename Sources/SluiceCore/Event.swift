@@ -1,8 +1,8 @@
 /// Kafka-style metadata carried beside an event's payload.
 ///
 /// Its fields live in one shared, immutable object, so copying an event (which happens at every
-/// hand-over between stages) costs one reference count instead of one per field; a change makes a
-/// new object. Metadata is set once by a source and read after that.
+/// hand-over between stages) costs one reference count instead of one per field. Metadata is set
+/// once, by the source that made the event, and only read after that.
 public struct EventMeta: Sendable, Equatable {
     @usableFromInline
     final class Fields: Sendable {
@@ -20,7 +20,7 @@ public struct EventMeta: Sendable, Equatable {
         }
     }
 
-    @usableFromInline var fields: Fields
+    @usableFromInline let fields: Fields
 
     public struct Header: Sendable, Equatable {
         public var name: String
@@ -34,30 +34,12 @@ public struct EventMeta: Sendable, Equatable {
         fields = Fields(key: key, timestamp: timestamp, headers: headers, topic: topic, partition: partition, offset: offset)
     }
 
-    @inlinable public var key: [UInt8]? {
-        get { fields.key }
-        set { self = EventMeta(key: newValue, timestamp: timestamp, headers: headers, topic: topic, partition: partition, offset: offset) }
-    }
-    @inlinable public var timestamp: Int64? {
-        get { fields.timestamp }
-        set { self = EventMeta(key: key, timestamp: newValue, headers: headers, topic: topic, partition: partition, offset: offset) }
-    }
-    @inlinable public var headers: [Header] {
-        get { fields.headers }
-        set { self = EventMeta(key: key, timestamp: timestamp, headers: newValue, topic: topic, partition: partition, offset: offset) }
-    }
-    @inlinable public var topic: String? {
-        get { fields.topic }
-        set { self = EventMeta(key: key, timestamp: timestamp, headers: headers, topic: newValue, partition: partition, offset: offset) }
-    }
-    @inlinable public var partition: Int32? {
-        get { fields.partition }
-        set { self = EventMeta(key: key, timestamp: timestamp, headers: headers, topic: topic, partition: newValue, offset: offset) }
-    }
-    @inlinable public var offset: Int64? {
-        get { fields.offset }
-        set { self = EventMeta(key: key, timestamp: timestamp, headers: headers, topic: topic, partition: partition, offset: newValue) }
-    }
+    @inlinable public var key: [UInt8]? { fields.key }
+    @inlinable public var timestamp: Int64? { fields.timestamp }
+    @inlinable public var headers: [Header] { fields.headers }
+    @inlinable public var topic: String? { fields.topic }
+    @inlinable public var partition: Int32? { fields.partition }
+    @inlinable public var offset: Int64? { fields.offset }
 
     public static func == (a: EventMeta, b: EventMeta) -> Bool {
         a.fields === b.fields || (a.key == b.key && a.timestamp == b.timestamp && a.headers == b.headers

@@ -17,36 +17,33 @@ struct SinkBatch: Sendable {
     var count: Int { ends.count }
     var isEmpty: Bool { ends.isEmpty }
 
-    mutating func append<C: Collection>(_ payload: C, meta: EventMeta? = nil) where C.Element == UInt8 {
+    /// `distinctKeys`: the payload repeats no key in any object (see `distinct`).
+    mutating func append<C: Collection>(_ payload: C, meta: EventMeta? = nil, distinctKeys: Bool = false) where C.Element == UInt8 {
         data.append(contentsOf: payload)
-        endWritten(meta: meta)
+        endWritten(meta: meta, distinctKeys: distinctKeys)
     }
 
     /// Appends an event that `write` writes straight into `data` (an encoder appending its output);
     /// when `write` returns false (the encoding failed) the batch is left as it was.
-    mutating func appendWritten(meta: EventMeta?, _ write: (inout [UInt8]) -> Bool) -> Bool {
+    mutating func appendWritten(meta: EventMeta?, distinctKeys: Bool = false, _ write: (inout [UInt8]) -> Bool) -> Bool {
         let start = data.count
         guard write(&data) else {
             data.removeSubrange(start...)
             return false
         }
-        endWritten(meta: meta)
+        endWritten(meta: meta, distinctKeys: distinctKeys)
         return true
     }
 
     /// Ends the event whose payload was just appended to `data` (the bytes since the last event).
-    mutating func endWritten(meta: EventMeta?) {
+    mutating func endWritten(meta: EventMeta?, distinctKeys: Bool = false) {
         if meta != nil || !metas.isEmpty {
             while metas.count < ends.count { metas.append(nil) }
             metas.append(meta)
         }
+        if distinctKeys { mark(ends.count) }
         data.append(0x0A)
         ends.append(data.count)
-    }
-
-    /// Marks the last event as written with distinct keys in every object.
-    mutating func markDistinctKeys() {
-        if ends.count > 0 { mark(ends.count - 1) }
     }
 
     private mutating func mark(_ i: Int) {
@@ -54,7 +51,7 @@ struct SinkBatch: Sendable {
         distinct[i >> 6] |= 1 << UInt64(i & 63)
     }
 
-    /// Whether event `i` was marked by `markDistinctKeys`.
+    /// Whether event `i` was appended with `distinctKeys`.
     func hasDistinctKeys(_ i: Int) -> Bool {
         i >> 6 < distinct.count && distinct[i >> 6] & (1 << UInt64(i & 63)) != 0
     }

@@ -43,13 +43,11 @@ extension Worker {
     /// current event with the reason it cannot be encoded.
     func encode(_ h: LuaEventHandle, into sink: Int, engine: LuaEngine) {
         var failure: LuaFailure?
-        let written = sinkOut[sink].appendWritten(meta: current.meta) { data in
+        let written = sinkOut[sink].appendWritten(meta: current.meta, distinctKeys: true) { data in
             if case .failure(let f) = engine.encodeJSON(h, into: &data) { failure = f; return false }
             return true
         }
-        if written {
-            sinkOut[sink].markDistinctKeys()
-        } else if let failure {
+        if !written, let failure {
             deadLetter(component: plan.sinks[sink].name, reason: failure.message, detail: failure.traceback, event: current)
         }
     }

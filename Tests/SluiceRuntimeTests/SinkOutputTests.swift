@@ -40,14 +40,10 @@ import Glibc
 @Suite struct SinkBatchTests {
     @Test func distinctKeyMarksFollowTheirEventsThroughAppends() {
         var a = SinkBatch()
-        for i in 0..<70 {
-            a.append(Array("{\"i\":\(i)}".utf8))
-            if i % 3 == 0 { a.markDistinctKeys() }
-        }
+        for i in 0..<70 { a.append(Array("{\"i\":\(i)}".utf8), distinctKeys: i % 3 == 0) }
         var b = SinkBatch()
         b.append(Array("{}".utf8))
-        b.append(Array("{}".utf8))
-        b.markDistinctKeys()
+        b.append(Array("{}".utf8), distinctKeys: true)
         b.append(contentsOf: a)
         #expect(b.count == 72)
         #expect((0..<72).filter { b.hasDistinctKeys($0) } == [1] + (0..<70).filter { $0 % 3 == 0 }.map { $0 + 2 })
